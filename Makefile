@@ -1,0 +1,50 @@
+# exchangis — every target installs what it needs into .venv first.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+HOST ?= 127.0.0.1
+EXCHANGIS_PORT ?= 8080
+export EXCHANGIS_PORT
+
+.PHONY: help run test lint api worker migrate services-up bench clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+$(STAMP): setup.cfg pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test,lint]'
+	touch $(STAMP)
+
+install: $(STAMP)  ## create .venv and install the package with test and lint tools
+
+run: $(STAMP)  ## embedded default: SQLite + embedded Redis + a worker + the API + a demo job
+	$(PY) -m exchangis.cli run --demo
+
+api: $(STAMP)  ## the API alone (needs EXCHANGIS_REDIS_URL or a running embedded Redis)
+	$(PY) -m exchangis.cli api
+
+worker: $(STAMP)  ## one Celery worker (with the reaper schedule)
+	$(PY) -m exchangis.cli worker
+
+migrate: $(STAMP)  ## create or upgrade the metadata schema
+	$(PY) -m exchangis.cli db upgrade
+
+services-up:  ## start local Redis/PostgreSQL/MariaDB when they are down
+	bash scripts/services-up
+
+test: $(STAMP)  ## run the whole test suite (real Redis, PostgreSQL, MariaDB, Celery workers)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)  ## ruff and mypy
+	$(VENV)/bin/ruff check exchangis workers tests bench
+	$(VENV)/bin/ruff format --check exchangis workers tests bench
+	$(VENV)/bin/mypy
+
+bench: $(STAMP)  ## benchmarks under bench/
+	$(PY) bench/transfer.py
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,60 @@
+"""``/datasources``: register connections once, reference them by id from jobs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask.typing import ResponseReturnValue
+from flask_smorest import Blueprint
+
+from exchangis.api.common import current_user, envelope, runtime
+from exchangis.schemas.datasource import (
+    DataSourceCreateSchema,
+    DataSourceSchema,
+    DataSourceTestSchema,
+    DataSourceUpdateSchema,
+)
+from exchangis.services import datasource as service
+
+blp = Blueprint("datasources", __name__, description="Data sources")
+
+
+@blp.route("/datasources", methods=["POST"])
+@blp.arguments(DataSourceCreateSchema)
+def create_datasource(data: dict[str, Any]) -> ResponseReturnValue:
+    """Register a data source."""
+    ds = service.create_datasource(runtime(), current_user(), data)
+    return envelope({"id": ds["id"], **DataSourceSchema().dump(ds)}, http_status=201)
+
+
+@blp.route("/datasources", methods=["GET"])
+def list_datasources() -> ResponseReturnValue:
+    """List data sources (secrets masked)."""
+    items = service.list_datasources(runtime())
+    return envelope({"result": DataSourceSchema(many=True).dump(items), "total": len(items)})
+
+
+@blp.route("/datasources/<int:ds_id>", methods=["GET"])
+def get_datasource(ds_id: int) -> ResponseReturnValue:
+    """Read one data source (secrets masked)."""
+    return envelope(DataSourceSchema().dump(service.get_datasource(runtime(), ds_id)))
+
+
+@blp.route("/datasources/<int:ds_id>", methods=["PUT"])
+@blp.arguments(DataSourceUpdateSchema)
+def update_datasource(data: dict[str, Any], ds_id: int) -> ResponseReturnValue:
+    """Change a data source; a secret sent as ``******`` keeps its value."""
+    return envelope(DataSourceSchema().dump(service.update_datasource(runtime(), ds_id, data)))
+
+
+@blp.route("/datasources/<int:ds_id>", methods=["DELETE"])
+def delete_datasource(ds_id: int) -> ResponseReturnValue:
+    """Delete a data source no job uses."""
+    service.delete_datasource(runtime(), ds_id)
+    return envelope({"id": ds_id})
+
+
+@blp.route("/datasources/<int:ds_id>/test", methods=["POST"])
+def test_datasource(ds_id: int) -> ResponseReturnValue:
+    """Connect to a data source and report how it went."""
+    return envelope(DataSourceTestSchema().dump(service.check_datasource(runtime(), ds_id)))

@@ -1,0 +1,76 @@
+"""Executions and their tasks (E1-E9, T1)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask.typing import ResponseReturnValue
+from flask_smorest import Blueprint
+
+from exchangis.api.common import current_user, envelope, runtime
+from exchangis.schemas.execution import (
+    AllTaskStatusSchema,
+    ExecuteBodySchema,
+    ExecuteResultSchema,
+    ExecutionStatusSchema,
+    KillResultSchema,
+    LabelsOnlyBodySchema,
+    MetricsBodySchema,
+    ProgressSchema,
+    TaskListSchema,
+    TaskMetricsResultSchema,
+)
+from exchangis.services import execution as service
+
+blp = Blueprint("executions", __name__, description="Job executions and tasks")
+
+
+@blp.route("/job/<int:job_id>/execute", methods=["POST"])
+@blp.arguments(ExecuteBodySchema, required=False)
+def execute_job(body: dict[str, Any], job_id: int) -> ResponseReturnValue:
+    """E1: submit an execution of a job."""
+    eid = service.submit_execution(runtime(), job_id, current_user(), body)
+    return envelope(
+        ExecuteResultSchema().dump({"job_execution_id": eid}), message="Submitted succeed"
+    )
+
+
+@blp.route("/job/execution/<eid>/status", methods=["GET"])
+def execution_status(eid: str) -> ResponseReturnValue:
+    """E2: status and progress of an execution."""
+    return envelope(ExecutionStatusSchema().dump(service.get_status(runtime(), eid)))
+
+
+@blp.route("/job/execution/<eid>/tasklist", methods=["GET"])
+@blp.route("/job/execution/<eid>/taskList", methods=["GET"])
+def execution_tasks(eid: str) -> ResponseReturnValue:
+    """E3: every task of an execution."""
+    return envelope(TaskListSchema().dump(service.list_tasks(runtime(), eid)))
+
+
+@blp.route("/job/execution/<eid>/progress", methods=["GET"])
+def execution_progress(eid: str) -> ResponseReturnValue:
+    """E4: progress of an execution, tasks grouped by status."""
+    return envelope(ProgressSchema().dump(service.get_progress(runtime(), eid)))
+
+
+@blp.route("/job/execution/<eid>/kill", methods=["POST"])
+@blp.arguments(LabelsOnlyBodySchema, required=False)
+def kill_execution(_body: dict[str, Any], eid: str) -> ResponseReturnValue:
+    """E6: kill an execution."""
+    result = service.kill_execution(runtime(), eid, current_user())
+    return envelope(KillResultSchema().dump(result), message="Kill succeed")
+
+
+@blp.route("/job/<eid>/allTaskStatus", methods=["GET"])
+def all_task_status(eid: str) -> ResponseReturnValue:
+    """E9: every task's status, and whether all are completed."""
+    return envelope(AllTaskStatusSchema().dump(service.all_task_status(runtime(), eid)))
+
+
+@blp.route("/task/execution/<int:task_id>/metrics", methods=["POST"])
+@blp.arguments(MetricsBodySchema)
+def task_metrics(body: dict[str, Any], task_id: int) -> ResponseReturnValue:
+    """T1: metrics of a task of an execution."""
+    result = service.get_task_metrics(runtime(), task_id, body["job_execution_id"])
+    return envelope(TaskMetricsResultSchema().dump(result))

@@ -1,0 +1,106 @@
+"""The Flask application factory: blueprints under both prefixes, envelope, error mapping."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Flask
+from flask.typing import ResponseReturnValue
+from flask_smorest import Api
+from werkzeug.exceptions import HTTPException
+
+from exchangis.api import datasource, execution, job
+from exchangis.api.common import PREFIXES, envelope
+from exchangis.errors import ExchangisError
+from exchangis.runtime import Runtime
+from exchangis.schemas.common import wire_zone
+from exchangis.settings import Settings, load_settings
+
+logger = logging.getLogger(__name__)
+
+
+def _schema_errors(exc: HTTPException) -> dict[str, Any]:
+    """Flatten webargs' ``{location: {field: [msgs]}}`` into ``{field: [msgs]}``."""
+    messages = (getattr(exc, "data", None) or {}).get("messages") or {}
+    flat: dict[str, Any] = {}
+    for location_errors in messages.values():
+        if isinstance(location_errors, dict):
+            flat.update(location_errors)
+    return flat
+
+
+def _first_problem(errors: Mapping[str, Any], path: str = "") -> str:
+    for key, value in errors.items():
+        where = (
+            f"{path}.{key}"
+            if path and not str(key).isdigit()
+            else (f"{path}[{key}]" if path else str(key))
+        )
+        if isinstance(value, Mapping):
+            return _first_problem(value, where)
+        if isinstance(value, list) and value:
+            first = value[0]
+            if isinstance(first, Mapping):
+                return _first_problem(first, where)
+            return f"{where}: {first}"
+    return "invalid input"
+
+
+def register_error_handlers(app: Flask) -> None:
+    """Map every error to the envelope and its HTTP code, in one place."""
+
+    @app.errorhandler(ExchangisError)
+    def domain_error(exc: ExchangisError) -> ResponseReturnValue:
+        if exc.http_status >= 500:
+            logger.error("internal error: %s", exc.message)
+        data = {"errors": exc.errors} if exc.errors else None
+        return envelope(data, message=exc.message, status=1, http_status=exc.http_status)
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException) -> ResponseReturnValue:
+        code = exc.code or 500
+        if code == 422 or (code == 400 and _schema_errors(exc)):
+            errors = _schema_errors(exc)
+            return envelope(
+                {"errors": errors}, message=_first_problem(errors), status=1, http_status=400
+            )
+        status = {401: -1, 403: 3}.get(code, 1)
+        return envelope(None, message=exc.description or exc.name, status=status, http_status=code)
+
+    @app.errorhandler(Exception)
+    def unexpected(exc: Exception) -> ResponseReturnValue:
+        logger.exception("unhandled error")
+        return envelope(
+            None, message=f"internal error: {type(exc).__name__}", status=1, http_status=500
+        )
+
+
+def create_app(config: Mapping[str, Any] | Settings | None = None) -> Flask:
+    """Build the API app; ``config`` is a Settings object or setting overrides."""
+    settings = config if isinstance(config, Settings) else load_settings(config)
+    app = Flask("exchangis")
+    app.config.update(
+        API_TITLE="exchangis",
+        API_VERSION="v1",
+        OPENAPI_VERSION="3.0.3",
+        OPENAPI_URL_PREFIX=PREFIXES[0],
+        OPENAPI_JSON_PATH="openapi.json",
+        JSON_SORT_KEYS=False,
+    )
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    rt = Runtime(settings)
+    app.extensions["exchangis"] = rt
+    api = Api(app)
+    for prefix in PREFIXES:
+        tag = "dss_" if "dss" in prefix else ""
+        for module in (datasource, job, execution):
+            api.register_blueprint(module.blp, url_prefix=prefix, name=tag + module.blp.name)
+    register_error_handlers(app)
+
+    @app.before_request
+    def set_zone() -> None:
+        wire_zone.set(rt.zone)
+
+    return app

@@ -1,0 +1,159 @@
+"""``exchangis`` command line: db upgrade, api, worker, reap, and ``run`` (the embedded default)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import FrameType
+
+from exchangis.settings import load_settings
+
+logger = logging.getLogger("exchangis")
+
+
+def cmd_db_upgrade(_: argparse.Namespace) -> int:
+    """Create or upgrade the metadata schema."""
+    from exchangis.migrations import upgrade
+
+    upgrade(load_settings().database_url)
+    print("metadata schema is at head")
+    return 0
+
+
+def cmd_api(_: argparse.Namespace) -> int:
+    """Serve the API with a threaded server (production: gunicorn 'exchangis.app:create_app()')."""
+    from exchangis.app import create_app
+
+    settings = load_settings()
+    create_app(settings).run(
+        host=settings.host, port=settings.port, threaded=True, use_reloader=False
+    )
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    """Run one Celery worker (the reaper runs in its main process)."""
+    from workers.celery_app import create_celery, worker_argv
+
+    settings = load_settings()
+    create_celery(settings).worker_main(worker_argv(settings, args.extra))
+    return 0
+
+
+def cmd_reap(_: argparse.Namespace) -> int:
+    """Run one reaper pass and print the tasks it moved."""
+    from exchangis.engine.reaper import reap
+    from exchangis.runtime import Runtime
+
+    moved = reap(Runtime(load_settings()))
+    print(f"reaped {len(moved)} task(s): {moved}")
+    return 0
+
+
+def _wait_for_http(url: str, timeout: float) -> None:
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=1):
+                return
+        except OSError:
+            time.sleep(0.2)
+    raise RuntimeError(f"{url} did not answer within {timeout:g}s")
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """Start the embedded default: Redis (unless configured), a worker, the API, a demo job."""
+    from exchangis.embedded import EmbeddedRedis
+    from exchangis.migrations import upgrade
+
+    settings = load_settings()
+    data_dir = Path(settings.data_dir)
+    env = dict(os.environ)
+    redis = None
+    if not settings.redis_url:
+        redis = EmbeddedRedis(data_dir / "redis")
+        redis.start()
+        env["EXCHANGIS_REDIS_URL"] = redis.url
+        print(f"embedded redis: {redis.url} (files in {data_dir / 'redis'})")
+    children: list[subprocess.Popen[bytes]] = []
+
+    def stop(*_: object) -> None:
+        for child in children:
+            if child.poll() is None:
+                child.send_signal(signal.SIGTERM)
+        for child in children:
+            try:
+                child.wait(15)
+            except subprocess.TimeoutExpired:
+                child.kill()
+        if redis:
+            redis.stop()
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_signal)
+    try:
+        upgrade(settings.database_url)
+        me = [sys.executable, "-m", "exchangis.cli"]
+        children.append(subprocess.Popen([*me, "worker"], env=env))
+        children.append(subprocess.Popen([*me, "api"], env=env))
+        base = f"http://{settings.host}:{settings.port}/api/rest_j/v1/exchangis"
+        _wait_for_http(f"{base}/openapi.json", 30)
+        print(f"API: {base}  (OpenAPI: {base}/openapi.json)")
+        if args.demo:
+            from exchangis.demo import run_demo
+
+            ok = run_demo(base, data_dir / "demo")
+            if not ok:
+                print("demo job did not succeed; see the logs above")
+                if args.exit_after_demo:
+                    return 1
+        if args.exit_after_demo:
+            return 0
+        print("serving; press Ctrl-C to stop")
+        while all(child.poll() is None for child in children):
+            time.sleep(0.5)
+        print("a child process exited; stopping")
+        return 1
+    except KeyboardInterrupt:
+        print("stopping")
+        return 0
+    finally:
+        stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse the command line and run one command."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    parser = argparse.ArgumentParser(prog="exchangis")
+    sub = parser.add_subparsers(dest="command", required=True)
+    db = sub.add_parser("db", help="metadata schema")
+    db_sub = db.add_subparsers(dest="db_command", required=True)
+    db_sub.add_parser("upgrade", help="create or upgrade the schema").set_defaults(
+        func=cmd_db_upgrade
+    )
+    sub.add_parser("api", help="serve the HTTP API").set_defaults(func=cmd_api)
+    worker = sub.add_parser("worker", help="run a Celery worker")
+    worker.add_argument("extra", nargs="*", help="extra celery worker options")
+    worker.set_defaults(func=cmd_worker)
+    sub.add_parser("reap", help="one reaper pass").set_defaults(func=cmd_reap)
+    run = sub.add_parser("run", help="embedded default: redis, worker, API (and a demo)")
+    run.add_argument("--demo", action="store_true", help="submit a demo job that moves rows")
+    run.add_argument("--exit-after-demo", action="store_true", help="stop after the demo")
+    run.set_defaults(func=cmd_run)
+    args = parser.parse_args(argv)
+    code: int = args.func(args)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

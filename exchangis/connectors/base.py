@@ -1,0 +1,157 @@
+"""Source/Sink contracts every connector implements, and the endpoint spec they are built from.
+
+Data moves as Apache Arrow record batches: a source yields bounded ``pa.RecordBatch`` objects,
+a sink writes them inside one transaction (or a temp file) that ``commit`` publishes and
+``rollback`` discards, so a failed or cancelled task leaves the sink as it was.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    """One connect parameter of a data source type."""
+
+    name: str
+    kind: type = str
+    required: bool = True
+    secret: bool = False
+    default: Any = None
+
+
+@dataclass(frozen=True)
+class DataSourceType:
+    """A data source type: its name, connect parameters (secrets marked) and connectors."""
+
+    name: str
+    params: tuple[ParamSpec, ...]
+    description: str = ""
+    tester: Callable[[Mapping[str, Any]], None] | None = field(default=None, compare=False)
+    """Check that connect params reach the backend; raise ConnectorError (no secrets) if not."""
+
+    @property
+    def secret_params(self) -> frozenset[str]:
+        """Return the names of the connect parameters that must never be shown or logged."""
+        return frozenset(p.name for p in self.params if p.secret)
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where a source reads or a sink writes: data source connect params plus the sub-job's part.
+
+    ``connect`` holds secrets; never log it — use :meth:`describe`.
+    """
+
+    type: str
+    connect: Mapping[str, Any]
+    table: str
+    db: str | None = None
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+    def option(self, key: str, default: Any = None) -> Any:
+        """Return a connector option, or ``default`` when absent or empty."""
+        value = self.options.get(key)
+        return default if value is None or value == "" else value
+
+    def describe(self) -> str:
+        """Return a one-line description that carries no credentials."""
+        where = self.connect.get("host") or self.connect.get("path") or self.connect.get("root")
+        parts = [self.type.lower()]
+        if where:
+            port = self.connect.get("port")
+            parts.append(f"{where}:{port}" if port else str(where))
+        if self.db:
+            parts.append(f"db={self.db}")
+        parts.append(f"table={self.table}")
+        return " ".join(parts)
+
+
+class Source(ABC):
+    """Reads one table or file as a stream of bounded Arrow record batches."""
+
+    type: ClassVar[str]
+    """Data source type this source reads (``MYSQL``, ``POSTGRESQL``, ``SQLITE``, ``FILE``...)."""
+    options: ClassVar[frozenset[str]] = frozenset()
+    """Option keys (``params.sources``) the source accepts; others are rejected at job save."""
+
+    def __init__(self, endpoint: Endpoint) -> None:
+        self.endpoint = endpoint
+
+    @property
+    def traffic(self) -> str:
+        """Return the name shown in metrics (``mysql``, ``postgresql``, ``csv``, ``jsonl``...)."""
+        return self.type.lower()
+
+    @abstractmethod
+    def open(self) -> pa.Schema:
+        """Connect and return the schema of the batches to come (after ``columns``)."""
+
+    def estimate(self) -> int | None:
+        """Return the expected row count for progress, or None when unknown (cheap estimate)."""
+        return None
+
+    def progress(self) -> float | None:
+        """Return the fraction read so far when the source knows it better than rows/estimate."""
+        return None
+
+    @abstractmethod
+    def batches(self, batch_size: int) -> Iterator[pa.RecordBatch]:
+        """Yield record batches of at most ``batch_size`` rows, streaming (never the whole set)."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections and files; safe to call twice."""
+
+    def __enter__(self) -> Source:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class Sink(ABC):
+    """Writes record batches atomically: nothing is visible until ``commit``."""
+
+    type: ClassVar[str]
+    options: ClassVar[frozenset[str]] = frozenset()
+    """Option keys (``params.sinks``) the sink accepts; others are rejected at job save."""
+
+    def __init__(self, endpoint: Endpoint) -> None:
+        self.endpoint = endpoint
+
+    @property
+    def traffic(self) -> str:
+        """Return the name shown in metrics."""
+        return self.type.lower()
+
+    @abstractmethod
+    def open(self, schema: pa.Schema) -> None:
+        """Connect and begin: create the table if missing, apply ``writeMode`` inside the txn."""
+
+    @abstractmethod
+    def write(self, batch: pa.RecordBatch) -> int:
+        """Write one batch inside the open transaction; return the rows written."""
+
+    @abstractmethod
+    def commit(self) -> None:
+        """Publish everything written since ``open``."""
+
+    @abstractmethod
+    def rollback(self) -> None:
+        """Discard everything written since ``open``; the sink is left as it was."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections and files (rolling back anything uncommitted); safe twice."""
+
+    def __enter__(self) -> Sink:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,577 @@
+"""CSV and JSON Lines files under a data source ``root`` directory.
+
+Sources stream with pyarrow's CSV/JSON readers; CSV columns are read as text (exact: the sink
+database converts). Sinks write a temp file in the target's directory and ``os.replace`` it at
+commit, so a failed task leaves the target as it was.
+"""
+
+from __future__ import annotations
+
+import base64
+import codecs
+import json
+import logging
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any, BinaryIO, ClassVar
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import pyarrow.json as pajson
+
+from exchangis.connectors.base import DataSourceType, Endpoint, ParamSpec, Sink, Source
+from exchangis.connectors.registry import Registry
+from exchangis.connectors.sql import effective_batch_size, positive_int, write_mode
+from exchangis.errors import ConnectorError, InvalidInputError, TerminalConnectorError
+
+log = logging.getLogger(__name__)
+
+NAME = "FILE"
+PARAMS = (ParamSpec("root"),)
+FORMATS = ("csv", "jsonl")
+_EXTENSIONS = {
+    ".csv": "csv",
+    ".tsv": "csv",
+    ".jsonl": "jsonl",
+    ".json": "jsonl",
+    ".ndjson": "jsonl",
+}
+_ALIASES = {"csv": "csv", "tsv": "csv", "jsonl": "jsonl", "json": "jsonl", "ndjson": "jsonl"}
+_CSV_BLOCK_SIZE = 1 << 20  # bytes parsed at a time: bounds memory and progress granularity
+_JSON_BLOCK_SIZE = 1 << 22  # 4 MiB: the longest JSON line a block must hold
+_TRUE = frozenset({"true", "1", "yes", "y", "t"})
+_FALSE = frozenset({"false", "0", "no", "n", "f"})
+_READ_ERRORS = (pa.ArrowException, OSError, UnicodeError, ValueError)
+
+
+def resolve_inside(root: str, relative: str) -> Path:
+    """Return the absolute path of ``relative`` under ``root``, symlinks resolved.
+
+    Raises:
+        InvalidInputError: ``relative`` is empty, absolute, has a ``..`` component, or resolves
+            (through symlinks too) outside ``root``; or ``root`` is not a directory.
+    """
+    if not isinstance(relative, str) or not relative.strip() or "\x00" in relative:
+        raise InvalidInputError("file path must be a non-empty relative path")
+    text = relative.replace("\\", "/")
+    if text.startswith("/") or os.path.isabs(relative) or re.match(r"^[A-Za-z]:", text):
+        raise InvalidInputError(f"file path {relative!r} must be relative to the root")
+    if ".." in text.split("/"):
+        raise InvalidInputError(f"file path {relative!r} must not contain '..'")
+    if not isinstance(root, str) or not root:
+        raise InvalidInputError("file data source has no root directory")
+    base = Path(root).expanduser()
+    if not base.is_dir():
+        raise InvalidInputError(f"file root {root!r} is not a directory")
+    base = base.resolve()
+    target = (base / text).resolve()
+    if target == base or not target.is_relative_to(base):
+        raise InvalidInputError(f"file path {relative!r} resolves outside the root")
+    return target
+
+
+def file_format(endpoint: Endpoint) -> str:
+    """Return ``csv`` or ``jsonl`` from the ``format`` option or the file extension."""
+    option = endpoint.option("format")
+    if option is not None:
+        fmt = _ALIASES.get(str(option).strip().lower())
+        if fmt is None:
+            raise InvalidInputError(f"unknown file format {option!r} (use csv or jsonl)")
+        return fmt
+    suffix = Path(endpoint.table).suffix.lower()
+    fmt = _EXTENSIONS.get(suffix)
+    if fmt is None:
+        raise InvalidInputError(
+            f"cannot tell the format of {endpoint.table!r}: set option format (csv or jsonl)"
+        )
+    return fmt
+
+
+def test_connection(connect: Mapping[str, Any]) -> None:
+    """Check that ``root`` is a readable directory.
+
+    Raises:
+        ConnectorError: the root is missing or unreadable.
+    """
+    root = connect.get("root")
+    if not isinstance(root, str) or not root or not Path(root).expanduser().is_dir():
+        raise TerminalConnectorError(f"file root {root!r} is not a directory")
+    if not os.access(Path(root).expanduser(), os.R_OK | os.X_OK):
+        raise TerminalConnectorError(f"file root {root!r} is not readable")
+
+
+# --- options -----------------------------------------------------------------------------------
+
+
+def _char(endpoint: Endpoint, key: str, default: str) -> str:
+    value = endpoint.option(key, default)
+    value = {"\\t": "\t", "tab": "\t"}.get(value, value)
+    if not isinstance(value, str) or len(value) != 1 or value in "\r\n":
+        raise InvalidInputError(f"option {key} must be a single character, got {value!r}")
+    return value
+
+
+def _flag(endpoint: Endpoint, key: str, default: bool) -> bool:
+    value = endpoint.option(key, default)
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise InvalidInputError(f"option {key} must be true or false, got {value!r}")
+
+
+def _encoding(endpoint: Endpoint) -> str:
+    value = str(endpoint.option("encoding", "utf-8"))
+    try:
+        return codecs.lookup(value).name
+    except LookupError:
+        raise InvalidInputError(f"unknown encoding {value!r}") from None
+
+
+def _default_delimiter(endpoint: Endpoint) -> str:
+    return "\t" if Path(endpoint.table).suffix.lower() == ".tsv" else ","
+
+
+def _root(endpoint: Endpoint) -> str:
+    return str(endpoint.connect.get("root") or "")
+
+
+# --- sources -----------------------------------------------------------------------------------
+
+
+class FileSource(Source):
+    """Read a CSV or JSONL file; ``FileSource(endpoint)`` builds the class for its format."""
+
+    type: ClassVar[str] = NAME
+    options: ClassVar[frozenset[str]] = frozenset(
+        {"format", "delimiter", "header", "encoding", "quoteChar", "nullValue", "batchSize"}
+    )
+    format: ClassVar[str] = ""
+
+    def __new__(cls, endpoint: Endpoint) -> FileSource:
+        """Return a CsvSource or JsonlSource for ``endpoint``'s format."""
+        if cls is FileSource:
+            chosen: type[FileSource] = CsvSource if file_format(endpoint) == "csv" else JsonlSource
+            return super().__new__(chosen)
+        return super().__new__(cls)
+
+    def __init__(self, endpoint: Endpoint) -> None:
+        super().__init__(endpoint)
+        self.path = resolve_inside(_root(endpoint), endpoint.table)
+        self.encoding = _encoding(endpoint)
+        positive_int(endpoint, "batchSize")
+        self._file: Any = None
+        self._reader: Any = None
+        self._size = 0
+        self._consumed = 0.0
+        self._finished = False
+
+    @property
+    def traffic(self) -> str:
+        """Return ``csv`` or ``jsonl``."""
+        return self.format
+
+    def _fail(self, action: str, exc: BaseException) -> TerminalConnectorError:
+        return TerminalConnectorError(f"{action} {self.endpoint.table}: {exc}")
+
+    def _open_file(self) -> Any:
+        if not self.path.is_file():
+            raise TerminalConnectorError(f"file {self.endpoint.table} does not exist")
+        self._size = self.path.stat().st_size
+        return pa.OSFile(str(self.path), "rb")
+
+    def estimate(self) -> int | None:
+        """Return None: a file's row count is unknown until read (see :meth:`progress`)."""
+        return None
+
+    def progress(self) -> float | None:
+        """Return the fraction of the file's bytes behind the rows yielded so far."""
+        if self._file is None and not self._finished:
+            return None
+        if self._finished or self._size == 0:
+            return 1.0
+        return min(1.0, self._consumed / self._size)
+
+    def _tell(self) -> int:
+        try:
+            return int(self._file.tell())
+        except (OSError, ValueError, pa.ArrowException):
+            return self._size
+
+    def batches(self, batch_size: int) -> Iterator[pa.RecordBatch]:
+        """Yield batches of at most ``batch_size`` rows, slicing the reader's blocks."""
+        if self._reader is None:
+            raise TerminalConnectorError("source is not open")
+        size = effective_batch_size(self.endpoint, batch_size)
+        while True:
+            before = self._consumed
+            try:
+                batch = self._reader.read_next_batch()
+            except StopIteration:
+                self._finished = True
+                return
+            except _READ_ERRORS as exc:
+                raise self._fail("read", exc) from None
+            # The reader may have read ahead: spread the bytes read over this block's rows.
+            read = max(before, float(self._tell()))
+            rows = batch.num_rows
+            for start in range(0, rows, size):
+                end = min(rows, start + size)
+                self._consumed = before + (read - before) * end / rows
+                yield batch.slice(start, size)
+            self._consumed = read
+
+    def close(self) -> None:
+        """Close the reader and the file; safe twice."""
+        self._reader = None
+        if self._file is not None:
+            try:
+                self._file.close()
+            finally:
+                self._file = None
+
+
+class CsvSource(FileSource):
+    """Stream a CSV file with ``pyarrow.csv.open_csv``; every column is text."""
+
+    format = "csv"
+
+    def _options(self) -> tuple[pacsv.ReadOptions, pacsv.ParseOptions, bool, str]:
+        header = _flag(self.endpoint, "header", True)
+        parse = pacsv.ParseOptions(
+            delimiter=_char(self.endpoint, "delimiter", _default_delimiter(self.endpoint)),
+            quote_char=_char(self.endpoint, "quoteChar", '"'),
+            newlines_in_values=True,
+        )
+        read = pacsv.ReadOptions(
+            encoding=self.encoding, block_size=_CSV_BLOCK_SIZE, autogenerate_column_names=not header
+        )
+        null_value = self.endpoint.options.get("nullValue")
+        return read, parse, header, "" if null_value is None else str(null_value)
+
+    def open(self) -> pa.Schema:
+        """Learn the column names from the first block, then stream with all-text columns."""
+        read, parse, header, null_value = self._options()
+        try:
+            with self._open_file() as probe:
+                names = pacsv.open_csv(probe, read_options=read, parse_options=parse).schema.names
+            if not header:
+                names = [f"col{i + 1}" for i in range(len(names))]
+                read = pacsv.ReadOptions(
+                    encoding=self.encoding, block_size=_CSV_BLOCK_SIZE, column_names=names
+                )
+            if len(set(names)) != len(names):
+                raise TerminalConnectorError(f"file {self.endpoint.table} repeats column names")
+            convert = pacsv.ConvertOptions(
+                column_types={name: pa.string() for name in names},
+                null_values=[null_value],
+                strings_can_be_null=True,
+                quoted_strings_can_be_null=False,
+            )
+            self._file = self._open_file()
+            self._reader = pacsv.open_csv(
+                self._file, read_options=read, parse_options=parse, convert_options=convert
+            )
+        except ConnectorError:
+            self.close()
+            raise
+        except _READ_ERRORS as exc:
+            self.close()
+            raise self._fail("open", exc) from None
+        schema: pa.Schema = self._reader.schema
+        return schema
+
+
+class JsonlSource(FileSource):
+    """Stream a JSON Lines file with ``pyarrow.json.open_json``.
+
+    Types come from the first block (numbers, booleans, text); text that looks like a date stays
+    text, and a field whose type changes later in the file is an error.
+    """
+
+    format = "jsonl"
+
+    def _stream(self, file: Any) -> Any:
+        if self.encoding == "utf-8":
+            return file
+        return pa.transcoding_input_stream(file, self.encoding, "utf-8")
+
+    def open(self) -> pa.Schema:
+        """Infer the schema from the first block, then stream with it fixed."""
+        read = pajson.ReadOptions(block_size=_JSON_BLOCK_SIZE, use_threads=False)
+        try:
+            with self._open_file() as probe:
+                if self._size == 0:
+                    raise TerminalConnectorError(f"file {self.endpoint.table} is empty")
+                inferred = pajson.open_json(self._stream(probe), read_options=read).schema
+            fields = [
+                pa.field(f.name, pa.string())
+                if pa.types.is_temporal(f.type) or pa.types.is_null(f.type)
+                else f
+                for f in inferred
+            ]
+            parse = pajson.ParseOptions(
+                explicit_schema=pa.schema(fields), unexpected_field_behavior="error"
+            )
+            self._file = self._open_file()
+            self._reader = pajson.open_json(
+                self._stream(self._file), read_options=read, parse_options=parse
+            )
+        except ConnectorError:
+            self.close()
+            raise
+        except _READ_ERRORS as exc:
+            self.close()
+            raise self._fail("open", exc) from None
+        schema: pa.Schema = self._reader.schema
+        return schema
+
+
+# --- sinks -------------------------------------------------------------------------------------
+
+
+def _base64(column: pa.Array) -> pa.Array:
+    return pa.array(
+        [None if v is None else base64.b64encode(v).decode("ascii") for v in column.to_pylist()],
+        type=pa.string(),
+    )
+
+
+def _is_binary(t: pa.DataType) -> bool:
+    return pa.types.is_binary(t) or pa.types.is_large_binary(t) or pa.types.is_fixed_size_binary(t)
+
+
+class FileSink(Sink):
+    """Write a CSV or JSONL file atomically; ``FileSink(endpoint)`` builds the format's class."""
+
+    type: ClassVar[str] = NAME
+    options: ClassVar[frozenset[str]] = frozenset(
+        {"format", "delimiter", "header", "encoding", "quoteChar", "writeMode"}
+    )
+    format: ClassVar[str] = ""
+
+    def __new__(cls, endpoint: Endpoint) -> FileSink:
+        """Return a CsvSink or JsonlSink for ``endpoint``'s format."""
+        if cls is FileSink:
+            chosen: type[FileSink] = CsvSink if file_format(endpoint) == "csv" else JsonlSink
+            return super().__new__(chosen)
+        return super().__new__(cls)
+
+    def __init__(self, endpoint: Endpoint) -> None:
+        super().__init__(endpoint)
+        self.path = resolve_inside(_root(endpoint), endpoint.table)
+        self.mode = write_mode(endpoint)
+        self.encoding = _encoding(endpoint)
+        self._tmp: Path | None = None
+        self._fh: BinaryIO | None = None
+
+    @property
+    def traffic(self) -> str:
+        """Return ``csv`` or ``jsonl``."""
+        return self.format
+
+    def _fail(self, action: str, exc: BaseException) -> TerminalConnectorError:
+        return TerminalConnectorError(f"{action} {self.endpoint.table}: {exc}")
+
+    def _start(self, schema: pa.Schema, appending: bool) -> None:
+        """Prepare the format writer (``appending``: the temp file already holds rows)."""
+
+    def _write(self, batch: pa.RecordBatch) -> None:
+        raise NotImplementedError
+
+    def _finish(self) -> None:
+        """Flush what the format writer buffers."""
+
+    def open(self, schema: pa.Schema) -> None:
+        """Create the temp file beside the target; in append mode start it as a copy."""
+        if self.path.is_dir():
+            raise TerminalConnectorError(f"{self.endpoint.table} is a directory")
+        try:
+            # resolve_inside() proved the path is under root: its parents are too.
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(
+                dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp"
+            )
+            self._tmp, self._fh = Path(tmp), os.fdopen(fd, "wb")
+            appending = False
+            if self.mode == "append" and self.path.is_file():
+                with self.path.open("rb") as existing:
+                    shutil.copyfileobj(existing, self._fh)
+                    if existing.tell() > 0:
+                        appending = True
+                        existing.seek(-1, os.SEEK_END)
+                        if existing.read(1) != b"\n":
+                            self._fh.write(b"\n")
+            self._start(schema, appending)
+        except ConnectorError:
+            self.rollback()
+            raise
+        except (OSError, pa.ArrowException, ValueError) as exc:
+            self.rollback()
+            raise self._fail("open", exc) from None
+
+    def write(self, batch: pa.RecordBatch) -> int:
+        """Append ``batch`` to the temp file."""
+        if self._fh is None:
+            raise TerminalConnectorError("sink is not open")
+        try:
+            self._write(batch)
+        except ConnectorError:
+            raise
+        except (OSError, pa.ArrowException, ValueError, TypeError) as exc:
+            raise self._fail("write", exc) from None
+        return int(batch.num_rows)
+
+    def commit(self) -> None:
+        """Flush and fsync the temp file, then rename it over the target."""
+        if self._fh is None or self._tmp is None:
+            raise TerminalConnectorError("sink is not open")
+        try:
+            self._finish()
+            self._fh.flush()
+            os.fsync(self._fh.fileno())
+            self._fh.close()
+            self._fh = None
+            if self.path.is_file():
+                shutil.copymode(self.path, self._tmp)
+            else:
+                os.chmod(self._tmp, 0o644)
+            os.replace(self._tmp, self.path)
+            self._tmp = None
+        except (OSError, pa.ArrowException, ValueError) as exc:
+            self.rollback()
+            raise self._fail("commit", exc) from None
+
+    def rollback(self) -> None:
+        """Delete the temp file; the target is untouched."""
+        fh, tmp = self._fh, self._tmp
+        self._fh, self._tmp = None, None
+        if fh is not None:
+            try:
+                fh.close()
+            except OSError:
+                log.debug("closing temp file failed path=%s", tmp)
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
+
+    def close(self) -> None:
+        """Discard anything uncommitted; safe twice."""
+        self.rollback()
+
+
+class CsvSink(FileSink):
+    """Write CSV: pyarrow's CSV writer for UTF-8 with ``"`` quotes, else a text writer."""
+
+    format = "csv"
+
+    def __init__(self, endpoint: Endpoint) -> None:
+        super().__init__(endpoint)
+        self.delimiter = _char(endpoint, "delimiter", _default_delimiter(endpoint))
+        self.quote = _char(endpoint, "quoteChar", '"')
+        self.header = _flag(endpoint, "header", True)
+        self._writer: pacsv.CSVWriter | None = None
+        self._schema: pa.Schema | None = None
+
+    def _prepare(self, batch: pa.RecordBatch) -> pa.RecordBatch:
+        if not any(_is_binary(t) for t in batch.schema.types):
+            return batch
+        arrays = [_base64(c) if _is_binary(c.type) else c for c in batch.columns]
+        return pa.RecordBatch.from_arrays(arrays, names=batch.schema.names)
+
+    def _fast(self) -> bool:
+        return self.encoding == "utf-8" and self.quote == '"'
+
+    def _start(self, schema: pa.Schema, appending: bool) -> None:
+        fields = [pa.field(f.name, pa.string()) if _is_binary(f.type) else f for f in schema]
+        self._schema = pa.schema(fields)
+        include_header = self.header and not appending
+        if self._fast():
+            options = pacsv.WriteOptions(include_header=include_header, delimiter=self.delimiter)
+            self._writer = pacsv.CSVWriter(self._fh, self._schema, write_options=options)
+        elif include_header:
+            self._write_lines([[self._quoted(n) for n in schema.names]])
+
+    def _quoted(self, text: str) -> str:
+        q = self.quote
+        return q + text.replace(q, q + q) + q
+
+    def _write_lines(self, rows: list[list[str]]) -> None:
+        assert self._fh is not None
+        text = "".join(self.delimiter.join(row) + "\n" for row in rows)
+        self._fh.write(text.encode(self.encoding))
+
+    def _write(self, batch: pa.RecordBatch) -> None:
+        batch = self._prepare(batch)
+        if self._writer is not None:
+            self._writer.write_batch(batch)
+            return
+        # Text path: NULL is an empty field, every value (even '') is quoted.
+        columns = [pc.cast(c, pa.string()).to_pylist() for c in batch.columns]
+        self._write_lines(
+            [
+                ["" if v is None else self._quoted(v) for v in row]
+                for row in zip(*columns, strict=True)
+            ]
+        )
+
+    def _finish(self) -> None:
+        if self._writer is not None:
+            self._writer.close()  # flushes; the temp file stays open
+            self._writer = None
+
+    def rollback(self) -> None:
+        """Delete the temp file; the target is untouched."""
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            try:
+                writer.close()
+            except (OSError, pa.ArrowException):
+                log.debug("closing csv writer failed table=%s", self.endpoint.table)
+        super().rollback()
+
+
+class JsonlSink(FileSink):
+    """Write one JSON object per line: decimals and temporals as exact strings, bytes base64."""
+
+    format = "jsonl"
+
+    def _column(self, column: pa.Array) -> list[Any]:
+        t = column.type
+        if _is_binary(t):
+            return _base64(column).to_pylist()
+        if pa.types.is_timestamp(t):
+            text = pc.cast(column, pa.string())
+            return pc.replace_substring(text, " ", "T", max_replacements=1).to_pylist()
+        if pa.types.is_decimal(t) or pa.types.is_temporal(t):
+            return pc.cast(column, pa.string()).to_pylist()
+        return column.to_pylist()
+
+    def _write(self, batch: pa.RecordBatch) -> None:
+        assert self._fh is not None
+        names = batch.schema.names
+        columns = [self._column(c) for c in batch.columns]
+        lines = [
+            json.dumps(dict(zip(names, row, strict=True)), ensure_ascii=False, allow_nan=False)
+            for row in zip(*columns, strict=True)
+        ]
+        if lines:
+            self._fh.write(("\n".join(lines) + "\n").encode(self.encoding))
+
+
+def register(registry: Registry) -> None:
+    """Register the FILE data source type and its connectors."""
+    registry.register(
+        DataSourceType(
+            NAME, PARAMS, "CSV / JSON Lines files under a root directory", tester=test_connection
+        ),
+        FileSource,
+        FileSink,
+    )

@@ -1,0 +1,193 @@
+"""Task outcome → execution status; cancel what must be cancelled; write the durable record."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+from exchangis.engine.states import (
+    EXECUTION_FINAL,
+    TASK_FAILURES,
+    TASK_FINAL,
+    ExecutionStatus,
+    TaskStatus,
+)
+from exchangis.models import JobExecution
+from exchangis.runtime import Runtime
+from exchangis.state.store import Transition
+
+logger = logging.getLogger(__name__)
+
+CANCELLABLE = frozenset(
+    {TaskStatus.INITED, TaskStatus.SCHEDULED, TaskStatus.WAIT_FOR_RETRY, TaskStatus.PAUSED}
+)
+NOT_FINAL = frozenset(ExecutionStatus) - EXECUTION_FINAL
+
+
+def task_finished(
+    rt: Runtime, eid: str, tid: int, status: TaskStatus, move: Transition, error: str | None
+) -> None:
+    """React to one task reaching a final status (called once per final move)."""
+    log = rt.job_log(eid)
+    name = (rt.store.task(tid) or {}).get("name", str(tid))
+    line = f"Task {name} (id {tid}) is {status}" + (f": {error}" if error else "")
+    if status in TASK_FAILURES:
+        log.error(line)
+    else:
+        log.info(line)
+    execution = rt.store.execution(eid) or {}
+    permit = execution.get("permit_partial_failures") == "1"
+    if status in TASK_FAILURES and not permit:
+        first = rt.store.transition_execution(
+            eid,
+            ExecutionStatus.FAILED,
+            sources=NOT_FINAL,
+            fields={"error": f"task {name} is {status}"},
+        )
+        if first.moved:
+            log.error(
+                f"Execution failed: task {name} is {status} and partial failures are not "
+                "permitted; cancelling the other tasks"
+            )
+            cancel_remaining(rt, eid, "kill")
+    if move.last:
+        complete(rt, eid)
+
+
+def cancel_remaining(rt: Runtime, eid: str, control: str) -> None:
+    """Stop every task that is not final: flag running ones, cancel queued ones now."""
+    rt.store.set_control(eid, control)
+    revoke: list[str] = []
+    for task in rt.store.tasks(eid):
+        if task.get("status") not in CANCELLABLE:
+            continue
+        tid = int(task["id"])
+        move = rt.store.transition_task(tid, TaskStatus.CANCELLED, sources=CANCELLABLE)
+        if not move.moved:
+            continue
+        if task.get("celery_id"):
+            revoke.append(task["celery_id"])
+        rt.job_log(eid).warn(f"Task {task.get('name')} (id {tid}) is Cancelled before it ran")
+        if move.last:
+            complete(rt, eid)
+    try:
+        rt.dispatcher.revoke(revoke)
+    except Exception:  # the claim refuses cancelled tasks anyway
+        logger.warning("revoke failed execution=%s", eid, exc_info=True)
+
+
+def decide(tasks: list[dict[str, str]], permit: bool, control: str) -> ExecutionStatus:
+    """Return the final execution status for tasks that are all final."""
+    statuses = [TaskStatus(t["status"]) for t in tasks]
+    if control == "kill":
+        return ExecutionStatus.CANCELLED
+    if all(s is TaskStatus.SUCCESS for s in statuses):
+        return ExecutionStatus.SUCCESS
+    if permit and any(s is TaskStatus.SUCCESS for s in statuses):
+        return ExecutionStatus.PARTIAL_SUCCESS
+    if statuses and all(s is TaskStatus.TIMEOUT for s in statuses):
+        return ExecutionStatus.TIMEOUT
+    return ExecutionStatus.FAILED
+
+
+def execution_progress(tasks: list[dict[str, str]]) -> float:
+    """Return the mean task progress; exactly 1.0 only when every task succeeded."""
+    if not tasks:
+        return 0.0
+    values = [
+        1.0 if t.get("status") == TaskStatus.SUCCESS else min(float(t.get("progress") or 0), 0.99)
+        for t in tasks
+    ]
+    mean = sum(values) / len(values)
+    if mean >= 1.0 and any(t.get("status") != TaskStatus.SUCCESS for t in tasks):
+        return 0.99
+    return round(mean, 4)
+
+
+def complete(rt: Runtime, eid: str) -> None:
+    """Every task is final: settle the execution's status and write the durable record once."""
+    execution = rt.store.execution(eid)
+    if execution is None:
+        return
+    tasks = rt.store.tasks(eid)
+    if any(t.get("status") not in TASK_FINAL for t in tasks):
+        return
+    if execution.get("status") not in EXECUTION_FINAL:
+        status = decide(
+            tasks, execution.get("permit_partial_failures") == "1", execution.get("control", "")
+        )
+        rt.store.transition_execution(eid, status, sources=NOT_FINAL)
+    if not rt.store.claim_once(eid, "persisted"):
+        return
+    execution = rt.store.execution(eid) or execution
+    progress = execution_progress(tasks)
+    rt.store.update_execution(eid, {"progress": progress})
+    counts: dict[str, int] = {}
+    for task in tasks:
+        counts[task["status"]] = counts.get(task["status"], 0) + 1
+    summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
+    rt.job_log(eid).info(f"Execution {eid} finished {execution['status']}: {summary}")
+    persist(rt, eid, execution, tasks, progress)
+    rt.store.expire_execution(eid, rt.settings.live_ttl_seconds)
+
+
+def _time(ms: str | None) -> datetime | None:
+    if not ms:
+        return None
+    return datetime.fromtimestamp(int(ms) / 1000, UTC).replace(tzinfo=None)
+
+
+def task_metrics(task: dict[str, str]) -> dict[str, Any]:
+    """Return the metric fields of a task hash as numbers (zeros when absent)."""
+
+    def num(key: str) -> float:
+        return float(task.get(key) or 0)
+
+    return {
+        "read_records": int(num("read_records")),
+        "written_records": int(num("written_records")),
+        "error_records": int(num("error_records")),
+        "ignored_records": int(num("ignored_records")),
+        "bytes": int(num("bytes")),
+        "flow": num("flow"),
+        "cpu": num("cpu"),
+        "memory_mb": num("memory_mb"),
+        "elapsed_ms": int(num("elapsed_ms")),
+        "source_type": task.get("source_type", ""),
+        "sink_type": task.get("sink_type", ""),
+    }
+
+
+def persist(
+    rt: Runtime, eid: str, execution: dict[str, str], tasks: list[dict[str, str]], progress: float
+) -> None:
+    """Write the final execution and task rows (the durable record)."""
+    by_id = {int(t["id"]): t for t in tasks}
+    with rt.sessions.begin() as session:
+        row = session.get(JobExecution, eid)
+        if row is None:
+            logger.error("execution=%s has no SQL row to complete", eid)
+            return
+        row.status = execution["status"]
+        row.progress = progress
+        row.error = execution.get("error") or None
+        row.launch_time = _time(execution.get("launch_time"))
+        row.completed_time = _time(execution.get("completed_time"))
+        row.last_update_time = _time(execution.get("last_update_time")) or row.last_update_time
+        for task_row in row.tasks:
+            live = by_id.get(task_row.id)
+            if live is None:
+                continue
+            task_row.status = live["status"]
+            task_row.progress = (
+                1.0 if live["status"] == TaskStatus.SUCCESS else float(live.get("progress") or 0)
+            )
+            task_row.error = live.get("error") or None
+            task_row.worker_info = live.get("worker_info") or None
+            task_row.attempts = int(live.get("attempts") or 0)
+            task_row.metrics = task_metrics(live)
+            task_row.launch_time = _time(live.get("launch_time"))
+            task_row.last_update_time = (
+                _time(live.get("last_update_time")) or task_row.last_update_time
+            )

@@ -1,0 +1,337 @@
+"""One task's run loop: claim, stream source → mapping → sink, publish progress, finish."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import psutil
+
+from exchangis.connectors.base import Endpoint, Sink, Source
+from exchangis.engine import finalize
+from exchangis.engine.states import ExecutionStatus, TaskStatus
+from exchangis.engine.transform import ColumnMapping
+from exchangis.errors import ConnectorError, InvalidInputError
+from exchangis.models import DataSource, TaskExecution
+from exchangis.runtime import Runtime
+from exchangis.state.logs import LogWriter
+
+logger = logging.getLogger(__name__)
+
+CONTROL_OUTCOME = {"kill": TaskStatus.CANCELLED, "pause": TaskStatus.PAUSED}
+
+
+class StopTransfer(Exception):  # noqa: N818 - a control-flow signal, not an error
+    """Raised inside the loop to stop with a given final status."""
+
+    def __init__(self, status: TaskStatus, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+@dataclass
+class TaskContext:
+    """What a task needs from SQL, loaded before any long I/O (the session is closed after)."""
+
+    plan: dict[str, Any]
+    source: Endpoint
+    sink: Endpoint
+    secrets: tuple[str, ...]
+
+
+def load_context(rt: Runtime, tid: int) -> TaskContext:
+    """Load the task's plan and its data sources' connect params."""
+    with rt.sessions() as session:
+        task = session.get(TaskExecution, tid)
+        if task is None:
+            raise InvalidInputError(f"task {tid} has no row in the metadata database")
+        plan = dict(task.plan)
+        endpoints = []
+        secrets: list[str] = []
+        for side in ("source", "sink"):
+            spec = plan[side]
+            ds = session.get(DataSource, spec["datasource_id"])
+            if ds is None:
+                raise InvalidInputError(f"{side} data source {spec['datasource_id']} was deleted")
+            secret_names = rt.registry.type(ds.type).secret_params
+            secrets += [str(v) for k, v in ds.connect_params.items() if k in secret_names and v]
+            endpoints.append(
+                Endpoint(
+                    type=ds.type,
+                    connect=dict(ds.connect_params),
+                    table=spec["table"],
+                    db=spec.get("db"),
+                    options=dict(spec.get("options") or {}),
+                )
+            )
+    return TaskContext(plan, endpoints[0], endpoints[1], tuple(secrets))
+
+
+class Heartbeat(threading.Thread):
+    """Refresh a running task's heartbeat until stopped (a lost process stops refreshing)."""
+
+    def __init__(self, rt: Runtime, tid: int) -> None:
+        super().__init__(name=f"heartbeat-{tid}", daemon=True)
+        self.rt = rt
+        self.tid = tid
+        self.stopped = threading.Event()
+
+    def run(self) -> None:
+        """Beat every ``heartbeat_seconds`` until stopped."""
+        while not self.stopped.wait(self.rt.settings.heartbeat_seconds):
+            try:
+                self.rt.store.heartbeat(self.tid)
+            except Exception:  # a Redis blip must not kill the transfer; the reaper judges
+                logger.warning("heartbeat failed task=%s", self.tid, exc_info=True)
+
+    def stop(self) -> None:
+        """Stop beating."""
+        self.stopped.set()
+
+
+class Meter:
+    """Counters of one task and their throttled publication to the live state."""
+
+    def __init__(self, rt: Runtime, tid: int, log: LogWriter) -> None:
+        self.rt = rt
+        self.tid = tid
+        self.log = log
+        self.started = time.monotonic()
+        self.read = 0
+        self.written = 0
+        self.errors = 0
+        self.ignored = 0
+        self.bytes = 0
+        self.estimate: int | None = None
+        self.source_progress: float | None = None
+        self.traffic: dict[str, str] = {}
+        self._process = psutil.Process()
+        self._process.cpu_percent(None)
+        self._last_publish = 0.0
+        self._last_log = self.started
+        self._last_records = 0
+        self._last_at = self.started
+
+    def progress(self) -> float:
+        """Return the fraction done, below 1 until the task succeeds."""
+        if self.source_progress is not None:
+            value = self.source_progress
+        elif self.estimate:
+            value = self.read / self.estimate
+        else:
+            value = 0.0
+        return round(min(max(value, 0.0), 0.99), 4)
+
+    def fields(self) -> dict[str, Any]:
+        """Return the metric fields as stored in the task hash."""
+        now = time.monotonic()
+        span = now - self._last_at
+        flow = (self.read - self._last_records) / span if span > 0 else 0.0
+        self._last_at, self._last_records = now, self.read
+        return {
+            "read_records": self.read,
+            "written_records": self.written,
+            "error_records": self.errors,
+            "ignored_records": self.ignored,
+            "bytes": self.bytes,
+            "flow": round(flow, 1),
+            "cpu": round(self._process.cpu_percent(None) / 100.0, 3),
+            "memory_mb": round(self._process.memory_info().rss / 2**20, 1),
+            "elapsed_ms": int((now - self.started) * 1000),
+            **self.traffic,
+        }
+
+    def publish(self, *, force: bool = False) -> None:
+        """Write progress and metrics at most once per ``progress_interval_seconds``."""
+        now = time.monotonic()
+        if not force and now - self._last_publish < self.rt.settings.progress_interval_seconds:
+            return
+        self._last_publish = now
+        self.rt.store.update_task(self.tid, {"progress": self.progress(), **self.fields()})
+        if now - self._last_log >= 10:
+            self._last_log = now
+            elapsed = max(now - self.started, 1e-9)
+            self.log.info(
+                f"Total {self.read} records, {self.bytes} bytes | Speed "
+                f"{self.read / elapsed:.0f} rec/s, {self.bytes / elapsed:.0f} B/s | "
+                f"Error {self.errors} records | Percentage {self.progress() * 100:.1f}%"
+            )
+
+
+def worker_info() -> str:
+    """Return the JSON string that tasklist shows as ``linkisJobInfo``."""
+    return json.dumps({"host": socket.gethostname(), "pid": os.getpid()})
+
+
+class TaskRunner:
+    """Runs one task from claim to final state."""
+
+    def __init__(self, rt: Runtime, tid: int) -> None:
+        self.rt = rt
+        self.tid = tid
+        self.store = rt.store
+
+    def run(self) -> TaskStatus | None:
+        """Claim and run the task; return its final status, or None when the claim failed."""
+        task = self.store.task(self.tid)
+        if task is None:
+            logger.warning("task=%s has no live state; message dropped", self.tid)
+            return None
+        eid = task["execution_id"]
+        attempts = int(task.get("attempts") or 0) + 1
+        claim = self.store.transition_task(
+            self.tid,
+            TaskStatus.RUNNING,
+            sources={TaskStatus.SCHEDULED, TaskStatus.WAIT_FOR_RETRY},
+            fields={
+                "launch_time": self.store.now_ms(),
+                "worker_info": worker_info(),
+                "attempts": attempts,
+                "error": "",
+            },
+        )
+        if not claim.moved:
+            logger.info("claim refused task=%s status=%s", self.tid, claim.previous)
+            return None
+        self.store.heartbeat(self.tid)
+        self.store.transition_execution(
+            eid,
+            ExecutionStatus.RUNNING,
+            sources={ExecutionStatus.SCHEDULED},
+            fields={"launch_time": self.store.now_ms()},
+        )
+        heartbeat = Heartbeat(self.rt, self.tid)
+        heartbeat.start()
+        try:
+            status, error, meter = self._transfer(eid, task.get("name", ""), attempts)
+        finally:
+            heartbeat.stop()
+            self.store.drop_heartbeat(self.tid)
+        fields: dict[str, Any] = {"error": error or "", **meter.fields()}
+        if status is TaskStatus.SUCCESS:
+            fields["progress"] = 1.0
+        else:
+            fields["progress"] = meter.progress()
+        done = self.store.transition_task(
+            self.tid, status, sources={TaskStatus.RUNNING}, fields=fields
+        )
+        if not done.moved:
+            logger.warning("task=%s could not move to %s: now %s", self.tid, status, done.previous)
+            return None
+        finalize.task_finished(self.rt, eid, self.tid, status, done, error)
+        return status
+
+    def _transfer(self, eid: str, name: str, attempt: int) -> tuple[TaskStatus, str | None, Meter]:
+        """Move the data; return (final status, error message, meter). Never raises."""
+        log = self.rt.task_log(self.tid)
+        meter = Meter(self.rt, self.tid, log)
+        source: Source | None = None
+        sink: Sink | None = None
+        try:
+            ctx = load_context(self.rt, self.tid)
+            log = self.rt.task_log(self.tid, ctx.secrets)
+            meter.log = log
+            settings = ctx.plan.get("settings") or {}
+            log.info(f"Task {name} (id {self.tid}) attempt {attempt} started on {worker_info()}")
+            log.info(f"Reading from {ctx.source.describe()}")
+            log.info(
+                f"Writing to {ctx.sink.describe()} writeMode="
+                f"{ctx.sink.options.get('writeMode', 'append')}"
+            )
+            source = self.rt.registry.source(ctx.source)
+            sink = self.rt.registry.sink(ctx.sink)
+            meter.traffic = {"source_type": source.traffic, "sink_type": sink.traffic}
+            schema = source.open()
+            mapping = ColumnMapping(schema, ctx.plan.get("mapping") or [])
+            log.info(f"Columns: {mapping.describe(schema)}")
+            meter.estimate = source.estimate()
+            sink.open(mapping.schema)
+            self._loop(eid, source, sink, mapping, meter, settings)
+            sink.commit()
+            meter.publish(force=True)
+            log.info(
+                f"Task {name} succeeded: read {meter.read} records, wrote {meter.written}, "
+                f"errors {meter.errors}, {meter.bytes} bytes in "
+                f"{time.monotonic() - meter.started:.1f}s"
+            )
+            return TaskStatus.SUCCESS, None, meter
+        except StopTransfer as stop:
+            self._rollback(sink, log)
+            log.warn(f"Task {name} stopped: {stop.reason}; the sink was rolled back")
+            return stop.status, stop.reason, meter
+        except ConnectorError as exc:
+            self._rollback(sink, log)
+            log.error(f"Task {name} failed: {exc.message}; the sink was rolled back")
+            return TaskStatus.FAILED, log.mask(exc.message), meter
+        except Exception as exc:
+            logger.exception("task=%s failed", self.tid)
+            self._rollback(sink, log)
+            text = f"{type(exc).__name__}: {exc}"
+            log.error(f"Task {name} failed: {text}; the sink was rolled back")
+            return TaskStatus.FAILED, log.mask(text), meter
+        finally:
+            for end in (source, sink):
+                if end is not None:
+                    try:
+                        end.close()
+                    except Exception:
+                        logger.warning("close failed task=%s", self.tid, exc_info=True)
+
+    @staticmethod
+    def _rollback(sink: Sink | None, log: LogWriter) -> None:
+        if sink is None:
+            return
+        try:
+            sink.rollback()
+        except Exception as exc:
+            log.error(f"rollback failed: {type(exc).__name__}: {exc}")
+
+    def _check(self, eid: str, meter: Meter, timeout: float) -> None:
+        control = self.store.control(eid)
+        if control in CONTROL_OUTCOME:
+            raise StopTransfer(CONTROL_OUTCOME[control], f"execution {control} requested")
+        if timeout and time.monotonic() - meter.started > timeout:
+            raise StopTransfer(TaskStatus.TIMEOUT, f"timed out after {timeout:g}s")
+
+    def _loop(
+        self,
+        eid: str,
+        source: Source,
+        sink: Sink,
+        mapping: ColumnMapping,
+        meter: Meter,
+        settings: dict[str, Any],
+    ) -> None:
+        speed = int(settings.get("speed_record") or 0)
+        timeout = float(settings.get("timeout_seconds") or 0)
+        batch_size = int(source.endpoint.options.get("batchSize") or self.rt.settings.batch_size)
+        if speed:
+            batch_size = max(1, min(batch_size, speed))
+        self._check(eid, meter, timeout)
+        for batch in source.batches(batch_size):
+            meter.read += batch.num_rows
+            meter.bytes += batch.nbytes
+            meter.written += sink.write(mapping.apply(batch))
+            meter.source_progress = source.progress()
+            self._check(eid, meter, timeout)
+            meter.publish()
+            if speed:
+                self._throttle(eid, meter, speed, timeout)
+        self._check(eid, meter, timeout)
+
+    def _throttle(self, eid: str, meter: Meter, speed: int, timeout: float) -> None:
+        """Sleep until ``meter.read`` is within ``speed`` records/s, checking control often."""
+        while True:
+            ahead = meter.read / speed - (time.monotonic() - meter.started)
+            if ahead <= 0:
+                return
+            time.sleep(min(ahead, 0.2))
+            self._check(eid, meter, timeout)
+            meter.publish()

@@ -1,0 +1,100 @@
+"""Task and execution statuses, their final sets and the allowed transitions."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class TaskStatus(StrEnum):
+    """Status of one task (a sub-job run); tasks never have Partial_Success."""
+
+    INITED = "Inited"
+    SCHEDULED = "Scheduled"
+    RUNNING = "Running"
+    WAIT_FOR_RETRY = "WaitForRetry"
+    PAUSED = "Paused"
+    SUCCESS = "Success"
+    FAILED = "Failed"
+    CANCELLED = "Cancelled"
+    TIMEOUT = "Timeout"
+    UNDEFINED = "Undefined"
+
+
+class ExecutionStatus(StrEnum):
+    """Status of one execution of a job."""
+
+    INITED = "Inited"
+    SCHEDULED = "Scheduled"
+    RUNNING = "Running"
+    WAIT_FOR_RETRY = "WaitForRetry"
+    PAUSED = "Paused"
+    CANCELLED = "Cancelled"
+    FAILED = "Failed"
+    PARTIAL_SUCCESS = "Partial_Success"
+    SUCCESS = "Success"
+    UNDEFINED = "Undefined"
+    TIMEOUT = "Timeout"
+
+
+TASK_FINAL: frozenset[TaskStatus] = frozenset(
+    {
+        TaskStatus.SUCCESS,
+        TaskStatus.FAILED,
+        TaskStatus.CANCELLED,
+        TaskStatus.TIMEOUT,
+        TaskStatus.UNDEFINED,
+    }
+)
+"""Statuses a task never leaves (a restart makes new attempts of the same task row)."""
+
+TASK_FAILURES: frozenset[TaskStatus] = TASK_FINAL - {TaskStatus.SUCCESS}
+
+EXECUTION_FINAL: frozenset[ExecutionStatus] = frozenset(
+    {
+        ExecutionStatus.CANCELLED,
+        ExecutionStatus.FAILED,
+        ExecutionStatus.PARTIAL_SUCCESS,
+        ExecutionStatus.SUCCESS,
+        ExecutionStatus.UNDEFINED,
+        ExecutionStatus.TIMEOUT,
+    }
+)
+
+_T = TaskStatus
+TASK_TRANSITIONS: dict[TaskStatus, frozenset[TaskStatus]] = {
+    _T.INITED: frozenset({_T.SCHEDULED, _T.CANCELLED}),
+    _T.SCHEDULED: frozenset({_T.RUNNING, _T.CANCELLED, _T.PAUSED, _T.FAILED}),  # FAILED: not queued
+    _T.RUNNING: frozenset(
+        {
+            _T.SUCCESS,
+            _T.FAILED,
+            _T.CANCELLED,
+            _T.TIMEOUT,
+            _T.WAIT_FOR_RETRY,
+            _T.PAUSED,
+            _T.UNDEFINED,
+        }
+    ),
+    _T.WAIT_FOR_RETRY: frozenset({_T.SCHEDULED, _T.CANCELLED}),
+    _T.PAUSED: frozenset({_T.SCHEDULED, _T.CANCELLED}),
+}
+"""Allowed task transitions; anything else is refused by the state store."""
+
+_E = ExecutionStatus
+EXECUTION_TRANSITIONS: dict[ExecutionStatus, frozenset[ExecutionStatus]] = {
+    _E.INITED: frozenset({_E.SCHEDULED, _E.CANCELLED, _E.FAILED}),
+    _E.SCHEDULED: frozenset({_E.RUNNING, _E.PAUSED} | EXECUTION_FINAL),
+    _E.RUNNING: frozenset({_E.PAUSED} | EXECUTION_FINAL),
+    _E.PAUSED: frozenset({_E.SCHEDULED, _E.CANCELLED}),
+}
+"""Allowed execution transitions (final states are left only by resume/restart, later)."""
+
+
+def task_sources(target: TaskStatus) -> frozenset[TaskStatus]:
+    """Return the task statuses from which ``target`` may be entered."""
+    return frozenset(s for s, targets in TASK_TRANSITIONS.items() if target in targets)
+
+
+def execution_sources(target: ExecutionStatus) -> frozenset[ExecutionStatus]:
+    """Return the execution statuses from which ``target`` may be entered."""
+    return frozenset(s for s, targets in EXECUTION_TRANSITIONS.items() if target in targets)

@@ -1,0 +1,50 @@
+"""One error tree for the whole package; the API maps it to the envelope in one place."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class ExchangisError(Exception):
+    """Base of every error this package raises on purpose."""
+
+    http_status = 500
+
+    def __init__(self, message: str, *, errors: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.errors = errors
+
+
+class InvalidInputError(ExchangisError):
+    """The request (or a job definition) breaks a rule; nothing was changed."""
+
+    http_status = 400
+
+
+class NotFoundError(ExchangisError):
+    """An id names nothing the caller may see."""
+
+    http_status = 404
+
+
+class ConflictError(ExchangisError):
+    """The operation is not allowed in the current state."""
+
+    http_status = 409
+
+
+class SettingsError(ExchangisError):
+    """The settings (defaults, file, environment) do not validate."""
+
+
+class ConnectorError(ExchangisError):
+    """A source or sink failed; the message is safe to log (no secrets)."""
+
+
+class TransientConnectorError(ConnectorError):
+    """A failure that may pass on retry (connection lost, deadlock, timeout)."""
+
+
+class TerminalConnectorError(ConnectorError):
+    """A failure that a retry will not fix (bad table, constraint violation, bad file)."""

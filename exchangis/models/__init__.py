@@ -1,0 +1,7 @@
+"""SQLAlchemy models: the durable record."""
+
+from exchangis.models.datasource import DataSource
+from exchangis.models.execution import JobExecution, TaskExecution
+from exchangis.models.job import Job
+
+__all__ = ["DataSource", "Job", "JobExecution", "TaskExecution"]

@@ -1,0 +1,26 @@
+"""A registered connection that jobs reference by id."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from exchangis.db import Base, utcnow
+
+
+class DataSource(Base):
+    """A data source: type and connect parameters (secrets included, never sent out)."""
+
+    __tablename__ = "exg_datasource"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(128), unique=True)
+    type: Mapped[str] = mapped_column(String(32))
+    description: Mapped[str] = mapped_column(Text, default="")
+    connect_params: Mapped[dict[str, Any]]
+    create_user: Mapped[str] = mapped_column(String(128))
+    create_time: Mapped[datetime] = mapped_column(default=utcnow)
+    update_time: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

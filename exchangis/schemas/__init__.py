@@ -1,0 +1,1 @@
+"""Marshmallow schemas: wire (camelCase) ⇄ Python (snake_case), one module per resource."""

@@ -1,0 +1,49 @@
+"""Data source schemas."""
+
+from __future__ import annotations
+
+from marshmallow import fields, validate
+
+from exchangis.schemas.common import BodySchema, WireTime
+
+NAME = validate.Length(min=1, max=128)
+
+
+class DataSourceCreateSchema(BodySchema):
+    """Body of POST /datasources."""
+
+    name = fields.String(required=True, validate=NAME)
+    type = fields.String(required=True, validate=validate.Length(min=1, max=32))
+    description = fields.String(load_default="", validate=validate.Length(max=2000))
+    connect_params = fields.Dict(
+        data_key="connectParams", required=True, keys=fields.String(validate=NAME)
+    )
+
+
+class DataSourceUpdateSchema(BodySchema):
+    """Body of PUT /datasources/{id}: every field optional; ``******`` keeps a secret."""
+
+    name = fields.String(validate=NAME)
+    description = fields.String(validate=validate.Length(max=2000))
+    connect_params = fields.Dict(data_key="connectParams", keys=fields.String(validate=NAME))
+
+
+class DataSourceSchema(BodySchema):
+    """A data source as returned (secrets masked)."""
+
+    id = fields.Integer()
+    name = fields.String()
+    type = fields.String()
+    description = fields.String()
+    connect_params = fields.Dict(data_key="connectParams")
+    create_user = fields.String(data_key="createUser")
+    create_time = WireTime(data_key="createTime")
+    update_time = WireTime(data_key="updateTime")
+
+
+class DataSourceTestSchema(BodySchema):
+    """Result of POST /datasources/{id}/test."""
+
+    ok = fields.Boolean()
+    message = fields.String()
+    elapsed_ms = fields.Integer(data_key="elapsedMs")

@@ -1,0 +1,158 @@
+"""Execution and task schemas (E1-E9, T1)."""
+
+from __future__ import annotations
+
+from marshmallow import fields, validate
+
+from exchangis.schemas.common import BodySchema, LabelsSchema, WireTime
+
+
+class ExecuteBodySchema(BodySchema):
+    """Body of POST /job/{id}/execute (optional)."""
+
+    permit_partial_failures = fields.Boolean(data_key="permitPartialFailures", load_default=False)
+    job_params = fields.Dict(
+        data_key="jobParams",
+        load_default=dict,
+        keys=fields.String(validate=validate.Length(min=1, max=128)),
+        values=fields.Raw(),
+    )
+    labels = fields.Nested(LabelsSchema, load_default=dict)
+
+
+class LabelsOnlyBodySchema(BodySchema):
+    """Body of kill and the other execution calls: only ``labels`` (optional)."""
+
+    labels = fields.Nested(LabelsSchema, load_default=dict)
+
+
+class MetricsBodySchema(BodySchema):
+    """Body of POST /task/execution/{taskId}/metrics."""
+
+    job_execution_id = fields.String(
+        data_key="jobExecutionId", required=True, validate=validate.Length(min=1, max=64)
+    )
+    labels = fields.Nested(LabelsSchema, load_default=dict)
+
+
+class ExecuteResultSchema(BodySchema):
+    """``data`` of E1."""
+
+    job_execution_id = fields.String(data_key="jobExecutionId")
+
+
+class ExecutionStatusSchema(BodySchema):
+    """``data`` of E2."""
+
+    status = fields.String()
+    progress = fields.Float()
+    all_task_status = fields.Boolean(data_key="allTaskStatus")
+
+
+class TaskItemSchema(BodySchema):
+    """One task in E3."""
+
+    task_id = fields.Integer(data_key="taskId")
+    name = fields.String()
+    status = fields.String()
+    create_time = WireTime(data_key="createTime")
+    launch_time = WireTime(data_key="launchTime")
+    last_update_time = WireTime(data_key="lastUpdateTime")
+    engine_type = fields.String(data_key="engineType")
+    linkis_job_id = fields.String(data_key="linkisJobId", allow_none=True)
+    linkis_job_info = fields.String(data_key="linkisJobInfo", allow_none=True)
+    execute_user = fields.String(data_key="executeUser")
+
+
+class TaskListSchema(BodySchema):
+    """``data`` of E3."""
+
+    tasks = fields.List(fields.Nested(TaskItemSchema))
+
+
+class TaskProgressSchema(BodySchema):
+    """One task in E4 and E9."""
+
+    task_id = fields.Integer(data_key="taskId")
+    name = fields.String()
+    status = fields.String()
+    progress = fields.Float()
+
+
+class JobProgressSchema(BodySchema):
+    """``data.job`` of E4."""
+
+    status = fields.String()
+    progress = fields.Float()
+    total = fields.Integer()
+    tasks = fields.Dict(keys=fields.String(), values=fields.List(fields.Nested(TaskProgressSchema)))
+
+
+class ProgressSchema(BodySchema):
+    """``data`` of E4."""
+
+    job = fields.Nested(JobProgressSchema)
+
+
+class KillResultSchema(BodySchema):
+    """``data`` of E6."""
+
+    job_execution_id = fields.String(data_key="jobExecutionId")
+    status = fields.String()
+
+
+class AllTaskStatusSchema(BodySchema):
+    """``data`` of E9: every task's status, and whether all of them are completed."""
+
+    job_execution_id = fields.String(data_key="jobExecutionId")
+    all_status = fields.List(fields.Nested(TaskProgressSchema), data_key="allStatus")
+    completed = fields.Boolean()
+
+
+class ResourceUsedSchema(BodySchema):
+    """Resources a task uses."""
+
+    cpu = fields.Float()
+    memory = fields.Float()
+
+
+class TrafficSchema(BodySchema):
+    """Where a task moves data, and how fast."""
+
+    source = fields.String()
+    sink = fields.String()
+    flow = fields.Float()
+
+
+class IndicatorSchema(BodySchema):
+    """Record counters of a task."""
+
+    exchanged_records = fields.Integer(data_key="exchangedRecords")
+    error_records = fields.Integer(data_key="errorRecords")
+    ignored_records = fields.Integer(data_key="ignoredRecords")
+
+
+class MetricsSchema(BodySchema):
+    """T1 metrics."""
+
+    resource_used = fields.Nested(ResourceUsedSchema, data_key="resourceUsed")
+    traffic = fields.Nested(TrafficSchema)
+    indicator = fields.Nested(IndicatorSchema)
+    bytes = fields.Integer()
+    read_records = fields.Integer(data_key="readRecords")
+    elapsed_ms = fields.Integer(data_key="elapsedMs")
+
+
+class TaskMetricsSchema(BodySchema):
+    """``data.task`` of T1."""
+
+    task_id = fields.Integer(data_key="taskId")
+    name = fields.String()
+    status = fields.String()
+    metrics = fields.Nested(MetricsSchema)
+
+
+class TaskMetricsResultSchema(BodySchema):
+    """``data`` of T1."""
+
+    task = fields.Nested(TaskMetricsSchema)

@@ -1,0 +1,297 @@
+"""Submit executions, read their live state (or the durable record), and kill them."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from exchangis.engine import finalize
+from exchangis.engine.finalize import NOT_FINAL, execution_progress, task_metrics
+from exchangis.engine.planner import plan_job
+from exchangis.engine.states import EXECUTION_FINAL, TASK_FINAL, ExecutionStatus, TaskStatus
+from exchangis.errors import ConflictError, NotFoundError
+from exchangis.models import Job, JobExecution, TaskExecution
+from exchangis.runtime import Runtime
+from exchangis.services.job import check_endpoint
+
+TASK_ORDER = [s.value for s in TaskStatus]
+
+
+def submit_execution(rt: Runtime, job_id: int, user: str, body: Mapping[str, Any]) -> str:
+    """Plan the job, record the execution and its tasks, then queue one message per task."""
+    now = datetime.now(rt.zone)
+    with rt.sessions.begin() as session:
+        job = session.get(Job, job_id)
+        if job is None:
+            raise NotFoundError(f"job {job_id} does not exist")
+        params = {**job.job_params, **body.get("job_params", {})}
+        plans = plan_job(job.content, params, now, rt.settings.task_retries)
+        for plan in plans:  # rendered names and paths are checked again
+            for side in ("source", "sink"):
+                spec = getattr(plan, side)
+                ref = {
+                    "id": spec["datasource_id"],
+                    "type": spec["type"],
+                    "table": spec["table"],
+                    "db": spec["db"],
+                }
+                check_endpoint(
+                    rt,
+                    session,
+                    side,
+                    ref,
+                    spec["options"],
+                    f"content[{plan.position}].dataSources.{side}",
+                )
+        route = (body.get("labels") or {}).get("route")
+        eid = str(uuid.uuid4())
+        execution = JobExecution(
+            id=eid,
+            job_id=job.id,
+            job_name=job.job_name,
+            project_name=job.project_name,
+            engine_type=job.engine_type,
+            status=ExecutionStatus.INITED,
+            permit_partial_failures=bool(body.get("permit_partial_failures")),
+            job_params=params,
+            labels=dict(body.get("labels") or {}),
+            queue=rt.dispatcher.queue_for(route),
+            create_user=user,
+            execute_user=job.execute_user or user,
+        )
+        execution.tasks = [
+            TaskExecution(
+                name=p.name,
+                position=p.position,
+                status=TaskStatus.INITED,
+                plan=p.to_json(),
+                celery_id=str(uuid.uuid4()),
+            )
+            for p in plans
+        ]
+        session.add(execution)
+        session.flush()
+        tasks = [(t.id, t.name, t.celery_id) for t in execution.tasks]
+        live: dict[str, Any] = {
+            "job_id": job.id,
+            "job_name": job.job_name,
+            "project_name": job.project_name,
+            "engine_type": job.engine_type,
+            "execute_user": execution.execute_user,
+            "create_user": user,
+            "queue": execution.queue,
+            "permit_partial_failures": "1" if execution.permit_partial_failures else "0",
+        }
+    # committed: now the live state, then the messages (ids only)
+    rt.store.create_execution(
+        eid, live, [{"id": tid, "name": name, "celery_id": cid} for tid, name, cid in tasks]
+    )
+    log = rt.job_log(eid)
+    log.info(
+        f"Execution {eid} of job {live['job_name']} (id {job_id}) submitted by {user}: "
+        f"{len(tasks)} task(s), permitPartialFailures="
+        f"{str(bool(body.get('permit_partial_failures'))).lower()}, queue={live['queue']}"
+    )
+    rt.store.transition_execution(eid, ExecutionStatus.SCHEDULED, sources={ExecutionStatus.INITED})
+    for tid, name, cid in tasks:
+        move = rt.store.transition_task(tid, TaskStatus.SCHEDULED, sources={TaskStatus.INITED})
+        if not move.moved:
+            continue
+        try:
+            rt.dispatcher.send(tid, cid, live["queue"])
+        except Exception as exc:
+            error = f"could not queue the task: {type(exc).__name__}: {exc}"
+            failed = rt.store.transition_task(
+                tid, TaskStatus.FAILED, sources={TaskStatus.SCHEDULED}, fields={"error": error}
+            )
+            if failed.moved:
+                finalize.task_finished(rt, eid, tid, TaskStatus.FAILED, failed, error)
+            continue
+        log.info(f"Task {name} (id {tid}) is Scheduled")
+    return eid
+
+
+# -- reads: live state while it exists, the durable record after ---------------------------------
+def _sql_execution(rt: Runtime, eid: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    with rt.sessions() as session:
+        row = session.get(JobExecution, eid)
+        if row is None:
+            raise NotFoundError(f"job execution {eid} does not exist")
+
+        def ms(value: datetime | None) -> int | str:
+            return int(value.replace(tzinfo=UTC).timestamp() * 1000) if value else ""
+
+        execution = {
+            "status": row.status,
+            "progress": str(row.progress),
+            "execute_user": row.execute_user,
+            "engine_type": row.engine_type,
+            "job_name": row.job_name,
+            "create_time": ms(row.create_time),
+            "launch_time": ms(row.launch_time),
+            "last_update_time": ms(row.last_update_time),
+            "persisted": "1" if row.status in EXECUTION_FINAL else "",
+        }
+        tasks = [
+            {
+                "id": str(t.id),
+                "name": t.name,
+                "status": t.status,
+                "progress": str(t.progress),
+                "celery_id": t.celery_id,
+                "worker_info": t.worker_info or "",
+                "create_time": ms(t.create_time),
+                "launch_time": ms(t.launch_time),
+                "last_update_time": ms(t.last_update_time),
+                "error": t.error or "",
+                **{k: str(v) for k, v in (t.metrics or {}).items()},
+            }
+            for t in row.tasks
+        ]
+    return execution, tasks
+
+
+def load_execution(rt: Runtime, eid: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Return the execution and its tasks, from Redis while live, else from SQL.
+
+    Raises:
+        NotFoundError: the id names no execution.
+    """
+    if len(eid) > 64:
+        raise NotFoundError(f"job execution {eid[:64]}... does not exist")
+    live = rt.store.execution(eid)
+    if live is not None:
+        return live, rt.store.tasks(eid)
+    return _sql_execution(rt, eid)
+
+
+def _completed(execution: Mapping[str, Any], tasks: list[dict[str, Any]]) -> bool:
+    return execution.get("status") in EXECUTION_FINAL and all(
+        t.get("status") in TASK_FINAL for t in tasks
+    )
+
+
+def _progress(execution: Mapping[str, Any], tasks: list[dict[str, Any]]) -> float:
+    if execution.get("persisted"):
+        return float(execution.get("progress") or 0)
+    return execution_progress(tasks)
+
+
+def get_status(rt: Runtime, eid: str) -> dict[str, Any]:
+    """E2: status, progress, and whether the execution and all its tasks are completed."""
+    execution, tasks = load_execution(rt, eid)
+    return {
+        "status": execution["status"],
+        "progress": _progress(execution, tasks),
+        "all_task_status": _completed(execution, tasks),
+    }
+
+
+def list_tasks(rt: Runtime, eid: str) -> dict[str, Any]:
+    """E3: every task of the execution."""
+    execution, tasks = load_execution(rt, eid)
+    return {
+        "tasks": [
+            {
+                "task_id": int(t["id"]),
+                "name": t.get("name", ""),
+                "status": t["status"],
+                "create_time": t.get("create_time"),
+                "launch_time": t.get("launch_time"),
+                "last_update_time": t.get("last_update_time"),
+                "engine_type": execution.get("engine_type", ""),
+                "linkis_job_id": t.get("celery_id") or None,
+                "linkis_job_info": t.get("worker_info") or None,
+                "execute_user": execution.get("execute_user", ""),
+            }
+            for t in tasks
+        ]
+    }
+
+
+def _task_progress(t: Mapping[str, Any]) -> dict[str, Any]:
+    progress = 1.0 if t["status"] == TaskStatus.SUCCESS else float(t.get("progress") or 0)
+    return {
+        "task_id": int(t["id"]),
+        "name": t.get("name", ""),
+        "status": t["status"],
+        "progress": progress,
+    }
+
+
+def get_progress(rt: Runtime, eid: str) -> dict[str, Any]:
+    """E4: the execution's status and progress, with its tasks grouped by status."""
+    execution, tasks = load_execution(rt, eid)
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for task in sorted(tasks, key=lambda t: TASK_ORDER.index(t["status"])):
+        groups.setdefault(task["status"], []).append(_task_progress(task))
+    return {
+        "job": {
+            "status": execution["status"],
+            "progress": _progress(execution, tasks),
+            "total": len(tasks),
+            "tasks": groups,
+        }
+    }
+
+
+def all_task_status(rt: Runtime, eid: str) -> dict[str, Any]:
+    """E9: every task's status, and whether they are all completed."""
+    execution, tasks = load_execution(rt, eid)
+    return {
+        "job_execution_id": eid,
+        "all_status": [_task_progress(t) for t in tasks],
+        "completed": _completed(execution, tasks),
+    }
+
+
+def kill_execution(rt: Runtime, eid: str, user: str) -> dict[str, Any]:
+    """E6: cancel queued tasks now, stop running ones at their next batch; → Cancelled.
+
+    Raises:
+        ConflictError: the execution is completed already.
+    """
+    execution, _ = load_execution(rt, eid)
+    if execution["status"] in EXECUTION_FINAL:
+        raise ConflictError(f"job execution {eid} is {execution['status']} already")
+    move = rt.store.transition_execution(
+        eid, ExecutionStatus.CANCELLED, sources=NOT_FINAL, fields={"error": f"killed by {user}"}
+    )
+    if not move.moved:
+        raise ConflictError(f"job execution {eid} is {move.previous} already")
+    rt.job_log(eid).warn(
+        f"Kill requested by {user}: cancelling queued tasks, stopping running "
+        "ones at their next batch"
+    )
+    finalize.cancel_remaining(rt, eid, "kill")
+    return {"job_execution_id": eid, "status": ExecutionStatus.CANCELLED.value}
+
+
+def get_task_metrics(rt: Runtime, tid: int, eid: str) -> dict[str, Any]:
+    """T1: a task's metrics (zeros before it runs); the task must belong to ``eid``."""
+    _, tasks = load_execution(rt, eid)
+    task = next((t for t in tasks if t["id"] == str(tid)), None)
+    if task is None:
+        raise NotFoundError(f"task {tid} is not a task of job execution {eid}")
+    m = task_metrics(task)
+    return {
+        "task": {
+            "task_id": tid,
+            "name": task.get("name", ""),
+            "status": task["status"],
+            "metrics": {
+                "resource_used": {"cpu": m["cpu"], "memory": m["memory_mb"]},
+                "traffic": {"source": m["source_type"], "sink": m["sink_type"], "flow": m["flow"]},
+                "indicator": {
+                    "exchanged_records": m["written_records"],
+                    "error_records": m["error_records"],
+                    "ignored_records": m["ignored_records"],
+                },
+                "bytes": m["bytes"],
+                "read_records": m["read_records"],
+                "elapsed_ms": m["elapsed_ms"],
+            },
+        }
+    }

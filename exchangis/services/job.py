@@ -1,0 +1,185 @@
+"""Create, read, change, delete and list job definitions; sub-jobs are checked against sources."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from exchangis.connectors.base import Endpoint
+from exchangis.engine.planner import VARIABLE as _VARIABLE
+from exchangis.errors import InvalidInputError, NotFoundError
+from exchangis.models import DataSource, Job
+from exchangis.runtime import Runtime
+from exchangis.schemas.job import SubJobSchema
+
+
+def _invalid(field: str, message: str) -> InvalidInputError:
+    return InvalidInputError(f"{field}: {message}", errors={field: [message]})
+
+
+def check_endpoint(
+    rt: Runtime,
+    session: Session,
+    side: str,
+    ref: Mapping[str, Any],
+    options: Mapping[str, Any],
+    where: str,
+) -> None:
+    """Check one side of a sub-job: the data source exists with that type, options and table.
+
+    ``${...}`` variables are checked with a placeholder; the rendered names are checked again at
+    submit.
+
+    Raises:
+        InvalidInputError: naming the field at fault.
+    """
+    ds = session.get(DataSource, ref["id"])
+    if ds is None:
+        raise _invalid(f"{where}.id", f"data source {ref['id']} does not exist")
+    if ds.type != ref["type"]:
+        raise _invalid(f"{where}.type", f"data source {ref['id']} is {ds.type}, not {ref['type']}")
+    kinds = rt.registry.sources if side == "source" else rt.registry.sinks
+    connector = kinds.get(ds.type)
+    if connector is None:
+        raise _invalid(f"{where}.type", f"{ds.type} cannot be a {side}")
+    unknown = sorted(set(options) - connector.options)
+    if unknown:
+        raise _invalid(
+            f"{where}.options",
+            f"unknown option(s) {', '.join(unknown)} for {ds.type} {side}; accepted: "
+            f"{', '.join(sorted(connector.options))}",
+        )
+    endpoint = Endpoint(
+        type=ds.type,
+        connect=dict(ds.connect_params),
+        table=_VARIABLE.sub("var", ref["table"]),
+        db=ref.get("db"),
+        options=dict(options),
+    )
+    try:
+        connector(endpoint)  # constructors validate names, paths and options without I/O
+    except InvalidInputError as exc:
+        raise _invalid(f"{where}.table", exc.message) from None
+
+
+def check_content(rt: Runtime, session: Session, content: list[dict[str, Any]]) -> None:
+    """Check each sub-job (wire form) against its data sources and connectors.
+
+    Raises:
+        InvalidInputError: naming the sub-job field at fault.
+    """
+    names = [sub["subJobName"] for sub in content]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise _invalid("content", f"duplicate subJobName: {', '.join(duplicates)}")
+    for i, sub in enumerate(content):
+        for side, option_key in (("source", "sources"), ("sink", "sinks")):
+            options = {
+                p["config_key"]: p["config_value"]
+                for p in sub.get("params", {}).get(option_key, [])
+            }
+            check_endpoint(
+                rt,
+                session,
+                side,
+                sub["dataSources"][side],
+                options,
+                f"content[{i}].dataSources.{side}",
+            )
+
+
+def _dump(job: Job) -> dict[str, Any]:
+    return {
+        "id": job.id,
+        "job_name": job.job_name,
+        "job_desc": job.job_desc,
+        "project_name": job.project_name,
+        "engine_type": job.engine_type,
+        "job_params": job.job_params,
+        "execute_user": job.execute_user,
+        "content": job.content,
+        "create_user": job.create_user,
+        "create_time": job.create_time,
+        "update_time": job.update_time,
+    }
+
+
+def _wire_content(data: Mapping[str, Any]) -> list[dict[str, Any]]:
+    content: list[dict[str, Any]] = SubJobSchema(many=True).dump(data["content"])
+    return content
+
+
+def _get(session: Session, job_id: int) -> Job:
+    job = session.get(Job, job_id)
+    if job is None:
+        raise NotFoundError(f"job {job_id} does not exist")
+    return job
+
+
+def create_job(rt: Runtime, user: str, data: Mapping[str, Any]) -> dict[str, Any]:
+    """Save a new job definition; return it."""
+    content = _wire_content(data)
+    with rt.sessions.begin() as session:
+        check_content(rt, session, content)
+        job = Job(
+            job_name=data["job_name"],
+            job_desc=data["job_desc"],
+            project_name=data["project_name"],
+            engine_type=data["engine_type"],
+            job_params=dict(data["job_params"]),
+            execute_user=data["execute_user"],
+            content=content,
+            create_user=user,
+        )
+        session.add(job)
+        session.flush()
+        return _dump(job)
+
+
+def update_job(rt: Runtime, job_id: int, data: Mapping[str, Any]) -> dict[str, Any]:
+    """Replace a job definition; return it."""
+    content = _wire_content(data)
+    with rt.sessions.begin() as session:
+        job = _get(session, job_id)
+        check_content(rt, session, content)
+        job.job_name = data["job_name"]
+        job.job_desc = data["job_desc"]
+        job.project_name = data["project_name"]
+        job.engine_type = data["engine_type"]
+        job.job_params = dict(data["job_params"])
+        job.execute_user = data["execute_user"]
+        job.content = content
+        session.flush()
+        return _dump(job)
+
+
+def get_job(rt: Runtime, job_id: int) -> dict[str, Any]:
+    """Return one job definition."""
+    with rt.sessions() as session:
+        return _dump(_get(session, job_id))
+
+
+def delete_job(rt: Runtime, job_id: int) -> None:
+    """Delete a job definition (its executions keep their record)."""
+    with rt.sessions.begin() as session:
+        session.delete(_get(session, job_id))
+
+
+def list_jobs(rt: Runtime, query: Mapping[str, Any]) -> dict[str, Any]:
+    """Return a page of jobs, filtered by project and name substring, newest first."""
+    stmt = select(Job)
+    if query.get("project_name"):
+        stmt = stmt.where(Job.project_name == query["project_name"])
+    if query.get("job_name"):
+        stmt = stmt.where(Job.job_name.contains(query["job_name"], autoescape=True))
+    with rt.sessions() as session:
+        total = session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
+        rows = session.scalars(
+            stmt.order_by(Job.id.desc())
+            .offset((query["current"] - 1) * query["size"])
+            .limit(query["size"])
+        )
+        return {"result": [_dump(job) for job in rows], "total": total}

@@ -1,0 +1,194 @@
+"""Typed settings: defaults, then a file named by EXCHANGIS_CONFIG, then EXCHANGIS_* variables.
+
+Loaded and validated once (``load_settings``); an invalid value raises one SettingsError that
+names every bad key. Nothing is read at import time.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any, get_type_hints
+
+from exchangis.errors import SettingsError
+
+ENV_PREFIX = "EXCHANGIS_"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every setting of the API and the workers; see docs/configuration.md."""
+
+    database_url: str = "sqlite:///var/exchangis.db"
+    """SQLAlchemy URL of the metadata database (SQLite file or PostgreSQL)."""
+    redis_url: str = ""
+    """Live state, logs and (by default) the Celery broker. Empty: start an embedded Redis."""
+    redis_prefix: str = "exg:"
+    """Prefix of every live-state key."""
+    broker_url: str = ""
+    """Celery broker; empty means ``redis_url`` with database number ``broker_db``."""
+    broker_db: int = 1
+    task_queue: str = "exchangis"
+    """Default Celery queue of transfer tasks."""
+    queues: tuple[str, ...] = ()
+    """Extra worker queues that ``labels.route`` may name."""
+    default_user: str = "admin"
+    host: str = "127.0.0.1"
+    port: int = 8080
+    timezone: str = "UTC"
+    """Zone of the ``YYYY-MM-DD HH:MM:SS`` times on the wire."""
+    data_dir: str = "var"
+    """Where the embedded default keeps its SQLite file, Redis files and demo data."""
+    batch_size: int = 10000
+    """Rows per batch when a sub-job does not set ``batchSize``."""
+    heartbeat_seconds: float = 2.0
+    """How often a running task refreshes its heartbeat."""
+    heartbeat_timeout_seconds: float = 30.0
+    """A running task whose heartbeat is older than this is taken as lost by the reaper."""
+    reaper_interval_seconds: float = 10.0
+    progress_interval_seconds: float = 1.0
+    """Throttle of progress/metrics publication while a task runs."""
+    live_ttl_seconds: int = 7 * 24 * 3600
+    """How long the live Redis keys of a completed execution are kept."""
+    task_retries: int = 0
+    """Default ``setting.retry.times`` of a sub-job."""
+    visibility_timeout_seconds: int = 6 * 3600
+    """Broker visibility timeout: longer than the longest task."""
+    enable_memory_connector: bool = False
+    """Register the MEMORY fault-injection connector (tests only)."""
+    worker_concurrency: int = 2
+
+    def broker(self) -> str:
+        """Return the Celery broker URL."""
+        if self.broker_url:
+            return self.broker_url
+        base = self.redis_url.rsplit("/", 1)
+        if len(base) == 2 and base[1].isdigit():
+            return f"{base[0]}/{self.broker_db}"
+        return f"{self.redis_url.rstrip('/')}/{self.broker_db}"
+
+    def with_overrides(self, overrides: Mapping[str, Any]) -> Settings:
+        """Return a copy with ``overrides`` (setting names, lower case) applied and validated."""
+        return replace(self, **_coerce_all(overrides, "overrides"))
+
+
+_HINTS: dict[str, Any] = {}
+
+
+def _hints() -> dict[str, Any]:
+    if not _HINTS:
+        _HINTS.update(get_type_hints(Settings))
+    return _HINTS
+
+
+def _coerce(name: str, value: Any) -> Any:
+    kind = _hints()[name]
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+        text = str(value).strip().lower()
+        if text in {"1", "true", "yes", "on"}:
+            return True
+        if text in {"0", "false", "no", "off", ""}:
+            return False
+        raise ValueError("expected a boolean (true/false)")
+    if kind is int:
+        if isinstance(value, bool):
+            raise ValueError("expected an integer")
+        return int(value)
+    if kind is float:
+        if isinstance(value, bool):
+            raise ValueError("expected a number")
+        return float(value)
+    if kind == tuple[str, ...]:
+        if isinstance(value, str):
+            return tuple(v.strip() for v in value.split(",") if v.strip())
+        if isinstance(value, list | tuple) and all(isinstance(v, str) for v in value):
+            return tuple(value)
+        raise ValueError("expected a list of strings or a comma-separated string")
+    if not isinstance(value, str):
+        raise ValueError("expected a string")
+    return value
+
+
+def _coerce_all(raw: Mapping[str, Any], origin: str) -> dict[str, Any]:
+    names = {f.name for f in fields(Settings)}
+    problems: list[str] = []
+    values: dict[str, Any] = {}
+    for key, value in raw.items():
+        name = key.lower()
+        if name not in names:
+            problems.append(f"{origin}: unknown setting {key!r}")
+            continue
+        try:
+            values[name] = _coerce(name, value)
+        except (TypeError, ValueError) as exc:
+            problems.append(f"{origin}: {key}={value!r}: {exc}")
+    if problems:
+        raise SettingsError("invalid settings: " + "; ".join(problems))
+    return values
+
+
+def _read_file(path: str) -> dict[str, Any]:
+    file = Path(path)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise SettingsError(f"EXCHANGIS_CONFIG={path}: cannot read: {exc.strerror}") from None
+    try:
+        data = json.loads(text) if file.suffix == ".json" else tomllib.loads(text)
+    except (ValueError, tomllib.TOMLDecodeError) as exc:
+        raise SettingsError(f"EXCHANGIS_CONFIG={path}: not valid TOML/JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise SettingsError(f"EXCHANGIS_CONFIG={path}: expected a table of settings")
+    return data
+
+
+def _validate(settings: Settings) -> None:
+    problems = []
+    if not 0 < settings.port < 65536:
+        problems.append(f"port={settings.port}: must be 1..65535")
+    if settings.batch_size < 1:
+        problems.append("batch_size: must be at least 1")
+    if settings.heartbeat_timeout_seconds <= settings.heartbeat_seconds:
+        problems.append("heartbeat_timeout_seconds: must exceed heartbeat_seconds")
+    if not settings.redis_prefix:
+        problems.append("redis_prefix: must not be empty")
+    if not settings.database_url:
+        problems.append("database_url: must not be empty")
+    if problems:
+        raise SettingsError("invalid settings: " + "; ".join(problems))
+
+
+def load_settings(
+    overrides: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None
+) -> Settings:
+    """Return validated settings: defaults → EXCHANGIS_CONFIG file → EXCHANGIS_* env → overrides.
+
+    Raises:
+        SettingsError: naming every invalid or unknown key.
+    """
+    env = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    config_file = env.get(ENV_PREFIX + "CONFIG")
+    if config_file:
+        values.update(_coerce_all(_read_file(config_file), f"file {config_file}"))
+    names = {f.name for f in fields(Settings)}
+    from_env = {
+        key[len(ENV_PREFIX) :]: value
+        for key, value in env.items()
+        if key.startswith(ENV_PREFIX) and key[len(ENV_PREFIX) :].lower() in names
+    }
+    values.update(_coerce_all(from_env, "environment"))
+    if overrides:
+        values.update(_coerce_all(overrides, "overrides"))
+    settings = Settings(**values)
+    _validate(settings)
+    return settings
+
+
+__all__ = ["Settings", "load_settings"]

@@ -1,0 +1,50 @@
+"""Every Redis key name of the live state; nothing else builds key strings.
+
+Layout (prefix ``exg:`` by default):
+
+- ``exg:exec:<eid>``           hash: execution status, counters, control flag, times
+- ``exg:exec:<eid>:tasks``     list: task ids in plan order
+- ``exg:exec:<eid>:log``       list: job log lines (index + 1 = line number)
+- ``exg:task:<tid>``           hash: task status, progress, metrics, worker, times
+- ``exg:task:<tid>:log``       list: task log lines
+- ``exg:heartbeats``           sorted set: running task id → last heartbeat (epoch seconds)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Keys:
+    """Key names under one prefix."""
+
+    prefix: str = "exg:"
+
+    def execution(self, eid: str) -> str:
+        """Return the hash key of an execution."""
+        return f"{self.prefix}exec:{eid}"
+
+    def execution_tasks(self, eid: str) -> str:
+        """Return the list key of an execution's task ids."""
+        return f"{self.prefix}exec:{eid}:tasks"
+
+    def execution_log(self, eid: str) -> str:
+        """Return the list key of an execution's job log."""
+        return f"{self.prefix}exec:{eid}:log"
+
+    def task(self, tid: int | str) -> str:
+        """Return the hash key of a task."""
+        return f"{self.prefix}task:{tid}"
+
+    def task_log(self, tid: int | str) -> str:
+        """Return the list key of a task's log."""
+        return f"{self.prefix}task:{tid}:log"
+
+    def heartbeats(self) -> str:
+        """Return the sorted-set key of running tasks' heartbeats."""
+        return f"{self.prefix}heartbeats"
+
+    def pattern(self) -> str:
+        """Return the glob that matches every key under the prefix (tests clean up with it)."""
+        return f"{self.prefix}*"

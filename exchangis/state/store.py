@@ -1,0 +1,245 @@
+"""Live state of executions and tasks in Redis, with atomic, table-checked transitions."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from redis import Redis
+
+from exchangis.engine.states import (
+    EXECUTION_FINAL,
+    TASK_FINAL,
+    ExecutionStatus,
+    TaskStatus,
+    execution_sources,
+    task_sources,
+)
+from exchangis.state.keys import Keys
+
+# KEYS[1] = the hash whose status moves; KEYS[2] = the execution hash that counts final tasks.
+# ARGV: target, allowed sources ("," joined, with leading/trailing ","), final flag, now,
+# then field/value pairs to set with the move. Returns {moved, previous, n_final, total}.
+_TRANSITION = """
+local current = redis.call('HGET', KEYS[1], 'status')
+if not current then return {0, '', 0, 0} end
+if not string.find(ARGV[2], ',' .. current .. ',', 1, true) then
+  return {0, current, 0, 0}
+end
+redis.call('HSET', KEYS[1], 'status', ARGV[1], 'last_update_time', ARGV[4])
+for i = 5, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+local n_final, total = 0, 0
+if ARGV[3] == '1' and KEYS[2] ~= KEYS[1] then
+  n_final = redis.call('HINCRBY', KEYS[2], 'n_final', 1)
+  redis.call('HINCRBY', KEYS[2], 'n_' .. ARGV[1], 1)
+  total = tonumber(redis.call('HGET', KEYS[2], 'total') or '0')
+end
+return {1, current, n_final, total}
+"""
+
+
+@dataclass(frozen=True)
+class Transition:
+    """Outcome of a transition attempt."""
+
+    moved: bool
+    previous: str | None
+    final_count: int = 0
+    total: int = 0
+
+    @property
+    def last(self) -> bool:
+        """Return True when this move made the execution's last task final."""
+        return self.moved and self.total > 0 and self.final_count == self.total
+
+
+def _strings(fields: Mapping[str, Any] | None) -> dict[Any, Any]:
+    return {k: "" if v is None else str(v) for k, v in (fields or {}).items()}
+
+
+def _flat(fields: Mapping[str, Any] | None) -> list[str]:
+    return [part for item in _strings(fields).items() for part in item]
+
+
+class StateStore:
+    """Read and change the live state; every status change goes through ``transition_*``."""
+
+    def __init__(self, redis: Redis, keys: Keys, clock: Callable[[], float] = time.time) -> None:
+        self.redis = redis
+        self.keys = keys
+        self.clock = clock
+        self._transition = redis.register_script(_TRANSITION)
+
+    def now_ms(self) -> int:
+        """Return the store's clock in epoch milliseconds."""
+        return int(self.clock() * 1000)
+
+    # -- creation and reads ---------------------------------------------------------------
+    def create_execution(
+        self, eid: str, fields: Mapping[str, Any], tasks: Iterable[Mapping[str, Any]]
+    ) -> None:
+        """Write an execution hash, its task hashes and task list in one transaction."""
+        task_list = list(tasks)
+        now = self.now_ms()
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.hset(
+            self.keys.execution(eid),
+            mapping={
+                "status": ExecutionStatus.INITED,
+                "total": len(task_list),
+                "n_final": 0,
+                "control": "",
+                "create_time": now,
+                "last_update_time": now,
+                **_strings(fields),
+            },
+        )
+        for task in task_list:
+            tid = task["id"]
+            pipe.hset(
+                self.keys.task(tid),
+                mapping={
+                    "status": TaskStatus.INITED,
+                    "progress": 0,
+                    "execution_id": eid,
+                    "create_time": now,
+                    "last_update_time": now,
+                    **_strings(task),
+                },
+            )
+            pipe.rpush(self.keys.execution_tasks(eid), tid)
+        pipe.execute()
+
+    def execution(self, eid: str) -> dict[str, str] | None:
+        """Return the execution hash, or None when it is not (or no longer) live."""
+        data: dict[str, str] = self.redis.hgetall(self.keys.execution(eid))  # type: ignore[assignment]
+        return data or None
+
+    def task(self, tid: int | str) -> dict[str, str] | None:
+        """Return the task hash, or None."""
+        data: dict[str, str] = self.redis.hgetall(self.keys.task(tid))  # type: ignore[assignment]
+        return data or None
+
+    def task_ids(self, eid: str) -> list[int]:
+        """Return the execution's task ids in plan order."""
+        ids: list[str] = self.redis.lrange(self.keys.execution_tasks(eid), 0, -1)  # type: ignore[assignment]
+        return [int(i) for i in ids]
+
+    def tasks(self, eid: str) -> list[dict[str, str]]:
+        """Return every task hash of the execution, in plan order (missing ones skipped)."""
+        ids = self.task_ids(eid)
+        pipe = self.redis.pipeline(transaction=False)
+        for tid in ids:
+            pipe.hgetall(self.keys.task(tid))
+        return [
+            {"id": str(tid), **data} for tid, data in zip(ids, pipe.execute(), strict=True) if data
+        ]
+
+    # -- transitions ------------------------------------------------------------------------
+    def transition_task(
+        self,
+        tid: int | str,
+        target: TaskStatus,
+        *,
+        sources: Iterable[TaskStatus] | None = None,
+        fields: Mapping[str, Any] | None = None,
+    ) -> Transition:
+        """Move a task to ``target`` if its status allows it (atomic; counts final moves).
+
+        ``sources`` narrows the allowed previous statuses (a compare-and-set); it can never
+        widen the transition table.
+        """
+        allowed = task_sources(target)
+        if sources is not None:
+            allowed = allowed & frozenset(sources)
+        task_key = self.keys.task(tid)
+        eid = self.redis.hget(task_key, "execution_id")
+        exec_key = self.keys.execution(str(eid)) if eid else task_key
+        return self._run(task_key, exec_key, target, allowed, target in TASK_FINAL, fields)
+
+    def transition_execution(
+        self,
+        eid: str,
+        target: ExecutionStatus,
+        *,
+        sources: Iterable[ExecutionStatus] | None = None,
+        fields: Mapping[str, Any] | None = None,
+    ) -> Transition:
+        """Move an execution to ``target`` if its status allows it (atomic)."""
+        allowed = execution_sources(target)
+        if sources is not None:
+            allowed = allowed & frozenset(sources)
+        key = self.keys.execution(eid)
+        extra = dict(fields or {})
+        if target in EXECUTION_FINAL:
+            extra.setdefault("completed_time", self.now_ms())
+        return self._run(key, key, target, allowed, False, extra)
+
+    def _run(
+        self,
+        key: str,
+        exec_key: str,
+        target: str,
+        allowed: frozenset[Any],
+        final: bool,
+        fields: Mapping[str, Any] | None,
+    ) -> Transition:
+        sources = "," + ",".join(sorted(str(s) for s in allowed)) + ","
+        args = [str(target), sources, "1" if final else "0", str(self.now_ms()), *_flat(fields)]
+        moved, previous, n_final, total = self._transition(keys=[key, exec_key], args=args)
+        return Transition(bool(moved), previous or None, int(n_final), int(total))
+
+    # -- control, progress, heartbeats -------------------------------------------------------
+    def set_control(self, eid: str, value: str) -> None:
+        """Set the execution's control flag (``kill``/``pause``) that running tasks obey."""
+        self.redis.hset(self.keys.execution(eid), "control", value)
+
+    def control(self, eid: str) -> str:
+        """Return the execution's control flag ('' when none)."""
+        return str(self.redis.hget(self.keys.execution(eid), "control") or "")
+
+    def update_task(self, tid: int | str, fields: Mapping[str, Any]) -> None:
+        """Set progress/metric fields of a task (not its status)."""
+        if "status" in fields:
+            raise ValueError("status changes go through transition_task")
+        self.redis.hset(self.keys.task(tid), mapping=_strings(fields))
+
+    def update_execution(self, eid: str, fields: Mapping[str, Any]) -> None:
+        """Set non-status fields of an execution."""
+        if "status" in fields:
+            raise ValueError("status changes go through transition_execution")
+        self.redis.hset(self.keys.execution(eid), mapping=_strings(fields))
+
+    def claim_once(self, eid: str, marker: str) -> bool:
+        """Return True for the first caller only (HSETNX on the execution): a once-only gate."""
+        return bool(self.redis.hsetnx(self.keys.execution(eid), marker, self.now_ms()))
+
+    def heartbeat(self, tid: int | str) -> None:
+        """Record that a running task is alive now."""
+        self.redis.zadd(self.keys.heartbeats(), {str(tid): self.clock()})
+
+    def drop_heartbeat(self, tid: int | str) -> None:
+        """Forget a task's heartbeat (it is no longer running)."""
+        self.redis.zrem(self.keys.heartbeats(), str(tid))
+
+    def stale_tasks(self, older_than_seconds: float) -> list[int]:
+        """Return running tasks whose heartbeat is older than ``older_than_seconds``."""
+        limit = self.clock() - older_than_seconds
+        ids: list[str] = self.redis.zrangebyscore(self.keys.heartbeats(), "-inf", limit)  # type: ignore[assignment]
+        return [int(i) for i in ids]
+
+    def expire_execution(self, eid: str, ttl_seconds: int) -> None:
+        """Give an execution's live keys (hashes, lists, logs) a time to live."""
+        pipe = self.redis.pipeline(transaction=False)
+        for tid in self.task_ids(eid):
+            pipe.expire(self.keys.task(tid), ttl_seconds)
+            pipe.expire(self.keys.task_log(tid), ttl_seconds)
+        for key in (
+            self.keys.execution(eid),
+            self.keys.execution_tasks(eid),
+            self.keys.execution_log(eid),
+        ):
+            pipe.expire(key, ttl_seconds)
+        pipe.execute()

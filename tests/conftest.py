@@ -1,0 +1,148 @@
+"""Fixtures: settings on real Redis, a migrated SQLite metadata file, the app, real workers."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from redis import Redis
+
+from exchangis.app import create_app
+from exchangis.migrations import upgrade
+from exchangis.runtime import Runtime
+from exchangis.settings import Settings, load_settings
+from tests.services import redis_url
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    """Settings for this test session: own key prefix, queue and metadata file; fast timers."""
+    run = uuid.uuid4().hex[:8]
+    base = tmp_path_factory.mktemp("exchangis")
+    return load_settings(
+        {
+            "redis_url": redis_url(),
+            "redis_prefix": f"exgtest-{run}:",
+            "broker_db": 1,
+            "task_queue": f"exchangis-test-{run}",
+            "queues": f"routed-{run}",
+            "database_url": f"sqlite:///{base / 'meta.db'}",
+            "data_dir": str(base / "var"),
+            "heartbeat_seconds": 0.5,
+            "heartbeat_timeout_seconds": 4,
+            "reaper_interval_seconds": 0.5,
+            "progress_interval_seconds": 0.2,
+            "enable_memory_connector": True,
+            "worker_concurrency": 2,
+            "live_ttl_seconds": 3600,
+        },
+        environ={},
+    )
+
+
+@pytest.fixture(scope="session")
+def migrated(settings: Settings) -> Settings:
+    """Settings whose metadata database has the schema."""
+    upgrade(settings.database_url)
+    return settings
+
+
+@pytest.fixture(scope="session")
+def rt(migrated: Settings) -> Iterator[Runtime]:
+    """A runtime on the test settings; removes every key under the prefix at the end."""
+    runtime = Runtime(migrated)
+    yield runtime
+    for key in runtime.redis.scan_iter(runtime.keys.pattern(), count=1000):
+        runtime.redis.delete(key)
+    broker = Redis.from_url(migrated.broker())
+    broker.delete(migrated.task_queue, *migrated.queues)
+    runtime.close()
+
+
+@pytest.fixture(scope="session")
+def app(migrated: Settings, rt: Runtime) -> Flask:
+    """The API app on the test settings."""
+    application = create_app(migrated)
+    application.config["TESTING"] = True
+    return application
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    """A test client of the API."""
+    return app.test_client()
+
+
+def settings_file(settings: Settings, path: Path) -> Path:
+    """Write ``settings`` as the JSON file a worker process reads via EXCHANGIS_CONFIG."""
+    data: dict[str, Any] = {
+        name: list(value) if isinstance(value, tuple) else value
+        for name, value in settings.__dict__.items()
+    }
+    path.write_text(json.dumps(data))
+    return path
+
+
+class WorkerProcess:
+    """A real Celery worker process (prefork pool) started with the test settings."""
+
+    def __init__(self, settings: Settings, workdir: Path) -> None:
+        self.config = settings_file(settings, workdir / "settings.json")
+        self.logfile = workdir / "worker.log"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 60) -> None:
+        """Start the worker and wait until it reports ready."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith("EXCHANGIS_")}
+        env["EXCHANGIS_CONFIG"] = str(self.config)
+        self.out = self.logfile.open("ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "exchangis.cli", "worker"],
+            cwd=ROOT,
+            env=env,
+            stdout=self.out,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError("worker exited:\n" + self.logfile.read_text()[-3000:])
+            if " ready." in self.logfile.read_text(errors="replace"):
+                return
+            time.sleep(0.2)
+        raise RuntimeError("worker not ready:\n" + self.logfile.read_text()[-3000:])
+
+    def stop(self) -> None:
+        """Stop the worker (warm shutdown, then kill)."""
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.out.close()
+
+
+@pytest.fixture(scope="session")
+def worker(
+    migrated: Settings, rt: Runtime, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[WorkerProcess]:
+    """One real worker process for the session."""
+    process = WorkerProcess(migrated, tmp_path_factory.mktemp("worker"))
+    process.start()
+    yield process
+    process.stop()

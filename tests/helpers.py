@@ -1,0 +1,127 @@
+"""Small helpers for API tests: call through the envelope, build jobs, poll executions."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from flask.testing import FlaskClient
+
+API = "/api/rest_j/v1/exchangis"
+DSS = "/api/rest_j/v1/dss/exchangis/main"
+
+
+def call(
+    client: FlaskClient,
+    method: str,
+    path: str,
+    body: Any = None,
+    expect: int = 200,
+    prefix: str = API,
+    **kwargs: Any,
+) -> dict[str, Any]:
+    """Call the API; assert the HTTP code and the envelope; return the whole envelope."""
+    response = client.open(prefix + path, method=method, json=body, **kwargs)
+    reply: dict[str, Any] = response.get_json()
+    assert reply is not None, response.data[:500]
+    assert response.status_code == expect, reply
+    assert reply["method"] == prefix + path.split("?", maxsplit=1)[0]
+    assert set(reply) == {"method", "status", "message", "data"}
+    assert (reply["status"] == 0) == (expect < 400), reply
+    return reply
+
+
+def ok(
+    client: FlaskClient, method: str, path: str, body: Any = None, expect: int = 200, **kwargs: Any
+) -> dict[str, Any]:
+    """Call the API expecting success; return ``data``."""
+    data: dict[str, Any] = call(client, method, path, body, expect, **kwargs)["data"]
+    return data
+
+
+def datasource(client: FlaskClient, name: str, kind: str, params: dict[str, Any]) -> int:
+    """Register a data source; return its id."""
+    return int(
+        ok(
+            client,
+            "POST",
+            "/datasources",
+            {"name": name, "type": kind, "connectParams": params},
+            expect=201,
+        )["id"]
+    )
+
+
+def sub_job(
+    name: str,
+    source: tuple[str, int, str],
+    sink: tuple[str, int, str],
+    sources: dict[str, Any] | None = None,
+    sinks: dict[str, Any] | None = None,
+    settings: dict[str, Any] | None = None,
+    mapping: list[tuple[str, str]] | None = None,
+) -> dict[str, Any]:
+    """Build one sub-job of the wire shape."""
+
+    def pairs(options: dict[str, Any] | None) -> list[dict[str, Any]]:
+        return [{"config_key": k, "config_value": v} for k, v in (options or {}).items()]
+
+    return {
+        "subJobName": name,
+        "dataSources": {
+            "source": {"type": source[0], "id": source[1], "table": source[2]},
+            "sink": {"type": sink[0], "id": sink[1], "table": sink[2]},
+        },
+        "params": {"sources": pairs(sources), "sinks": pairs(sinks)},
+        "transforms": {
+            "type": "MAPPING",
+            "mapping": [{"source_field_name": s, "sink_field_name": d} for s, d in mapping or []],
+        },
+        "settings": pairs(settings),
+    }
+
+
+def create_job(client: FlaskClient, name: str, content: list[dict[str, Any]]) -> int:
+    """Save a job; return its id."""
+    return int(ok(client, "POST", "/job", {"jobName": name, "content": content}, expect=201)["id"])
+
+
+def execute(client: FlaskClient, job_id: int, permit: bool = False) -> str:
+    """Submit an execution; return its id."""
+    return str(
+        ok(client, "POST", f"/job/{job_id}/execute", {"permitPartialFailures": permit})[
+            "jobExecutionId"
+        ]
+    )
+
+
+def wait_until_done(
+    client: FlaskClient, eid: str, timeout: float = 120, seen: list[float] | None = None
+) -> dict[str, Any]:
+    """Poll E2 until the execution and every task are completed; return the last status."""
+    deadline = time.monotonic() + timeout
+    while True:
+        status = ok(client, "GET", f"/job/execution/{eid}/status")
+        if seen is not None:
+            seen.append(status["progress"])
+        if status["allTaskStatus"]:
+            return status
+        if time.monotonic() > deadline:
+            raise AssertionError(f"execution {eid} not done in {timeout}s: {status}")
+        time.sleep(0.1)
+
+
+def wait_for(predicate: Any, timeout: float = 30, interval: float = 0.1) -> Any:
+    """Return the first truthy value of ``predicate()`` within ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError("condition not met in time")
+
+
+def tasks_by_name(client: FlaskClient, eid: str) -> dict[str, dict[str, Any]]:
+    """Return E3's tasks keyed by name."""
+    return {t["name"]: t for t in ok(client, "GET", f"/job/execution/{eid}/tasklist")["tasks"]}

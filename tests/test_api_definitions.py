@@ -1,0 +1,253 @@
+"""Data sources and job definitions over HTTP: envelope, both prefixes, and bad input."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask.testing import FlaskClient
+
+from tests.helpers import DSS, call, create_job, datasource, ok, sub_job
+
+
+def _name(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture
+def files(client: FlaskClient, tmp_path: Path) -> int:
+    root = tmp_path / "files"
+    root.mkdir()
+    (root / "in.csv").write_text("id,name\n1,a\n")
+    return datasource(client, _name("files"), "FILE", {"root": str(root)})
+
+
+@pytest.fixture
+def lite(client: FlaskClient, tmp_path: Path) -> int:
+    return datasource(client, _name("lite"), "SQLITE", {"path": str(tmp_path / "x.db")})
+
+
+def _count(client: FlaskClient, path: str) -> int:
+    return int(ok(client, "GET", path)["total"])
+
+
+def test_datasource_round_trip_masks_the_password(client: FlaskClient) -> None:
+    name = _name("pg")
+    ds_id = datasource(
+        client,
+        name,
+        "POSTGRESQL",
+        {
+            "host": "127.0.0.1",
+            "port": 5432,
+            "username": "postgres",
+            "password": "t0p-secret",
+            "database": "test",
+        },
+    )
+    got = ok(client, "GET", f"/datasources/{ds_id}")
+    assert got["connectParams"]["password"] == "******"
+    assert "t0p-secret" not in str(ok(client, "GET", "/datasources"))
+    updated = ok(
+        client,
+        "PUT",
+        f"/datasources/{ds_id}",
+        {"description": "d", "connectParams": {**got["connectParams"], "port": 5432}},
+    )
+    assert updated["connectParams"]["password"] == "******"
+    from exchangis.models import DataSource
+
+    rt = client.application.extensions["exchangis"]
+    with rt.sessions() as session:
+        assert session.get(DataSource, ds_id).connect_params["password"] == "t0p-secret"
+    ok(client, "DELETE", f"/datasources/{ds_id}")
+    call(client, "GET", f"/datasources/{ds_id}", expect=404)
+
+
+def test_datasource_test_reports_failure_without_the_password(client: FlaskClient) -> None:
+    ds_id = datasource(
+        client,
+        _name("bad"),
+        "MYSQL",
+        {
+            "host": "127.0.0.1",
+            "port": 1,
+            "username": "root",
+            "password": "pw-9f8e7d",
+            "database": "test",
+        },
+    )
+    result = ok(client, "POST", f"/datasources/{ds_id}/test")
+    assert result["ok"] is False
+    assert "pw-9f8e7d" not in result["message"]
+    assert result["elapsedMs"] >= 0
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"name": "x", "type": "MYSQL"}, "connectParams"),
+        ({"name": "x", "type": "NOPE", "connectParams": {}}, "type"),
+        ({"name": "", "type": "SQLITE", "connectParams": {"path": "/tmp/a"}}, "name"),
+        ({"name": "x" * 129, "type": "SQLITE", "connectParams": {"path": "/tmp/a"}}, "name"),
+        ({"name": "x", "type": "SQLITE", "connectParams": {"path": "/tmp/a"}, "extra": 1}, "extra"),
+        ({"name": "x", "type": "SQLITE", "connectParams": {"path": 5}}, "connectParams.path"),
+        (
+            {"name": "x", "type": "SQLITE", "connectParams": {"path": "/a", "pw": "1"}},
+            "connectParams.pw",
+        ),
+        (
+            {
+                "name": "x",
+                "type": "MYSQL",
+                "connectParams": {"host": "h", "port": "3306", "username": "u", "database": "d"},
+            },
+            "connectParams.port",
+        ),
+        (
+            {
+                "name": "x",
+                "type": "MYSQL",
+                "connectParams": {"host": "h", "port": 99999, "username": "u", "database": "d"},
+            },
+            "connectParams.port",
+        ),
+        (
+            {"name": "x", "type": "POSTGRESQL", "connectParams": {"host": "h"}},
+            "connectParams.username",
+        ),
+        ([1, 2], "_schema"),
+    ],
+)
+def test_bad_datasource_bodies_are_rejected(client: FlaskClient, body: Any, field: str) -> None:
+    before = _count(client, "/datasources")
+    reply = call(client, "POST", "/datasources", body, expect=400)
+    assert field in reply["message"] or field in str(reply["data"])
+    assert _count(client, "/datasources") == before
+
+
+def test_duplicate_datasource_name_is_a_conflict(client: FlaskClient, tmp_path: Path) -> None:
+    name = _name("dup")
+    datasource(client, name, "SQLITE", {"path": str(tmp_path / "a.db")})
+    call(
+        client,
+        "POST",
+        "/datasources",
+        {"name": name, "type": "SQLITE", "connectParams": {"path": "/x"}},
+        expect=409,
+    )
+
+
+def test_datasource_in_use_cannot_be_deleted(client: FlaskClient, files: int, lite: int) -> None:
+    create_job(
+        client, _name("job"), [sub_job("a", ("FILE", files, "in.csv"), ("SQLITE", lite, "t"))]
+    )
+    reply = call(client, "DELETE", f"/datasources/{lite}", expect=409)
+    assert "used by" in reply["message"]
+
+
+def test_job_round_trip_on_both_prefixes(client: FlaskClient, files: int, lite: int) -> None:
+    content = [
+        sub_job(
+            "orders",
+            ("FILE", files, "in.csv"),
+            ("SQLITE", lite, "orders"),
+            sinks={"writeMode": "overwrite"},
+            settings={"setting.speed.record": 1000},
+            mapping=[("id", "order_id")],
+        )
+    ]
+    job_id = create_job(client, _name("job"), content)
+    got = ok(client, "GET", f"/job/{job_id}")
+    assert got["content"] == content
+    assert got["projectName"] == "default"
+    dss = call(client, "GET", f"/job/{job_id}?labels=dev&_=123", prefix=DSS)
+    assert dss["data"]["content"] == content
+    ok(client, "PUT", f"/job/{job_id}", {"jobName": "renamed", "content": content})
+    assert ok(client, "GET", f"/job/{job_id}")["jobName"] == "renamed"
+    page = ok(client, "GET", "/job?jobName=renamed&size=5&current=1&projectName=")
+    assert page["total"] >= 1 and all("renamed" in j["jobName"] for j in page["result"])
+    ok(client, "DELETE", f"/job/{job_id}")
+    call(client, "GET", f"/job/{job_id}", expect=404)
+
+
+def _bad_content(files: int, lite: int) -> list[tuple[Any, str]]:
+    good = sub_job("a", ("FILE", files, "in.csv"), ("SQLITE", lite, "t"))
+
+    def variant(**change: Any) -> dict[str, Any]:
+        return {**good, **change}
+
+    def sources(source: dict[str, Any]) -> dict[str, Any]:
+        return variant(dataSources={"source": source, "sink": good["dataSources"]["sink"]})
+
+    return [
+        ([], "content"),
+        ([variant(unknownKey=1)], "unknownKey"),
+        ([{k: v for k, v in good.items() if k != "dataSources"}], "dataSources"),
+        ([sources({"type": "FILE", "id": files, "table": "../etc/passwd"})], "table"),
+        ([sources({"type": "FILE", "id": files, "table": "/etc/passwd"})], "table"),
+        ([sources({"type": "FILE", "id": 999999, "table": "in.csv"})], "does not exist"),
+        ([sources({"type": "SQLITE", "id": files, "table": "t"})], "is FILE"),
+        ([sources({"type": "FILE", "id": "1", "table": "in.csv"})], "id"),
+        (
+            [variant(settings=[{"config_key": "setting.speed.record", "config_value": -1}])],
+            "setting.speed.record",
+        ),
+        ([variant(settings=[{"config_key": "setting.bogus", "config_value": 1}])], "config_key"),
+        (
+            [variant(settings=[{"config_key": "setting.speed.channel", "config_value": "2"}])],
+            "number",
+        ),
+        (
+            [variant(params={"sources": [{"config_key": "nope", "config_value": 1}], "sinks": []})],
+            "unknown option",
+        ),
+        ([sub_job("a", ("FILE", files, "in.csv"), ("SQLITE", lite, "t; DROP TABLE x"))], "table"),
+        ([good, good], "duplicate subJobName"),
+        ([variant(subJobName="x" * 300)], "subJobName"),
+    ]
+
+
+def test_bad_job_bodies_are_rejected_and_change_nothing(
+    client: FlaskClient, files: int, lite: int
+) -> None:
+    before = _count(client, "/job")
+    for content, needle in _bad_content(files, lite):
+        reply = call(client, "POST", "/job", {"jobName": "bad", "content": content}, expect=400)
+        assert needle in reply["message"] or needle in str(reply["data"]), (needle, reply)
+    call(client, "POST", "/job", {"content": []}, expect=400)
+    call(client, "POST", "/job", {"jobName": 5, "content": []}, expect=400)
+    call(client, "POST", "/job", data="not json", content_type="application/json", expect=400)
+    assert _count(client, "/job") == before
+
+
+def test_unknown_ids_are_404_in_the_envelope(client: FlaskClient) -> None:
+    for method, path in [
+        ("GET", "/job/999999"),
+        ("PUT", "/datasources/999999"),
+        ("DELETE", "/job/999999"),
+        ("POST", "/datasources/999999/test"),
+    ]:
+        body = {"description": "x"} if method == "PUT" else None
+        assert call(client, method, path, body, expect=404)["status"] == 1
+    reply = call(client, "GET", "/no/such/route", expect=404)
+    assert reply["status"] == 1
+
+
+def test_list_limits_are_validated(client: FlaskClient) -> None:
+    call(client, "GET", "/job?size=0", expect=400)
+    call(client, "GET", "/job?current=abc", expect=400)
+    call(client, "GET", "/job?size=100000", expect=400)
+
+
+def test_bad_user_header_is_rejected(client: FlaskClient, tmp_path: Path) -> None:
+    call(
+        client,
+        "POST",
+        "/datasources",
+        {"name": _name("u"), "type": "SQLITE", "connectParams": {"path": str(tmp_path / "u")}},
+        expect=400,
+        headers={"X-Exchangis-User": "bad user; drop"},
+    )

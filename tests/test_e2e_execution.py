@@ -1,0 +1,435 @@
+"""End to end: real worker processes, real databases, driven through the HTTP API."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import sqlite3
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask.testing import FlaskClient
+
+from tests import data
+from tests.conftest import WorkerProcess
+from tests.helpers import (
+    DSS,
+    call,
+    create_job,
+    datasource,
+    execute,
+    ok,
+    sub_job,
+    tasks_by_name,
+    wait_for,
+    wait_until_done,
+)
+from tests.services import mysql_params, postgres_params
+
+pytestmark = pytest.mark.e2e
+ROWS = 10_000
+
+
+@pytest.fixture
+def run_id() -> str:
+    return uuid.uuid4().hex[:8]
+
+
+@pytest.fixture
+def sources(client: FlaskClient, tmp_path: Path, run_id: str) -> dict[str, int]:
+    """Data sources on every backend (MariaDB, PostgreSQL, FILE, SQLite, MEMORY)."""
+    root = tmp_path / "files"
+    root.mkdir()
+    return {
+        "MYSQL": datasource(client, f"my-{run_id}", "MYSQL", mysql_params()),
+        "POSTGRESQL": datasource(client, f"pg-{run_id}", "POSTGRESQL", postgres_params()),
+        "FILE": datasource(client, f"files-{run_id}", "FILE", {"root": str(root)}),
+        "SQLITE": datasource(
+            client, f"lite-{run_id}", "SQLITE", {"path": str(tmp_path / "lite.db")}
+        ),
+        "MEMORY": datasource(client, f"mem-{run_id}", "MEMORY", {}),
+    }
+
+
+@pytest.fixture
+def tables(run_id: str) -> Iterator[dict[str, str]]:
+    names = {k: f"e2e_{k}_{run_id}" for k in ("my_src", "my_dst", "pg_src", "pg_dst")}
+    yield names
+    data.drop([names["my_src"], names["my_dst"]], [names["pg_src"], names["pg_dst"]])
+
+
+def _csv(path: Path, rows: int) -> list[list[str]]:
+    lines = [["id", "name", "amount", "day", "flag", "note"]]
+    for row in data.mixed_rows(rows):
+        lines.append(
+            [
+                str(row[0]),
+                row[1],
+                str(row[2]),
+                row[4].isoformat(),
+                "true" if row[5] else "false",
+                "" if row[6] is None else row[6],
+            ]
+        )
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        csv.writer(fh).writerows(lines)
+    return lines
+
+
+def test_three_sub_jobs_move_every_row_value_for_value(
+    client: FlaskClient,
+    worker: WorkerProcess,
+    sources: dict[str, int],
+    tables: dict[str, str],
+    tmp_path: Path,
+) -> None:
+    data.mysql_table(tables["my_src"], ROWS)
+    data.postgres_table(tables["pg_src"], ROWS)
+    data.postgres_table(tables["pg_dst"], 0)
+    data.mysql_table(tables["my_dst"], 0)
+    lines = _csv(tmp_path / "files" / "orders.csv", ROWS)
+    slow = {"setting.speed.record": 4000}
+    job_id = create_job(
+        client,
+        "three",
+        [
+            sub_job(
+                "my-to-pg",
+                ("MYSQL", sources["MYSQL"], tables["my_src"]),
+                ("POSTGRESQL", sources["POSTGRESQL"], tables["pg_dst"]),
+                sources={"batchSize": 500},
+                settings=slow,
+            ),
+            sub_job(
+                "pg-to-my",
+                ("POSTGRESQL", sources["POSTGRESQL"], tables["pg_src"]),
+                ("MYSQL", sources["MYSQL"], tables["my_dst"]),
+                settings=slow,
+            ),
+            sub_job(
+                "csv-to-sqlite",
+                ("FILE", sources["FILE"], "orders.csv"),
+                ("SQLITE", sources["SQLITE"], "orders"),
+            ),
+        ],
+    )
+    eid = execute(client, job_id)
+    first = ok(client, "GET", f"/job/execution/{eid}/tasklist")["tasks"]
+    assert [t["name"] for t in first] == ["my-to-pg", "pg-to-my", "csv-to-sqlite"]
+    seen: list[float] = []
+    final = wait_until_done(client, eid, timeout=180, seen=seen)
+    assert final["status"] == "Success", ok(client, "GET", f"/job/execution/{eid}/progress")
+    assert final["progress"] == 1.0
+    assert seen == sorted(seen), "progress went backwards"
+    assert any(0 < p < 1 for p in seen), seen
+
+    assert data.checksum(data.postgres_rows(tables["pg_dst"])) == data.checksum(
+        data.mysql_rows(tables["my_src"])
+    )
+    assert data.checksum(data.mysql_rows(tables["my_dst"])) == data.checksum(
+        data.postgres_rows(tables["pg_src"])
+    )
+    with sqlite3.connect(tmp_path / "lite.db") as lite:
+        copied = lite.execute("SELECT id, name, amount, day, flag, note FROM orders").fetchall()
+    expected = [
+        tuple(None if v == "" and i == 5 else v for i, v in enumerate(line)) for line in lines[1:]
+    ]
+    assert sorted(map(str, copied)) == sorted(map(str, expected)) or sorted(
+        tuple(str(v) if v is not None else None for v in r) for r in copied
+    ) == sorted(expected)
+
+    progress = ok(client, "GET", f"/job/execution/{eid}/progress")["job"]
+    assert progress == {
+        "status": "Success",
+        "progress": 1.0,
+        "total": 3,
+        "tasks": {"Success": progress["tasks"]["Success"]},
+    }
+    tasks = tasks_by_name(client, eid)
+    assert all(t["status"] == "Success" and t["launchTime"] for t in tasks.values())
+    info = json.loads(tasks["my-to-pg"]["linkisJobInfo"])
+    assert info["pid"] > 0 and info["host"]
+    metrics = ok(
+        client,
+        "POST",
+        f"/task/execution/{tasks['my-to-pg']['taskId']}/metrics",
+        {"jobExecutionId": eid},
+    )["task"]["metrics"]
+    assert metrics["indicator"]["exchangedRecords"] == ROWS
+    assert metrics["traffic"]["source"] == "mysql"
+    assert metrics["traffic"]["sink"] == "postgresql"
+    dss = call(client, "GET", f"/job/execution/{eid}/taskList?labels=x&_=1", prefix=DSS)
+    assert len(dss["data"]["tasks"]) == 3
+    log = data_log(client, eid)
+    assert "submitted by admin" in log and "finished Success" in log
+
+
+def data_log(client: FlaskClient, eid: str) -> str:
+    """Return the job log's text straight from the live store."""
+    rt = client.application.extensions["exchangis"]
+    return "\n".join(rt.redis.lrange(rt.keys.execution_log(eid), 0, -1))
+
+
+def _memory_job(
+    client: FlaskClient, sources: dict[str, int], tables: dict[str, str], fail_at: int
+) -> int:
+    data.postgres_table(tables["pg_dst"], 5, start=100_000)
+    data.mysql_table(tables["my_dst"], 0)
+    return create_job(
+        client,
+        "faulty",
+        [
+            sub_job(
+                "fails",
+                ("MEMORY", sources["MEMORY"], "gen"),
+                ("POSTGRESQL", sources["POSTGRESQL"], tables["pg_dst"]),
+                sources={"rows": 5000, "failAtRow": fail_at, "sleepPerBatch": 0.02, "batchSize": 100},
+                sinks={"batchSize": 100},
+                mapping=[("id", "id"), ("name", "name"), ("amount", "amount")],
+            ),
+            sub_job(
+                "slow",
+                ("MEMORY", sources["MEMORY"], "gen"),
+                ("MYSQL", sources["MYSQL"], tables["my_dst"]),
+                sources={"rows": 4000, "sleepPerBatch": 0.05, "batchSize": 100},
+                mapping=[("id", "id"), ("name", "name"), ("amount", "amount")],
+            ),
+            sub_job(
+                "queued",
+                ("MEMORY", sources["MEMORY"], "gen"),
+                ("SQLITE", sources["SQLITE"], "never"),
+                sources={"rows": 10},
+            ),
+        ],
+    )
+
+
+def test_failure_without_partial_permission_fails_and_cancels_the_rest(
+    client: FlaskClient,
+    worker: WorkerProcess,
+    sources: dict[str, int],
+    tables: dict[str, str],
+) -> None:
+    job_id = _memory_job(client, sources, tables, fail_at=2500)
+    before = data.checksum(data.postgres_rows(tables["pg_dst"]))
+    eid = execute(client, job_id, permit=False)
+    final = wait_until_done(client, eid, timeout=120)
+    assert final["status"] == "Failed"
+    tasks = tasks_by_name(client, eid)
+    assert tasks["fails"]["status"] == "Failed"
+    assert tasks["slow"]["status"] == "Cancelled"
+    assert tasks["queued"]["status"] in {"Cancelled", "Success"}
+    assert data.checksum(data.postgres_rows(tables["pg_dst"])) == before
+    assert data.mysql_rows(tables["my_dst"]) == []
+    log = data_log(client, eid)
+    assert "partial failures are not permitted" in log
+    assert "injected failure at row 2500" in log, log
+
+
+def test_partial_failures_permitted_lets_the_others_finish(
+    client: FlaskClient,
+    worker: WorkerProcess,
+    sources: dict[str, int],
+    tables: dict[str, str],
+) -> None:
+    job_id = _memory_job(client, sources, tables, fail_at=2500)
+    before = data.checksum(data.postgres_rows(tables["pg_dst"]))
+    eid = execute(client, job_id, permit=True)
+    final = wait_until_done(client, eid, timeout=120)
+    assert final["status"] == "Partial_Success"
+    assert final["progress"] < 1.0
+    tasks = tasks_by_name(client, eid)
+    assert [tasks[n]["status"] for n in ("fails", "slow", "queued")] == [
+        "Failed",
+        "Success",
+        "Success",
+    ]
+    assert data.checksum(data.postgres_rows(tables["pg_dst"])) == before
+    assert len(data.mysql_rows(tables["my_dst"])) == 4000
+
+
+def test_constraint_violation_on_a_real_sink_rolls_back(
+    client: FlaskClient,
+    worker: WorkerProcess,
+    sources: dict[str, int],
+    tables: dict[str, str],
+) -> None:
+    data.mysql_table(tables["my_src"], 3000)
+    data.postgres_table(
+        tables["pg_dst"], 0, data.POSTGRES_COLUMNS + ", CONSTRAINT no_2000 CHECK (id <> 2000)"
+    )
+    with data.postgres() as conn:
+        conn.execute(f"INSERT INTO \"{tables['pg_dst']}\" (id, name) VALUES (-1, 'kept')")
+    job_id = create_job(
+        client,
+        "constraint",
+        [
+            sub_job(
+                "violates",
+                ("MYSQL", sources["MYSQL"], tables["my_src"]),
+                ("POSTGRESQL", sources["POSTGRESQL"], tables["pg_dst"]),
+                sources={"batchSize": 500},
+            ),
+            sub_job(
+                "fine",
+                ("MEMORY", sources["MEMORY"], "gen"),
+                ("SQLITE", sources["SQLITE"], "fine"),
+                sources={"rows": 100},
+            ),
+        ],
+    )
+    eid = execute(client, job_id, permit=True)
+    final = wait_until_done(client, eid, timeout=120)
+    assert final["status"] == "Partial_Success"
+    assert data.postgres_rows(tables["pg_dst"])[0][:2] == (-1, "kept")
+    assert len(data.postgres_rows(tables["pg_dst"])) == 1
+    tasks = tasks_by_name(client, eid)
+    task_log = "\n".join(
+        client.application.extensions["exchangis"].redis.lrange(
+            client.application.extensions["exchangis"].keys.task_log(tasks["violates"]["taskId"]),
+            0,
+            -1,
+        )
+    )
+    assert "no_2000" in task_log and "rolled back" in task_log
+
+
+def test_kill_during_a_long_transfer_cancels_quickly_and_leaves_the_sink(
+    client: FlaskClient,
+    worker: WorkerProcess,
+    sources: dict[str, int],
+    tables: dict[str, str],
+) -> None:
+    data.mysql_table(tables["my_src"], 5000)
+    data.postgres_table(tables["pg_dst"], 3, start=100_000)
+    before = data.checksum(data.postgres_rows(tables["pg_dst"]))
+    job_id = create_job(
+        client,
+        "long",
+        [
+            sub_job(
+                "long",
+                ("MYSQL", sources["MYSQL"], tables["my_src"]),
+                ("POSTGRESQL", sources["POSTGRESQL"], tables["pg_dst"]),
+                settings={"setting.speed.record": 500},
+            ),
+        ],
+    )
+    eid = execute(client, job_id)
+    wait_for(lambda: ok(client, "GET", f"/job/execution/{eid}/status")["progress"] > 0.05)
+    killed_at = time.monotonic()
+    result = ok(client, "POST", f"/job/execution/{eid}/kill", {"labels": {"route": "dev"}})
+    assert result == {"jobExecutionId": eid, "status": "Cancelled"}
+    final = wait_until_done(client, eid, timeout=30)
+    assert time.monotonic() - killed_at < 5
+    assert final["status"] == "Cancelled"
+    assert all(t["status"] == "Cancelled" for t in tasks_by_name(client, eid).values())
+    assert data.checksum(data.postgres_rows(tables["pg_dst"])) == before
+    assert ok(client, "GET", f"/job/{eid}/allTaskStatus")["completed"] is True
+    call(client, "POST", f"/job/execution/{eid}/kill", expect=409)
+
+
+def test_sigkilled_worker_process_does_not_leave_the_execution_running(
+    client: FlaskClient,
+    worker: WorkerProcess,
+    sources: dict[str, int],
+    tables: dict[str, str],
+) -> None:
+    data.mysql_table(tables["my_src"], 5000)
+    data.postgres_table(tables["pg_dst"], 2, start=100_000)
+    before = data.checksum(data.postgres_rows(tables["pg_dst"]))
+    job_id = create_job(
+        client,
+        "lost",
+        [
+            sub_job(
+                "lost",
+                ("MYSQL", sources["MYSQL"], tables["my_src"]),
+                ("POSTGRESQL", sources["POSTGRESQL"], tables["pg_dst"]),
+                settings={"setting.speed.record": 500},
+            ),
+        ],
+    )
+    eid = execute(client, job_id)
+    task = wait_for(
+        lambda: next(
+            (
+                t
+                for t in tasks_by_name(client, eid).values()
+                if t["status"] == "Running" and t["linkisJobInfo"]
+            ),
+            None,
+        )
+    )
+    os.kill(json.loads(task["linkisJobInfo"])["pid"], signal.SIGKILL)
+    final = wait_until_done(client, eid, timeout=30)
+    assert final["status"] == "Failed"
+    assert tasks_by_name(client, eid)["lost"]["status"] == "Undefined"
+    assert "worker lost" in data_log(client, eid)
+    assert data.checksum(data.postgres_rows(tables["pg_dst"])) == before
+
+
+def test_execution_endpoints_reject_bad_input(
+    client: FlaskClient, sources: dict[str, int], tables: dict[str, str], rt: Any
+) -> None:
+    job_id = create_job(
+        client,
+        "inputs",
+        [
+            sub_job(
+                "a",
+                ("MEMORY", sources["MEMORY"], "gen"),
+                ("SQLITE", sources["SQLITE"], "t"),
+                sources={"rows": 1},
+            )
+        ],
+    )
+    call(client, "POST", "/job/999999/execute", {}, expect=404)
+    call(client, "POST", f"/job/{job_id}/execute", {"permitPartialFailures": "maybe"}, expect=400)
+    call(client, "POST", f"/job/{job_id}/execute", {"bogus": 1}, expect=400)
+    call(client, "POST", f"/job/{job_id}/execute", {"jobParams": "x"}, expect=400)
+    for path in ("status", "tasklist", "progress"):
+        call(client, "GET", f"/job/execution/{uuid.uuid4()}/{path}", expect=404)
+    call(client, "GET", f"/job/{uuid.uuid4()}/allTaskStatus", expect=404)
+    call(client, "POST", f"/job/execution/{uuid.uuid4()}/kill", expect=404)
+    call(client, "GET", "/job/execution/" + "x" * 300 + "/status", expect=404)
+    eid = execute(client, job_id)
+    task_id = ok(client, "GET", f"/job/execution/{eid}/tasklist")["tasks"][0]["taskId"]
+    other = execute(client, job_id)
+    call(
+        client, "POST", f"/task/execution/{task_id}/metrics", {"jobExecutionId": other}, expect=404
+    )
+    call(client, "POST", f"/task/execution/{task_id}/metrics", {}, expect=400)
+    call(
+        client,
+        "POST",
+        f"/task/execution/{task_id}/metrics",
+        {"jobExecutionId": eid, "junk": True},
+        expect=400,
+    )
+    zero = ok(client, "POST", f"/task/execution/{task_id}/metrics", {"jobExecutionId": eid})
+    assert set(zero["task"]["metrics"]) >= {"resourceUsed", "traffic", "indicator"}
+
+
+def test_unknown_variable_is_rejected_at_submit(
+    client: FlaskClient, sources: dict[str, int]
+) -> None:
+    job_id = create_job(
+        client,
+        "vars",
+        [
+            sub_job(
+                "a",
+                ("MEMORY", sources["MEMORY"], "gen"),
+                ("SQLITE", sources["SQLITE"], "t_${undefined_thing}"),
+            )
+        ],
+    )
+    reply = call(client, "POST", f"/job/{job_id}/execute", {}, expect=400)
+    assert "undefined_thing" in reply["message"]

@@ -1,0 +1,32 @@
+"""Thin Celery adapters: each hands over to the engine with ids only."""
+
+from __future__ import annotations
+
+import os
+
+from celery import Celery
+
+from exchangis.engine.dispatch import RUN_TASK
+from exchangis.engine.runner import TaskRunner
+from exchangis.runtime import Runtime
+from exchangis.settings import Settings
+
+_runtime: dict[int, Runtime] = {}
+
+
+def runtime(settings: Settings) -> Runtime:
+    """Return this process's runtime (a forked child builds its own pools)."""
+    pid = os.getpid()
+    if pid not in _runtime:
+        _runtime.clear()
+        _runtime[pid] = Runtime(settings)
+    return _runtime[pid]
+
+
+def register(app: Celery, settings: Settings) -> None:
+    """Register the transfer task on ``app``."""
+
+    @app.task(name=RUN_TASK, ignore_result=True)
+    def run_task(task_id: int) -> None:
+        """Run one transfer task (claimed atomically; a duplicate exits quietly)."""
+        TaskRunner(runtime(settings), int(task_id)).run()
