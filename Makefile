@@ -7,7 +7,7 @@ HOST ?= 127.0.0.1
 EXCHANGIS_PORT ?= 8080
 export EXCHANGIS_PORT
 
-.PHONY: help run test lint api worker migrate services-up bench clean
+.PHONY: help install run test lint api worker migrate services-up clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -39,12 +39,9 @@ test: $(STAMP)  ## run the whole test suite (real Redis, PostgreSQL, MariaDB, Ce
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)  ## ruff and mypy
-	$(VENV)/bin/ruff check exchangis workers tests bench
-	$(VENV)/bin/ruff format --check exchangis workers tests bench
+	$(VENV)/bin/ruff check exchangis workers tests
+	$(VENV)/bin/ruff format --check exchangis workers tests
 	$(VENV)/bin/mypy
-
-bench: $(STAMP)  ## benchmarks under bench/
-	$(PY) bench/transfer.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

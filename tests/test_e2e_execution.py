@@ -189,7 +189,12 @@ def _memory_job(
                 "fails",
                 ("MEMORY", sources["MEMORY"], "gen"),
                 ("POSTGRESQL", sources["POSTGRESQL"], tables["pg_dst"]),
-                sources={"rows": 5000, "failAtRow": fail_at, "sleepPerBatch": 0.02, "batchSize": 100},
+                sources={
+                    "rows": 5000,
+                    "failAtRow": fail_at,
+                    "sleepPerBatch": 0.02,
+                    "batchSize": 100,
+                },
                 sinks={"batchSize": 100},
                 mapping=[("id", "id"), ("name", "name"), ("amount", "amount")],
             ),
