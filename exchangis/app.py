@@ -9,6 +9,7 @@ from typing import Any
 from flask import Flask
 from flask.typing import ResponseReturnValue
 from flask_smorest import Api
+from redis.exceptions import RedisError
 from werkzeug.exceptions import HTTPException
 
 from exchangis.api import datasource, execution, job
@@ -57,6 +58,13 @@ def register_error_handlers(app: Flask) -> None:
             logger.error("internal error: %s", exc.message)
         data = {"errors": exc.errors} if exc.errors else None
         return envelope(data, message=exc.message, status=1, http_status=exc.http_status)
+
+    @app.errorhandler(RedisError)
+    def redis_down(exc: RedisError) -> ResponseReturnValue:
+        logger.error("live-state store error: %s", exc)
+        return envelope(
+            None, message="the live-state store (Redis) is unavailable", status=1, http_status=503
+        )
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException) -> ResponseReturnValue:

@@ -34,6 +34,12 @@ class ConflictError(ExchangisError):
     http_status = 409
 
 
+class UnavailableError(ExchangisError):
+    """A store the operation needs (Redis, the broker) cannot be reached; nothing was started."""
+
+    http_status = 503
+
+
 class SettingsError(ExchangisError):
     """The settings (defaults, file, environment) do not validate."""
 

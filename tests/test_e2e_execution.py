@@ -438,3 +438,126 @@ def test_unknown_variable_is_rejected_at_submit(
     )
     reply = call(client, "POST", f"/job/{job_id}/execute", {}, expect=400)
     assert "undefined_thing" in reply["message"]
+
+
+def test_passwords_never_reach_logs_or_answers(
+    client: FlaskClient, worker: WorkerProcess, sources: dict[str, int], run_id: str
+) -> None:
+    secret = f"Wr0ng-Secret-{run_id}"
+    bad = datasource(client, f"badpw-{run_id}", "MYSQL", {**mysql_params(), "password": secret})
+    job_id = create_job(
+        client,
+        "badpw",
+        [sub_job("a", ("MYSQL", bad, "whatever"), ("SQLITE", sources["SQLITE"], "t"))],
+    )
+    eid = execute(client, job_id)
+    final = wait_until_done(client, eid, timeout=60)
+    assert final["status"] == "Failed"
+    rt = client.application.extensions["exchangis"]
+    task = next(iter(tasks_by_name(client, eid).values()))
+    texts = [
+        data_log(client, eid),
+        "\n".join(rt.redis.lrange(rt.keys.task_log(task["taskId"]), 0, -1)),
+        json.dumps(rt.store.task(task["taskId"]) or {}),
+        json.dumps(ok(client, "GET", f"/datasources/{bad}")),
+        json.dumps(ok(client, "GET", f"/job/execution/{eid}/tasklist")),
+    ]
+    assert "Access denied" in texts[1]
+    assert all(secret not in text for text in texts)
+
+
+def test_labels_route_sends_tasks_to_that_queue(
+    client: FlaskClient, worker: WorkerProcess, sources: dict[str, int], rt: Any
+) -> None:
+    route = rt.settings.queues[0]
+    job_id = create_job(
+        client,
+        "routed",
+        [
+            sub_job(
+                "a",
+                ("MEMORY", sources["MEMORY"], "gen"),
+                ("SQLITE", sources["SQLITE"], "r"),
+                sources={"rows": 10},
+            )
+        ],
+    )
+    eid = str(
+        call(client, "POST", f"/job/{job_id}/execute", {"labels": {"route": route}}, prefix=DSS)[
+            "data"
+        ]["jobExecutionId"]
+    )
+    assert rt.store.execution(eid)["queue"] == route
+    assert wait_until_done(client, eid)["status"] == "Success"
+    other = execute(client, job_id)
+    assert rt.store.execution(other)["queue"] == rt.settings.task_queue
+    wait_until_done(client, other)
+
+
+def test_completed_execution_is_read_from_sql_after_live_keys_expire(
+    client: FlaskClient, worker: WorkerProcess, sources: dict[str, int], rt: Any
+) -> None:
+    job_id = create_job(
+        client,
+        "durable",
+        [
+            sub_job(
+                "a",
+                ("MEMORY", sources["MEMORY"], "gen"),
+                ("SQLITE", sources["SQLITE"], "d"),
+                sources={"rows": 1234},
+            ),
+            sub_job(
+                "b",
+                ("MEMORY", sources["MEMORY"], "gen"),
+                ("SQLITE", sources["SQLITE"], "d2"),
+                sources={"rows": 10, "failAtRow": 5},
+            ),
+        ],
+    )
+    eid = execute(client, job_id, permit=True)
+    wait_until_done(client, eid)
+    live = {
+        p: ok(client, "GET", f"/job/execution/{eid}/{p}")
+        for p in ("status", "tasklist", "progress")
+    }
+    task_id = live["tasklist"]["tasks"][0]["taskId"]
+    live_metrics = ok(client, "POST", f"/task/execution/{task_id}/metrics", {"jobExecutionId": eid})
+    assert live["status"]["status"] == "Partial_Success"
+    for key in rt.redis.scan_iter(f"{rt.keys.prefix}*"):
+        if eid in key or any(
+            key.startswith(rt.keys.task(t["taskId"])) for t in live["tasklist"]["tasks"]
+        ):
+            rt.redis.delete(key)
+    assert rt.store.execution(eid) is None
+    for path, answer in live.items():
+        assert ok(client, "GET", f"/job/execution/{eid}/{path}") == answer
+    durable = ok(client, "POST", f"/task/execution/{task_id}/metrics", {"jobExecutionId": eid})
+    assert durable["task"]["metrics"]["indicator"] == live_metrics["task"]["metrics"]["indicator"]
+    assert durable["task"]["metrics"]["indicator"]["exchangedRecords"] == 1234
+
+
+def test_submit_with_redis_down_fails_cleanly(
+    app: Any, sources: dict[str, int], client: FlaskClient
+) -> None:
+    from exchangis.app import create_app
+    from exchangis.embedded import free_port
+    from exchangis.models import JobExecution
+
+    job_id = create_job(
+        client,
+        "noredis",
+        [sub_job("a", ("MEMORY", sources["MEMORY"], "gen"), ("SQLITE", sources["SQLITE"], "n"))],
+    )
+    settings = app.extensions["exchangis"].settings.with_overrides(
+        {"redis_url": f"redis://127.0.0.1:{free_port()}/0"}
+    )
+    down = create_app(settings).test_client()
+    reply = call(down, "POST", f"/job/{job_id}/execute", {}, expect=503)
+    assert "unavailable" in reply["message"]
+    call(down, "GET", f"/job/execution/{uuid.uuid4()}/status", expect=503)
+    rt = app.extensions["exchangis"]
+    with rt.sessions() as session:
+        rows = session.query(JobExecution).filter_by(job_id=job_id).all()
+    assert [r.status for r in rows] == ["Failed"]
+    assert "live state unavailable" in (rows[0].error or "")

@@ -7,11 +7,13 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from redis.exceptions import RedisError
+
 from exchangis.engine import finalize
 from exchangis.engine.finalize import NOT_FINAL, execution_progress, task_metrics
 from exchangis.engine.planner import plan_job
 from exchangis.engine.states import EXECUTION_FINAL, TASK_FINAL, ExecutionStatus, TaskStatus
-from exchangis.errors import ConflictError, NotFoundError
+from exchangis.errors import ConflictError, NotFoundError, UnavailableError
 from exchangis.models import Job, JobExecution, TaskExecution
 from exchangis.runtime import Runtime
 from exchangis.services.job import check_endpoint
@@ -85,9 +87,15 @@ def submit_execution(rt: Runtime, job_id: int, user: str, body: Mapping[str, Any
             "permit_partial_failures": "1" if execution.permit_partial_failures else "0",
         }
     # committed: now the live state, then the messages (ids only)
-    rt.store.create_execution(
-        eid, live, [{"id": tid, "name": name, "celery_id": cid} for tid, name, cid in tasks]
-    )
+    try:
+        rt.store.create_execution(
+            eid, live, [{"id": tid, "name": name, "celery_id": cid} for tid, name, cid in tasks]
+        )
+    except RedisError as exc:
+        _fail_unstarted(rt, eid, f"live state unavailable: {type(exc).__name__}: {exc}")
+        raise UnavailableError(
+            f"execution {eid} could not start: the live-state store is unavailable"
+        ) from None
     log = rt.job_log(eid)
     log.info(
         f"Execution {eid} of job {live['job_name']} (id {job_id}) submitted by {user}: "
@@ -111,6 +119,18 @@ def submit_execution(rt: Runtime, job_id: int, user: str, body: Mapping[str, Any
             continue
         log.info(f"Task {name} (id {tid}) is Scheduled")
     return eid
+
+
+def _fail_unstarted(rt: Runtime, eid: str, error: str) -> None:
+    """Record an execution that never started as Failed (no task was sent)."""
+    with rt.sessions.begin() as session:
+        row = session.get(JobExecution, eid)
+        if row is not None:
+            row.status = ExecutionStatus.FAILED
+            row.error = error
+            for task in row.tasks:
+                task.status = TaskStatus.FAILED
+                task.error = error
 
 
 # -- reads: live state while it exists, the durable record after ---------------------------------
