@@ -2,7 +2,28 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
 from typing import Any
+
+MASK = "******"
+_PASSWORD_RE = re.compile(
+    r"(?i)\b(password|passwd|pwd)(\s*[=:]\s*)(\"[^\"]*\"|'[^']*'|[^\s,;&'\")]+)"
+)
+_URL_PASSWORD_RE = re.compile(r"(\w+://[^:/\s@]+:)([^@\s]+)(@)")
+
+
+def mask_secrets(text: str, secrets: Iterable[str] = ()) -> str:
+    """Return ``text`` with every listed secret and any ``password=...`` value masked.
+
+    Errors and log lines pass through this before anyone sees them; drivers often echo
+    connection strings.
+    """
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, MASK)
+    text = _PASSWORD_RE.sub(lambda m: f"{m.group(1)}{m.group(2)}{MASK}", text)
+    return _URL_PASSWORD_RE.sub(lambda m: f"{m.group(1)}{MASK}{m.group(3)}", text)
 
 
 class ExchangisError(Exception):

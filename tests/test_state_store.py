@@ -13,8 +13,8 @@ from exchangis.engine.states import (
     ExecutionStatus,
     TaskStatus,
 )
+from exchangis.errors import mask_secrets
 from exchangis.runtime import Runtime
-from exchangis.state.logs import mask_secrets
 from exchangis.state.store import StateStore
 
 

@@ -21,6 +21,7 @@ from exchangis.errors import (
     ExchangisError,
     InvalidInputError,
     TerminalConnectorError,
+    mask_secrets,
 )
 
 log = logging.getLogger(__name__)
@@ -28,7 +29,6 @@ log = logging.getLogger(__name__)
 _NAME = r"[\w$]{1,128}"
 _TABLE_RE = re.compile(rf"^{_NAME}(?:\.{_NAME})?$")
 _COLUMN_RE = re.compile(rf"^{_NAME}$")
-_PASSWORD_RE = re.compile(r"""(password\s*[=:]\s*)('[^']*'|"[^"]*"|[^\s,;)]+)""", re.IGNORECASE)
 
 WRITE_MODES = ("append", "overwrite")
 
@@ -120,11 +120,8 @@ def write_mode(endpoint: Endpoint) -> str:
 
 def scrub(message: str, connect: Mapping[str, Any] | None = None) -> str:
     """Return ``message`` without ``password=...`` text nor the password itself."""
-    text = _PASSWORD_RE.sub(r"\1***", message)
     secret = (connect or {}).get("password")
-    if isinstance(secret, str) and len(secret) >= 3:
-        text = text.replace(secret, "***")
-    return text
+    return mask_secrets(message, [secret] if isinstance(secret, str) and len(secret) >= 3 else [])
 
 
 # --- dialects ----------------------------------------------------------------------------------

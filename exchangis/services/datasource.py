@@ -10,10 +10,16 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from exchangis.connectors.base import DataSourceType
-from exchangis.errors import ConflictError, ConnectorError, InvalidInputError, NotFoundError
+from exchangis.errors import (
+    MASK,
+    ConflictError,
+    ConnectorError,
+    InvalidInputError,
+    NotFoundError,
+    mask_secrets,
+)
 from exchangis.models import DataSource, Job
 from exchangis.runtime import Runtime
-from exchangis.state.logs import MASK, mask_secrets
 
 
 def check_connect_params(ds_type: DataSourceType, params: Mapping[str, Any]) -> dict[str, Any]:

@@ -5,30 +5,16 @@ Every line starts ``YYYY-MM-DD HH:MM:SS.mmm LEVEL`` and has secrets masked befor
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterable
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from redis import Redis
 
+from exchangis.errors import mask_secrets
 from exchangis.state.keys import Keys
 
 MAX_LINE_CHARS = 8192
-MASK = "******"
-_PASSWORD_RE = re.compile(
-    r"(?i)\b(password|passwd|pwd)(\s*[=:]\s*)(\"[^\"]*\"|'[^']*'|[^\s,;&'\"]+)"
-)
-_URL_PASSWORD_RE = re.compile(r"(\w+://[^:/\s@]+:)([^@\s]+)(@)")
-
-
-def mask_secrets(text: str, secrets: Iterable[str] = ()) -> str:
-    """Return ``text`` with every listed secret and any ``password=...`` value masked."""
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, MASK)
-    text = _PASSWORD_RE.sub(lambda m: f"{m.group(1)}{m.group(2)}{MASK}", text)
-    return _URL_PASSWORD_RE.sub(lambda m: f"{m.group(1)}{MASK}{m.group(3)}", text)
 
 
 class LogWriter:
