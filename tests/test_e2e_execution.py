@@ -170,10 +170,11 @@ def test_three_sub_jobs_move_every_row_value_for_value(
     assert "submitted by admin" in log and "finished Success" in log
 
 
-def data_log(client: FlaskClient, eid: str) -> str:
-    """Return the job log's text straight from the live store."""
+def data_log(client: FlaskClient, eid: str, task_id: int | None = None) -> str:
+    """Return the job log's (or a task log's) text straight from the live store."""
     rt = client.application.extensions["exchangis"]
-    return "\n".join(rt.redis.lrange(rt.keys.execution_log(eid), 0, -1))
+    key = rt.keys.execution_log(eid) if task_id is None else rt.keys.task_log(task_id)
+    return "\n".join(rt.redis.lrange(key, 0, -1))
 
 
 def _memory_job(
@@ -295,22 +296,14 @@ def test_constraint_violation_on_a_real_sink_rolls_back(
     assert data.postgres_rows(tables["pg_dst"])[0][:2] == (-1, "kept")
     assert len(data.postgres_rows(tables["pg_dst"])) == 1
     tasks = tasks_by_name(client, eid)
-    task_log = "\n".join(
-        client.application.extensions["exchangis"].redis.lrange(
-            client.application.extensions["exchangis"].keys.task_log(tasks["violates"]["taskId"]),
-            0,
-            -1,
-        )
-    )
+    task_log = data_log(client, eid, tasks["violates"]["taskId"])
     assert "no_2000" in task_log and "rolled back" in task_log
 
 
-def test_kill_during_a_long_transfer_cancels_quickly_and_leaves_the_sink(
-    client: FlaskClient,
-    worker: WorkerProcess,
-    sources: dict[str, int],
-    tables: dict[str, str],
-) -> None:
+def _long_transfer(
+    client: FlaskClient, sources: dict[str, int], tables: dict[str, str]
+) -> tuple[str, tuple[int, str]]:
+    """Start a speed-limited MariaDB → PostgreSQL transfer (~10 s); return (eid, sink checksum)."""
     data.mysql_table(tables["my_src"], 5000)
     data.postgres_table(tables["pg_dst"], 3, start=100_000)
     before = data.checksum(data.postgres_rows(tables["pg_dst"]))
@@ -326,7 +319,16 @@ def test_kill_during_a_long_transfer_cancels_quickly_and_leaves_the_sink(
             ),
         ],
     )
-    eid = execute(client, job_id)
+    return execute(client, job_id), before
+
+
+def test_kill_during_a_long_transfer_cancels_quickly_and_leaves_the_sink(
+    client: FlaskClient,
+    worker: WorkerProcess,
+    sources: dict[str, int],
+    tables: dict[str, str],
+) -> None:
+    eid, before = _long_transfer(client, sources, tables)
     wait_for(lambda: ok(client, "GET", f"/job/execution/{eid}/status")["progress"] > 0.05)
     killed_at = time.monotonic()
     result = ok(client, "POST", f"/job/execution/{eid}/kill", {"labels": {"route": "dev"}})
@@ -346,22 +348,7 @@ def test_sigkilled_worker_process_does_not_leave_the_execution_running(
     sources: dict[str, int],
     tables: dict[str, str],
 ) -> None:
-    data.mysql_table(tables["my_src"], 5000)
-    data.postgres_table(tables["pg_dst"], 2, start=100_000)
-    before = data.checksum(data.postgres_rows(tables["pg_dst"]))
-    job_id = create_job(
-        client,
-        "lost",
-        [
-            sub_job(
-                "lost",
-                ("MYSQL", sources["MYSQL"], tables["my_src"]),
-                ("POSTGRESQL", sources["POSTGRESQL"], tables["pg_dst"]),
-                settings={"setting.speed.record": 500},
-            ),
-        ],
-    )
-    eid = execute(client, job_id)
+    eid, before = _long_transfer(client, sources, tables)
     task = wait_for(
         lambda: next(
             (
@@ -375,7 +362,7 @@ def test_sigkilled_worker_process_does_not_leave_the_execution_running(
     os.kill(json.loads(task["linkisJobInfo"])["pid"], signal.SIGKILL)
     final = wait_until_done(client, eid, timeout=30)
     assert final["status"] == "Failed"
-    assert tasks_by_name(client, eid)["lost"]["status"] == "Undefined"
+    assert tasks_by_name(client, eid)["long"]["status"] == "Undefined"
     assert "worker lost" in data_log(client, eid)
     assert data.checksum(data.postgres_rows(tables["pg_dst"])) == before
 
@@ -457,7 +444,7 @@ def test_passwords_never_reach_logs_or_answers(
     task = next(iter(tasks_by_name(client, eid).values()))
     texts = [
         data_log(client, eid),
-        "\n".join(rt.redis.lrange(rt.keys.task_log(task["taskId"]), 0, -1)),
+        data_log(client, eid, task["taskId"]),
         json.dumps(rt.store.task(task["taskId"]) or {}),
         json.dumps(ok(client, "GET", f"/datasources/{bad}")),
         json.dumps(ok(client, "GET", f"/job/execution/{eid}/tasklist")),
