@@ -86,8 +86,6 @@ def decide(tasks: list[dict[str, str]], permit: bool, control: str) -> Execution
         return ExecutionStatus.SUCCESS
     if permit and any(s is TaskStatus.SUCCESS for s in statuses):
         return ExecutionStatus.PARTIAL_SUCCESS
-    if statuses and all(s is TaskStatus.TIMEOUT for s in statuses):
-        return ExecutionStatus.TIMEOUT
     return ExecutionStatus.FAILED
 
 

@@ -310,6 +310,7 @@ class TaskRunner:
         settings: dict[str, Any],
     ) -> None:
         speed = int(settings.get("speed_record") or 0)
+        speed_bytes = int(settings.get("speed_byte") or 0)
         timeout = float(settings.get("timeout_seconds") or 0)
         batch_size = int(source.endpoint.options.get("batchSize") or self.rt.settings.batch_size)
         if speed:
@@ -322,14 +323,19 @@ class TaskRunner:
             meter.source_progress = source.progress()
             self._check(eid, meter, timeout)
             meter.publish()
-            if speed:
-                self._throttle(eid, meter, speed, timeout)
+            if speed or speed_bytes:
+                self._throttle(eid, meter, speed, speed_bytes, timeout)
         self._check(eid, meter, timeout)
 
-    def _throttle(self, eid: str, meter: Meter, speed: int, timeout: float) -> None:
-        """Sleep until ``meter.read`` is within ``speed`` records/s, checking control often."""
+    def _throttle(
+        self, eid: str, meter: Meter, speed: int, speed_bytes: int, timeout: float
+    ) -> None:
+        """Sleep until within ``speed`` records/s and ``speed_bytes`` B/s; check control often."""
+        due = max(
+            meter.read / speed if speed else 0.0, meter.bytes / speed_bytes if speed_bytes else 0.0
+        )
         while True:
-            ahead = meter.read / speed - (time.monotonic() - meter.started)
+            ahead = due - (time.monotonic() - meter.started)
             if ahead <= 0:
                 return
             time.sleep(min(ahead, 0.2))
