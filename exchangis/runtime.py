@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from exchangis.connectors.registry import Registry, default_registry
 from exchangis.engine.dispatch import Dispatcher
+from exchangis.engine.states import RULES
 from exchangis.errors import SettingsError
 from exchangis.settings import Settings
 from exchangis.state.keys import Keys
@@ -80,7 +81,7 @@ class Runtime:
     @cached_property
     def store(self) -> StateStore:
         """Return the live-state store."""
-        return StateStore(self.redis, self.keys)
+        return StateStore(self.redis, self.keys, RULES)
 
     @cached_property
     def registry(self) -> Registry:

@@ -50,6 +50,8 @@ class Settings:
     heartbeat_timeout_seconds: float = 30.0
     """A running task whose heartbeat is older than this is taken as lost by the reaper."""
     reaper_interval_seconds: float = 10.0
+    kill_grace_seconds: float = 30.0
+    """A task still running this long after a kill has its worker process terminated."""
     progress_interval_seconds: float = 1.0
     """Throttle of progress/metrics publication while a task runs."""
     live_ttl_seconds: int = 7 * 24 * 3600

@@ -548,3 +548,29 @@ def test_submit_with_redis_down_fails_cleanly(
         rows = session.query(JobExecution).filter_by(job_id=job_id).all()
     assert [r.status for r in rows] == ["Failed"]
     assert "live state unavailable" in (rows[0].error or "")
+
+
+def test_task_that_ignores_a_kill_is_terminated_after_the_grace_period(
+    client: FlaskClient, worker: WorkerProcess, sources: dict[str, int]
+) -> None:
+    job_id = create_job(
+        client,
+        "stuck",
+        [
+            sub_job(
+                "stuck",
+                ("MEMORY", sources["MEMORY"], "gen"),
+                ("SQLITE", sources["SQLITE"], "stuck"),
+                sources={"rows": 10, "sleepPerBatch": 120},
+            )
+        ],
+    )
+    eid = execute(client, job_id)
+    wait_for(lambda: tasks_by_name(client, eid)["stuck"]["status"] == "Running")
+    ok(client, "POST", f"/job/execution/{eid}/kill")
+    final = wait_until_done(client, eid, timeout=40)
+    assert final["status"] == "Cancelled"
+    assert tasks_by_name(client, eid)["stuck"]["status"] == "Cancelled"
+    assert "ignored the kill request" in data_log(
+        client, eid, tasks_by_name(client, eid)["stuck"]["taskId"]
+    )

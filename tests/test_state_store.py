@@ -130,3 +130,12 @@ def test_log_lines_are_stamped_and_masked(rt: Runtime) -> None:
 def test_mask_secrets_handles_quoted_and_pwd_forms() -> None:
     text = mask_secrets("pwd='x y' PASSWORD: hunter2, user=bob")
     assert "hunter2" not in text and "x y" not in text and "user=bob" in text
+
+
+def test_claim_starts_the_heartbeat_and_the_final_move_ends_it(store: StateStore) -> None:
+    _eid, (tid, _) = _execution(store)
+    store.transition_task(tid, TaskStatus.SCHEDULED)
+    store.transition_task(tid, TaskStatus.RUNNING, heartbeat="add")
+    assert store.redis.zscore(store.keys.heartbeats(), str(tid)) is not None
+    store.transition_task(tid, TaskStatus.FAILED)
+    assert store.redis.zscore(store.keys.heartbeats(), str(tid)) is None

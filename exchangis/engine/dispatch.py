@@ -65,3 +65,8 @@ class Dispatcher:
         """Revoke queued messages (the worker's claim refuses them anyway)."""
         if celery_ids:
             self.app.control.revoke(celery_ids)
+
+    def terminate(self, celery_ids: list[str]) -> None:
+        """Kill the worker processes running these tasks (SIGKILL; the reaper settles them)."""
+        if celery_ids:
+            self.app.control.revoke(celery_ids, terminate=True, signal="SIGKILL")

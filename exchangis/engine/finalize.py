@@ -104,7 +104,10 @@ def execution_progress(tasks: list[dict[str, str]]) -> float:
 
 
 def complete(rt: Runtime, eid: str) -> None:
-    """Every task is final: settle the execution's status and write the durable record once."""
+    """Every task is final: settle the execution's status and write the durable record once.
+
+    Safe to call again (the reaper does, for records whose SQL write failed).
+    """
     execution = rt.store.execution(eid)
     if execution is None:
         return
@@ -116,17 +119,26 @@ def complete(rt: Runtime, eid: str) -> None:
             tasks, execution.get("permit_partial_failures") == "1", execution.get("control", "")
         )
         rt.store.transition_execution(eid, status, sources=NOT_FINAL)
-    if not rt.store.claim_once(eid, "persisted"):
+        execution = rt.store.execution(eid) or execution
+        if execution.get("status") not in EXECUTION_FINAL:
+            return
+    if execution.get("persisted"):
         return
-    execution = rt.store.execution(eid) or execution
     progress = execution_progress(tasks)
     rt.store.update_execution(eid, {"progress": progress})
+    rt.store.mark_unpersisted(eid)
+    if not rt.store.lock(f"persist:{eid}", 60):
+        return
+    try:
+        persist(rt, eid, execution, tasks, progress)
+        rt.store.mark_persisted(eid)
+    finally:
+        rt.store.unlock(f"persist:{eid}")
     counts: dict[str, int] = {}
     for task in tasks:
         counts[task["status"]] = counts.get(task["status"], 0) + 1
     summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
     rt.job_log(eid).info(f"Execution {eid} finished {execution['status']}: {summary}")
-    persist(rt, eid, execution, tasks, progress)
     rt.store.expire_execution(eid, rt.settings.live_ttl_seconds)
 
 

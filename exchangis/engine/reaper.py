@@ -1,4 +1,8 @@
-"""Find running tasks whose worker is gone (stale heartbeat) and give them a final state."""
+"""Find running tasks whose worker is gone (stale heartbeat) and give them a final state.
+
+Also: terminate tasks that ignore a kill for longer than ``kill_grace_seconds``, and write the
+durable record of completed executions whose SQL write failed before.
+"""
 
 from __future__ import annotations
 
@@ -13,26 +17,65 @@ logger = logging.getLogger(__name__)
 
 
 def reap(rt: Runtime) -> list[int]:
-    """Move tasks with a stale heartbeat to ``Undefined``; idempotent. Return the ids moved."""
-    timeout = rt.settings.heartbeat_timeout_seconds
-    moved = []
-    for tid in rt.store.stale_tasks(timeout):
-        task = rt.store.task(tid)
-        if task is None or task.get("status") != TaskStatus.RUNNING:
-            rt.store.drop_heartbeat(tid)
-            continue
-        error = f"worker lost: no heartbeat for {timeout:g}s (last on {task.get('worker_info')})"
-        move = rt.store.transition_task(
-            tid, TaskStatus.UNDEFINED, sources={TaskStatus.RUNNING}, fields={"error": error}
-        )
-        rt.store.drop_heartbeat(tid)
-        if not move.moved:
-            continue
-        moved.append(tid)
-        logger.warning("reaped task=%s execution=%s", tid, task["execution_id"])
-        rt.task_log(tid).error(f"Task is Undefined: {error}")
-        finalize.task_finished(rt, task["execution_id"], tid, TaskStatus.UNDEFINED, move, error)
+    """Run one pass (idempotent; any number of reapers may run). Return the task ids moved."""
+    moved = [
+        tid
+        for tid in rt.store.stale_tasks(rt.settings.heartbeat_timeout_seconds)
+        if _reap_task(rt, tid)
+    ]
+    _terminate_ignored_kills(rt)
+    for eid in rt.store.unpersisted():
+        try:
+            finalize.complete(rt, eid)
+        except Exception:
+            logger.exception("writing the record of execution=%s failed; will retry", eid)
     return moved
+
+
+def _reap_task(rt: Runtime, tid: int) -> bool:
+    task = rt.store.task(tid)
+    if task is None or task.get("status") != TaskStatus.RUNNING:
+        rt.store.drop_heartbeat(tid)
+        return False
+    eid = task["execution_id"]
+    execution = rt.store.execution(eid) or {}
+    timeout = rt.settings.heartbeat_timeout_seconds
+    if execution.get("control") == "kill":
+        target, error = TaskStatus.CANCELLED, "stopped after a kill request (process ended)"
+    else:
+        target = TaskStatus.UNDEFINED
+        error = f"worker lost: no heartbeat for {timeout:g}s (last on {task.get('worker_info')})"
+    move = rt.store.transition_task(
+        tid, target, sources={TaskStatus.RUNNING}, fields={"error": error}
+    )
+    if not move.moved:
+        rt.store.drop_heartbeat(tid)
+        return False
+    logger.warning("reaped task=%s execution=%s as %s", tid, eid, target)
+    rt.task_log(tid).error(f"Task is {target}: {error}")
+    finalize.task_finished(rt, eid, tid, target, move, error)
+    return True
+
+
+def _terminate_ignored_kills(rt: Runtime) -> None:
+    """Terminate the processes of Running tasks still going ``kill_grace_seconds`` after a kill."""
+    grace_ms = rt.settings.kill_grace_seconds * 1000
+    now = rt.store.now_ms()
+    for tid in rt.store.stale_tasks(-1e9):  # every task with a heartbeat, i.e. Running
+        task = rt.store.task(tid) or {}
+        execution = rt.store.execution(task.get("execution_id", "")) or {}
+        if execution.get("control") != "kill" or not task.get("celery_id"):
+            continue
+        if now - int(execution.get("control_time") or now) < grace_ms:
+            continue
+        if rt.store.lock(f"terminate:{tid}", int(rt.settings.heartbeat_timeout_seconds) + 60):
+            logger.warning(
+                "terminating task=%s: still running %ss after kill",
+                tid,
+                rt.settings.kill_grace_seconds,
+            )
+            rt.task_log(tid).warn("Task ignored the kill request: terminating its process")
+            rt.dispatcher.terminate([task["celery_id"]])
 
 
 class Reaper(threading.Thread):

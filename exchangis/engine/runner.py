@@ -196,11 +196,11 @@ class TaskRunner:
                 "attempts": attempts,
                 "error": "",
             },
+            heartbeat="add",
         )
         if not claim.moved:
             logger.info("claim refused task=%s status=%s", self.tid, claim.previous)
             return None
-        self.store.heartbeat(self.tid)
         self.store.transition_execution(
             eid,
             ExecutionStatus.RUNNING,
@@ -212,8 +212,7 @@ class TaskRunner:
         try:
             status, error, meter = self._transfer(eid, task.get("name", ""), attempts)
         finally:
-            heartbeat.stop()
-            self.store.drop_heartbeat(self.tid)
+            heartbeat.stop()  # the final move below ends the heartbeat; a crash leaves it stale
         fields: dict[str, Any] = {"error": error or "", **meter.fields()}
         if status is TaskStatus.SUCCESS:
             fields["progress"] = 1.0
@@ -254,6 +253,7 @@ class TaskRunner:
             meter.estimate = source.estimate()
             sink.open(mapping.schema)
             self._loop(eid, source, sink, mapping, meter, settings)
+            self._check(eid, meter, 0)
             sink.commit()
             meter.publish(force=True)
             log.info(
@@ -294,7 +294,12 @@ class TaskRunner:
             log.error(f"rollback failed: {type(exc).__name__}: {exc}")
 
     def _check(self, eid: str, meter: Meter, timeout: float) -> None:
-        control = self.store.control(eid)
+        control, status = self.store.control_and_status(eid, self.tid)
+        if status != TaskStatus.RUNNING:
+            raise StopTransfer(
+                TaskStatus(status) if status else TaskStatus.UNDEFINED,
+                f"the task is {status or 'gone'} (taken as lost)",
+            )
         if control in CONTROL_OUTCOME:
             raise StopTransfer(CONTROL_OUTCOME[control], f"execution {control} requested")
         if timeout and time.monotonic() - meter.started > timeout:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+from exchangis.state.store import Rules
+
 
 class TaskStatus(StrEnum):
     """Status of one task (a sub-job run); tasks never have Partial_Success."""
@@ -98,3 +100,15 @@ def task_sources(target: TaskStatus) -> frozenset[TaskStatus]:
 def execution_sources(target: ExecutionStatus) -> frozenset[ExecutionStatus]:
     """Return the execution statuses from which ``target`` may be entered."""
     return frozenset(s for s, targets in EXECUTION_TRANSITIONS.items() if target in targets)
+
+
+RULES = Rules(
+    task_sources=lambda target: frozenset(str(s) for s in task_sources(TaskStatus(target))),
+    execution_sources=lambda target: frozenset(
+        str(s) for s in execution_sources(ExecutionStatus(target))
+    ),
+    task_final=frozenset(str(s) for s in TASK_FINAL),
+    execution_final=frozenset(str(s) for s in EXECUTION_FINAL),
+    initial=TaskStatus.INITED.value,
+)
+"""The rules the live-state store enforces."""

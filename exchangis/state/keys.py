@@ -7,7 +7,9 @@ Layout (prefix ``exg:`` by default):
 - ``exg:exec:<eid>:log``       list: job log lines (index + 1 = line number)
 - ``exg:task:<tid>``           hash: task status, progress, metrics, worker, times
 - ``exg:task:<tid>:log``       list: task log lines
-- ``exg:heartbeats``           sorted set: running task id → last heartbeat (epoch seconds)
+- ``exg:heartbeats``           sorted set: running task id → last heartbeat (Redis clock, s)
+- ``exg:unpersisted``          set: completed executions whose SQL record is not written yet
+- ``exg:lock:<name>``          string: a short-lived lock (SET NX EX)
 """
 
 from __future__ import annotations
@@ -44,6 +46,14 @@ class Keys:
     def heartbeats(self) -> str:
         """Return the sorted-set key of running tasks' heartbeats."""
         return f"{self.prefix}heartbeats"
+
+    def unpersisted(self) -> str:
+        """Return the set key of completed executions still to be written to SQL."""
+        return f"{self.prefix}unpersisted"
+
+    def lock(self, name: str) -> str:
+        """Return the key of a short-lived lock."""
+        return f"{self.prefix}lock:{name}"
 
     def pattern(self) -> str:
         """Return the glob that matches every key under the prefix (tests clean up with it)."""

@@ -9,19 +9,14 @@ from typing import Any
 
 from redis import Redis
 
-from exchangis.engine.states import (
-    EXECUTION_FINAL,
-    TASK_FINAL,
-    ExecutionStatus,
-    TaskStatus,
-    execution_sources,
-    task_sources,
-)
 from exchangis.state.keys import Keys
 
-# KEYS[1] = the hash whose status moves; KEYS[2] = the execution hash that counts final tasks.
-# ARGV: target, allowed sources ("," joined, with leading/trailing ","), final flag, now,
-# then field/value pairs to set with the move. Returns {moved, previous, n_final, total}.
+# KEYS[1] = the hash whose status moves; KEYS[2] = the execution hash that counts final tasks;
+# KEYS[3] = the heartbeat sorted set. ARGV: target, allowed sources ("," joined, with
+# leading/trailing ","), final flag, now, heartbeat action ("add" / "rem" / ""), member, then
+# field/value pairs to set with the move. Returns {moved, previous, n_final, total}.
+# The heartbeat moves with the status, so no crash between two commands can leave a Running
+# task that the reaper cannot see.
 _TRANSITION = """
 local current = redis.call('HGET', KEYS[1], 'status')
 if not current then return {0, '', 0, 0} end
@@ -29,7 +24,12 @@ if not string.find(ARGV[2], ',' .. current .. ',', 1, true) then
   return {0, current, 0, 0}
 end
 redis.call('HSET', KEYS[1], 'status', ARGV[1], 'last_update_time', ARGV[4])
-for i = 5, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+for i = 7, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+if ARGV[5] == 'add' then
+  redis.call('ZADD', KEYS[3], redis.call('TIME')[1], ARGV[6])
+elseif ARGV[5] == 'rem' then
+  redis.call('ZREM', KEYS[3], ARGV[6])
+end
 local n_final, total = 0, 0
 if ARGV[3] == '1' and KEYS[2] ~= KEYS[1] then
   n_final = redis.call('HINCRBY', KEYS[2], 'n_final', 1)
@@ -38,6 +38,21 @@ if ARGV[3] == '1' and KEYS[2] ~= KEYS[1] then
 end
 return {1, current, n_final, total}
 """
+
+
+_HEARTBEAT = "return redis.call('ZADD', KEYS[1], redis.call('TIME')[1], ARGV[1])"
+
+
+@dataclass(frozen=True)
+class Rules:
+    """The state machine the store enforces (engine/states.py provides it)."""
+
+    task_sources: Callable[[str], frozenset[str]]
+    """Task statuses from which a target status may be entered."""
+    execution_sources: Callable[[str], frozenset[str]]
+    task_final: frozenset[str]
+    execution_final: frozenset[str]
+    initial: str = "Inited"
 
 
 @dataclass(frozen=True)
@@ -66,11 +81,15 @@ def _flat(fields: Mapping[str, Any] | None) -> list[str]:
 class StateStore:
     """Read and change the live state; every status change goes through ``transition_*``."""
 
-    def __init__(self, redis: Redis, keys: Keys, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, redis: Redis, keys: Keys, rules: Rules, clock: Callable[[], float] = time.time
+    ) -> None:
         self.redis = redis
         self.keys = keys
+        self.rules = rules
         self.clock = clock
         self._transition = redis.register_script(_TRANSITION)
+        self._heartbeat = redis.register_script(_HEARTBEAT)
 
     def now_ms(self) -> int:
         """Return the store's clock in epoch milliseconds."""
@@ -87,7 +106,7 @@ class StateStore:
         pipe.hset(
             self.keys.execution(eid),
             mapping={
-                "status": ExecutionStatus.INITED,
+                "status": self.rules.initial,
                 "total": len(task_list),
                 "n_final": 0,
                 "control": "",
@@ -101,7 +120,7 @@ class StateStore:
             pipe.hset(
                 self.keys.task(tid),
                 mapping={
-                    "status": TaskStatus.INITED,
+                    "status": self.rules.initial,
                     "progress": 0,
                     "execution_id": eid,
                     "create_time": now,
@@ -141,64 +160,85 @@ class StateStore:
     def transition_task(
         self,
         tid: int | str,
-        target: TaskStatus,
+        target: str,
         *,
-        sources: Iterable[TaskStatus] | None = None,
+        sources: Iterable[str] | None = None,
         fields: Mapping[str, Any] | None = None,
+        heartbeat: str = "",
     ) -> Transition:
         """Move a task to ``target`` if its status allows it (atomic; counts final moves).
 
         ``sources`` narrows the allowed previous statuses (a compare-and-set); it can never
-        widen the transition table.
+        widen the transition table. ``heartbeat`` = ``add`` starts the task's heartbeat with
+        the move, ``rem`` ends it; a final move always ends it.
         """
-        allowed = task_sources(target)
+        allowed = self.rules.task_sources(target)
         if sources is not None:
-            allowed = allowed & frozenset(sources)
+            allowed = allowed & frozenset(str(s) for s in sources)
         task_key = self.keys.task(tid)
         eid = self.redis.hget(task_key, "execution_id")
         exec_key = self.keys.execution(str(eid)) if eid else task_key
-        return self._run(task_key, exec_key, target, allowed, target in TASK_FINAL, fields)
+        final = target in self.rules.task_final
+        action = "rem" if final else heartbeat
+        return self._run([task_key, exec_key], target, allowed, final, fields, action, str(tid))
 
     def transition_execution(
         self,
         eid: str,
-        target: ExecutionStatus,
+        target: str,
         *,
-        sources: Iterable[ExecutionStatus] | None = None,
+        sources: Iterable[str] | None = None,
         fields: Mapping[str, Any] | None = None,
     ) -> Transition:
         """Move an execution to ``target`` if its status allows it (atomic)."""
-        allowed = execution_sources(target)
+        allowed = self.rules.execution_sources(target)
         if sources is not None:
-            allowed = allowed & frozenset(sources)
+            allowed = allowed & frozenset(str(s) for s in sources)
         key = self.keys.execution(eid)
         extra = dict(fields or {})
-        if target in EXECUTION_FINAL:
+        if target in self.rules.execution_final:
             extra.setdefault("completed_time", self.now_ms())
-        return self._run(key, key, target, allowed, False, extra)
+        return self._run([key, key], target, allowed, False, extra, "", "")
 
     def _run(
         self,
-        key: str,
-        exec_key: str,
+        keys: list[str],
         target: str,
-        allowed: frozenset[Any],
+        allowed: frozenset[str],
         final: bool,
         fields: Mapping[str, Any] | None,
+        heartbeat: str,
+        member: str,
     ) -> Transition:
         sources = "," + ",".join(sorted(str(s) for s in allowed)) + ","
-        args = [str(target), sources, "1" if final else "0", str(self.now_ms()), *_flat(fields)]
-        moved, previous, n_final, total = self._transition(keys=[key, exec_key], args=args)
+        args = [
+            str(target),
+            sources,
+            "1" if final else "0",
+            str(self.now_ms()),
+            heartbeat,
+            member,
+            *_flat(fields),
+        ]
+        moved, previous, n_final, total = self._transition(
+            keys=[*keys, self.keys.heartbeats()], args=args
+        )
         return Transition(bool(moved), previous or None, int(n_final), int(total))
 
     # -- control, progress, heartbeats -------------------------------------------------------
     def set_control(self, eid: str, value: str) -> None:
         """Set the execution's control flag (``kill``/``pause``) that running tasks obey."""
-        self.redis.hset(self.keys.execution(eid), "control", value)
+        self.redis.hset(
+            self.keys.execution(eid), mapping={"control": value, "control_time": self.now_ms()}
+        )
 
-    def control(self, eid: str) -> str:
-        """Return the execution's control flag ('' when none)."""
-        return str(self.redis.hget(self.keys.execution(eid), "control") or "")
+    def control_and_status(self, eid: str, tid: int | str) -> tuple[str, str]:
+        """Return the execution's control flag and the task's status in one round trip."""
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hget(self.keys.execution(eid), "control")
+        pipe.hget(self.keys.task(tid), "status")
+        control, status = pipe.execute()
+        return str(control or ""), str(status or "")
 
     def update_task(self, tid: int | str, fields: Mapping[str, Any]) -> None:
         """Set progress/metric fields of a task (not its status)."""
@@ -212,13 +252,33 @@ class StateStore:
             raise ValueError("status changes go through transition_execution")
         self.redis.hset(self.keys.execution(eid), mapping=_strings(fields))
 
-    def claim_once(self, eid: str, marker: str) -> bool:
-        """Return True for the first caller only (HSETNX on the execution): a once-only gate."""
-        return bool(self.redis.hsetnx(self.keys.execution(eid), marker, self.now_ms()))
+    def lock(self, name: str, ttl_seconds: int) -> bool:
+        """Take a short-lived lock (SET NX EX); True when this caller holds it."""
+        return bool(self.redis.set(self.keys.lock(name), "1", nx=True, ex=ttl_seconds))
+
+    def unlock(self, name: str) -> None:
+        """Release a lock taken with :meth:`lock`."""
+        self.redis.delete(self.keys.lock(name))
+
+    def mark_unpersisted(self, eid: str) -> None:
+        """Remember that a completed execution's durable record is still to be written."""
+        self.redis.sadd(self.keys.unpersisted(), eid)
+
+    def mark_persisted(self, eid: str) -> None:
+        """Record that the durable record is written."""
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.hset(self.keys.execution(eid), "persisted", self.now_ms())
+        pipe.srem(self.keys.unpersisted(), eid)
+        pipe.execute()
+
+    def unpersisted(self) -> list[str]:
+        """Return completed executions whose durable record is not written yet."""
+        members: set[str] = self.redis.smembers(self.keys.unpersisted())  # type: ignore[assignment]
+        return sorted(members)
 
     def heartbeat(self, tid: int | str) -> None:
-        """Record that a running task is alive now."""
-        self.redis.zadd(self.keys.heartbeats(), {str(tid): self.clock()})
+        """Record that a running task is alive now (scored by the Redis server's clock)."""
+        self._heartbeat(keys=[self.keys.heartbeats()], args=[str(tid)])
 
     def drop_heartbeat(self, tid: int | str) -> None:
         """Forget a task's heartbeat (it is no longer running)."""
@@ -226,7 +286,8 @@ class StateStore:
 
     def stale_tasks(self, older_than_seconds: float) -> list[int]:
         """Return running tasks whose heartbeat is older than ``older_than_seconds``."""
-        limit = self.clock() - older_than_seconds
+        seconds, _ = self.redis.time()
+        limit = int(seconds) - older_than_seconds
         ids: list[str] = self.redis.zrangebyscore(self.keys.heartbeats(), "-inf", limit)  # type: ignore[assignment]
         return [int(i) for i in ids]
 
