@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Mapping
 from typing import Any
 
-from flask import Flask
+from flask import Flask, request
 from flask.typing import ResponseReturnValue
 from flask_smorest import Api
 from redis.exceptions import RedisError
@@ -14,7 +15,7 @@ from werkzeug.exceptions import HTTPException
 
 from exchangis.api import datasource, execution, job
 from exchangis.api.common import PREFIXES, envelope
-from exchangis.errors import ExchangisError
+from exchangis.errors import ExchangisError, InvalidInputError
 from exchangis.runtime import Runtime
 from exchangis.schemas.common import wire_zone
 from exchangis.settings import Settings, load_settings
@@ -47,6 +48,32 @@ def _first_problem(errors: Mapping[str, Any], path: str = "") -> str:
                 return _first_problem(first, where)
             return f"{where}: {first}"
     return "invalid input"
+
+
+def _reject_constant(name: str) -> None:
+    raise ValueError(f"{name} is not a number JSON allows")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise ValueError(f"{text} is out of range")
+    return value
+
+
+def check_json_body() -> None:
+    """Reject a JSON body that does not parse, or that holds NaN/Infinity, with a clear 400."""
+    if not request.is_json or not request.get_data(cache=True):
+        return
+    try:
+        json.loads(
+            request.get_data(cache=True),
+            parse_constant=_reject_constant,
+            parse_float=_finite_float,
+        )
+    except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        message = f"invalid JSON body: {exc}"
+        raise InvalidInputError(message, errors={"json": [message]}) from None
 
 
 def register_error_handlers(app: Flask) -> None:
@@ -110,5 +137,9 @@ def create_app(config: Mapping[str, Any] | Settings | None = None) -> Flask:
     @app.before_request
     def set_zone() -> None:
         wire_zone.set(rt.zone)
+
+    @app.before_request
+    def strict_json() -> None:
+        check_json_body()
 
     return app

@@ -251,3 +251,40 @@ def test_bad_user_header_is_rejected(client: FlaskClient, tmp_path: Path) -> Non
         expect=400,
         headers={"X-Exchangis-User": "bad user; drop"},
     )
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        '{"name": "x", "type": "SQLITE", "connectParams": {"path": NaN}}',
+        '{"name": "x", "type": "SQLITE", "connectParams": {"path": 1e400}}',
+        '{"name": "x", "type": "SQLITE", "connectParams": {"path": "/a"}',
+        b'{"name": "\xff"}',
+    ],
+)
+def test_unparseable_or_non_finite_json_is_a_400_with_errors(
+    client: FlaskClient, raw: str | bytes
+) -> None:
+    before = _count(client, "/datasources")
+    reply = call(
+        client, "POST", "/datasources", data=raw, content_type="application/json", expect=400
+    )
+    assert reply["message"].startswith("invalid JSON body")
+    assert "json" in reply["data"]["errors"]
+    assert _count(client, "/datasources") == before
+
+
+def test_ids_beyond_the_integer_range_are_404_not_500(
+    client: FlaskClient, files: int, lite: int
+) -> None:
+    huge = 2**63
+    for method, path in [
+        ("GET", f"/job/{huge}"),
+        ("POST", f"/job/{huge}/execute"),
+        ("GET", f"/datasources/{huge}"),
+        ("POST", f"/datasources/{huge}/test"),
+    ]:
+        call(client, method, path, expect=404)
+    content = [sub_job("a", ("FILE", huge, "in.csv"), ("SQLITE", lite, "t"))]
+    reply = call(client, "POST", "/job", {"jobName": "huge", "content": content}, expect=400)
+    assert "id" in str(reply["data"]["errors"])

@@ -34,27 +34,27 @@ def list_datasources() -> ResponseReturnValue:
     return envelope({"result": DataSourceSchema(many=True).dump(items), "total": len(items)})
 
 
-@blp.route("/datasources/<int:ds_id>", methods=["GET"])
+@blp.route("/datasources/<int(max=2147483647):ds_id>", methods=["GET"])
 def get_datasource(ds_id: int) -> ResponseReturnValue:
     """Read one data source (secrets masked)."""
     return envelope(DataSourceSchema().dump(service.get_datasource(runtime(), ds_id)))
 
 
-@blp.route("/datasources/<int:ds_id>", methods=["PUT"])
+@blp.route("/datasources/<int(max=2147483647):ds_id>", methods=["PUT"])
 @blp.arguments(DataSourceUpdateSchema)
 def update_datasource(data: dict[str, Any], ds_id: int) -> ResponseReturnValue:
     """Change a data source; a secret sent as ``******`` keeps its value."""
     return envelope(DataSourceSchema().dump(service.update_datasource(runtime(), ds_id, data)))
 
 
-@blp.route("/datasources/<int:ds_id>", methods=["DELETE"])
+@blp.route("/datasources/<int(max=2147483647):ds_id>", methods=["DELETE"])
 def delete_datasource(ds_id: int) -> ResponseReturnValue:
     """Delete a data source no job uses."""
     service.delete_datasource(runtime(), ds_id)
     return envelope({"id": ds_id})
 
 
-@blp.route("/datasources/<int:ds_id>/test", methods=["POST"])
+@blp.route("/datasources/<int(max=2147483647):ds_id>/test", methods=["POST"])
 def test_datasource(ds_id: int) -> ResponseReturnValue:
     """Connect to a data source and report how it went."""
     return envelope(DataSourceTestSchema().dump(service.check_datasource(runtime(), ds_id)))

@@ -25,7 +25,7 @@ from exchangis.services import execution as service
 blp = Blueprint("executions", __name__, description="Job executions and tasks")
 
 
-@blp.route("/job/<int:job_id>/execute", methods=["POST"])
+@blp.route("/job/<int(max=2147483647):job_id>/execute", methods=["POST"])
 @blp.arguments(ExecuteBodySchema, required=False)
 def execute_job(body: dict[str, Any], job_id: int) -> ResponseReturnValue:
     """E1: submit an execution of a job."""
@@ -68,7 +68,7 @@ def all_task_status(eid: str) -> ResponseReturnValue:
     return envelope(AllTaskStatusSchema().dump(service.all_task_status(runtime(), eid)))
 
 
-@blp.route("/task/execution/<int:task_id>/metrics", methods=["POST"])
+@blp.route("/task/execution/<int(max=2147483647):task_id>/metrics", methods=["POST"])
 @blp.arguments(MetricsBodySchema)
 def task_metrics(body: dict[str, Any], task_id: int) -> ResponseReturnValue:
     """T1: metrics of a task of an execution."""

@@ -281,7 +281,11 @@ class MySqlSource(SqlSource):
         return self._cursor.fetchmany(size)
 
     def _release(self) -> None:
-        # Closing an SSCursor drains the rest of the result; close the socket instead.
+        # Closing an SSCursor drains the rest of the result; close the socket instead, and mark
+        # the unfinished result done so its __del__ does not try to drain a closed socket.
+        result = getattr(self._cursor, "_result", None)
+        if result is not None:
+            result.unbuffered_active = False
         try:
             self._conn.close()
         except Exception:

@@ -16,7 +16,7 @@ class EndpointRefSchema(BodySchema):
     """``dataSources.source`` / ``dataSources.sink``: a data source id plus db and table."""
 
     type = fields.String(required=True, validate=validate.Length(min=1, max=32))
-    id = fields.Integer(required=True, strict=True, validate=validate.Range(min=1))
+    id = fields.Integer(required=True, strict=True, validate=validate.Range(min=1, max=2**31 - 1))
     db = fields.String(allow_none=True, validate=validate.Length(max=128))
     table = fields.String(required=True, validate=validate.Length(min=1, max=1024))
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -19,6 +20,7 @@ from exchangis.runtime import Runtime
 from exchangis.services.job import check_endpoint
 
 TASK_ORDER = [s.value for s in TaskStatus]
+logger = logging.getLogger(__name__)
 
 
 def submit_execution(rt: Runtime, job_id: int, user: str, body: Mapping[str, Any]) -> str:
@@ -88,14 +90,29 @@ def submit_execution(rt: Runtime, job_id: int, user: str, body: Mapping[str, Any
         }
     # committed: now the live state, then the messages (ids only)
     try:
-        rt.store.create_execution(
-            eid, live, [{"id": tid, "name": name, "celery_id": cid} for tid, name, cid in tasks]
-        )
+        _start(rt, eid, job_id, user, body, live, tasks)
     except RedisError as exc:
+        # Some messages may be queued already: without live state their claim drops them.
         _fail_unstarted(rt, eid, f"live state unavailable: {type(exc).__name__}: {exc}")
         raise UnavailableError(
             f"execution {eid} could not start: the live-state store is unavailable"
         ) from None
+    return eid
+
+
+def _start(
+    rt: Runtime,
+    eid: str,
+    job_id: int,
+    user: str,
+    body: Mapping[str, Any],
+    live: dict[str, Any],
+    tasks: list[tuple[int, str, str]],
+) -> None:
+    """Write the live state, then send one message per task (a task not queued is Failed)."""
+    rt.store.create_execution(
+        eid, live, [{"id": tid, "name": name, "celery_id": cid} for tid, name, cid in tasks]
+    )
     log = rt.job_log(eid)
     log.info(
         f"Execution {eid} of job {live['job_name']} (id {job_id}) submitted by {user}: "
@@ -118,19 +135,25 @@ def submit_execution(rt: Runtime, job_id: int, user: str, body: Mapping[str, Any
                 finalize.task_finished(rt, eid, tid, TaskStatus.FAILED, failed, error)
             continue
         log.info(f"Task {name} (id {tid}) is Scheduled")
-    return eid
 
 
 def _fail_unstarted(rt: Runtime, eid: str, error: str) -> None:
-    """Record an execution that never started as Failed (no task was sent)."""
+    """Record an execution that could not start as Failed, and drop its partial live state."""
     with rt.sessions.begin() as session:
         row = session.get(JobExecution, eid)
-        if row is not None:
-            row.status = ExecutionStatus.FAILED
-            row.error = error
-            for task in row.tasks:
-                task.status = TaskStatus.FAILED
-                task.error = error
+        if row is None:
+            return
+        row.status = ExecutionStatus.FAILED
+        row.error = error
+        for task in row.tasks:
+            task.status = TaskStatus.FAILED
+            task.error = error
+        keys = [rt.keys.execution(eid), rt.keys.execution_tasks(eid)]
+        keys += [rt.keys.task(task.id) for task in row.tasks]
+    try:
+        rt.redis.delete(*keys)  # a message already queued then finds no task to claim
+    except RedisError:
+        logger.warning("could not drop the live state of execution=%s", eid)
 
 
 # -- reads: live state while it exists, the durable record after ---------------------------------
