@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import traceback
 from collections.abc import Mapping
 from typing import Any
 
@@ -15,7 +16,12 @@ from werkzeug.exceptions import HTTPException
 
 from exchangis.api import datasource, execution, job
 from exchangis.api.common import PREFIXES, envelope
-from exchangis.errors import ExchangisError, InvalidInputError
+from exchangis.errors import (
+    ExchangisError,
+    InvalidInputError,
+    install_log_masking,
+    mask_secrets,
+)
 from exchangis.runtime import Runtime
 from exchangis.schemas.common import wire_zone
 from exchangis.settings import Settings, load_settings
@@ -106,7 +112,7 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(Exception)
     def unexpected(exc: Exception) -> ResponseReturnValue:
-        logger.exception("unhandled error")
+        logger.error("unhandled error: %s", mask_secrets(traceback.format_exc()))
         return envelope(
             None, message=f"internal error: {type(exc).__name__}", status=1, http_status=500
         )
@@ -133,6 +139,7 @@ def create_app(config: Mapping[str, Any] | Settings | None = None) -> Flask:
         for module in (datasource, job, execution):
             api.register_blueprint(module.blp, url_prefix=prefix, name=tag + module.blp.name)
     register_error_handlers(app)
+    install_log_masking()
 
     @app.before_request
     def set_zone() -> None:

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 from types import FrameType
 
+from exchangis.errors import install_log_masking
 from exchangis.settings import load_settings
 
 logger = logging.getLogger("exchangis")
@@ -134,6 +135,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Parse the command line and run one command."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    install_log_masking()
     parser = argparse.ArgumentParser(prog="exchangis")
     sub = parser.add_subparsers(dest="command", required=True)
     db = sub.add_parser("db", help="metadata schema")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Iterable
 from typing import Any
@@ -24,6 +25,27 @@ def mask_secrets(text: str, secrets: Iterable[str] = ()) -> str:
             text = text.replace(secret, MASK)
     text = _PASSWORD_RE.sub(lambda m: f"{m.group(1)}{m.group(2)}{MASK}", text)
     return _URL_PASSWORD_RE.sub(lambda m: f"{m.group(1)}{MASK}{m.group(3)}", text)
+
+
+class MaskSecretsFilter(logging.Filter):
+    """A logging filter that masks ``password=...`` values and URL passwords in every record."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Mask the message and any traceback text; never drops a record."""
+        record.msg = mask_secrets(record.getMessage())
+        record.args = None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = mask_secrets(record.exc_text)
+        return True
+
+
+def install_log_masking() -> None:
+    """Add :class:`MaskSecretsFilter` to every handler of the root logger (idempotent)."""
+    for handler in logging.getLogger().handlers:
+        if not any(isinstance(f, MaskSecretsFilter) for f in handler.filters):
+            handler.addFilter(MaskSecretsFilter())
 
 
 class ExchangisError(Exception):

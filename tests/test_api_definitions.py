@@ -288,3 +288,30 @@ def test_ids_beyond_the_integer_range_are_404_not_500(
     content = [sub_job("a", ("FILE", huge, "in.csv"), ("SQLITE", lite, "t"))]
     reply = call(client, "POST", "/job", {"jobName": "huge", "content": content}, expect=400)
     assert "id" in str(reply["data"]["errors"])
+
+
+def test_secrets_nested_in_params_are_masked_and_kept(client: FlaskClient) -> None:
+    ds_id = datasource(
+        client,
+        _name("nested"),
+        "POSTGRESQL",
+        {
+            "host": "h",
+            "port": 5432,
+            "username": "u",
+            "password": "p1-top",
+            "database": "d",
+            "params": {"sslpassword": "p2-nested", "connect_timeout": 5},
+        },
+    )
+    got = ok(client, "GET", f"/datasources/{ds_id}")["connectParams"]
+    assert got["params"] == {"sslpassword": "******", "connect_timeout": 5}
+    ok(client, "PUT", f"/datasources/{ds_id}", {"connectParams": {**got, "host": "h2"}})
+    from exchangis.models import DataSource
+
+    rt = client.application.extensions["exchangis"]
+    with rt.sessions() as session:
+        stored = session.get(DataSource, ds_id).connect_params
+    assert stored["password"] == "p1-top"
+    assert stored["params"]["sslpassword"] == "p2-nested"
+    assert stored["host"] == "h2"

@@ -139,3 +139,15 @@ def test_claim_starts_the_heartbeat_and_the_final_move_ends_it(store: StateStore
     assert store.redis.zscore(store.keys.heartbeats(), str(tid)) is not None
     store.transition_task(tid, TaskStatus.FAILED)
     assert store.redis.zscore(store.keys.heartbeats(), str(tid)) is None
+
+
+def test_log_filter_masks_process_log_records() -> None:
+    import logging
+
+    from exchangis.errors import MaskSecretsFilter
+
+    record = logging.LogRecord(
+        "x", logging.ERROR, __file__, 1, "dsn %s", ("password=hunter2",), None
+    )
+    assert MaskSecretsFilter().filter(record)
+    assert "hunter2" not in record.getMessage()

@@ -7,13 +7,19 @@ a sink writes them inside one transaction (or a temp file) that ``commit`` publi
 
 from __future__ import annotations
 
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from exchangis.errors import MASK
+
 if TYPE_CHECKING:
     import pyarrow as pa
+
+_SECRET_KEY = re.compile(r"(?i)pass|pwd|secret|token|credential|private|api_?key")
+"""Keys inside nested connect params (e.g. ``params``) whose values are treated as secrets."""
 
 
 @dataclass(frozen=True)
@@ -41,6 +47,41 @@ class DataSourceType:
     def secret_params(self) -> frozenset[str]:
         """Return the names of the connect parameters that must never be shown or logged."""
         return frozenset(p.name for p in self.params if p.secret)
+
+    def _is_secret(self, key: str, nested: bool) -> bool:
+        return key in self.secret_params if not nested else bool(_SECRET_KEY.search(key))
+
+    def secret_values(self, connect: Mapping[str, Any], nested: bool = False) -> list[str]:
+        """Return every secret value in ``connect`` (nested objects: keys that look secret)."""
+        found: list[str] = []
+        for key, value in connect.items():
+            if isinstance(value, Mapping):
+                found += self.secret_values(value, nested=True)
+            elif value not in (None, "") and self._is_secret(key, nested):
+                found.append(str(value))
+        return found
+
+    def masked(self, connect: Mapping[str, Any], nested: bool = False) -> dict[str, Any]:
+        """Return ``connect`` with every secret value shown as ``******``."""
+        return {
+            key: self.masked(value, nested=True)
+            if isinstance(value, Mapping)
+            else MASK
+            if value not in (None, "") and self._is_secret(key, nested)
+            else value
+            for key, value in connect.items()
+        }
+
+    def unmasked(self, incoming: Mapping[str, Any], stored: Mapping[str, Any]) -> dict[str, Any]:
+        """Return ``incoming`` where each ``******`` takes the stored value at the same place."""
+        out: dict[str, Any] = {}
+        for key, value in incoming.items():
+            old = stored.get(key)
+            if isinstance(value, Mapping):
+                out[key] = self.unmasked(value, old if isinstance(old, Mapping) else {})
+            else:
+                out[key] = old if value == MASK else value
+        return out
 
 
 @dataclass(frozen=True)

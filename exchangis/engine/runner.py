@@ -8,6 +8,7 @@ import os
 import socket
 import threading
 import time
+import traceback
 from dataclasses import dataclass
 from typing import Any
 
@@ -60,8 +61,7 @@ def load_context(rt: Runtime, tid: int) -> TaskContext:
             ds = session.get(DataSource, spec["datasource_id"])
             if ds is None:
                 raise InvalidInputError(f"{side} data source {spec['datasource_id']} was deleted")
-            secret_names = rt.registry.type(ds.type).secret_params
-            secrets += [str(v) for k, v in ds.connect_params.items() if k in secret_names and v]
+            secrets += rt.registry.type(ds.type).secret_values(ds.connect_params)
             endpoints.append(
                 Endpoint(
                     type=ds.type,
@@ -271,7 +271,7 @@ class TaskRunner:
             log.error(f"Task {name} failed: {exc.message}; the sink was rolled back")
             return TaskStatus.FAILED, log.mask(exc.message), meter
         except Exception as exc:
-            logger.exception("task=%s failed", self.tid)
+            logger.error("task=%s failed: %s", self.tid, log.mask(traceback.format_exc()))
             self._rollback(sink, log)
             text = f"{type(exc).__name__}: {exc}"
             log.error(f"Task {name} failed: {text}; the sink was rolled back")

@@ -11,7 +11,6 @@ from sqlalchemy.exc import IntegrityError
 
 from exchangis.connectors.base import DataSourceType
 from exchangis.errors import (
-    MASK,
     ConflictError,
     ConnectorError,
     InvalidInputError,
@@ -61,11 +60,7 @@ def check_connect_params(ds_type: DataSourceType, params: Mapping[str, Any]) -> 
 
 def masked(rt: Runtime, ds: DataSource) -> dict[str, Any]:
     """Return the data source as a dict with secret parameters shown as ``******``."""
-    secrets = rt.registry.type(ds.type).secret_params
-    params = {
-        k: (MASK if k in secrets and v not in (None, "") else v)
-        for k, v in ds.connect_params.items()
-    }
+    params = rt.registry.type(ds.type).masked(ds.connect_params)
     return {
         "id": ds.id,
         "name": ds.name,
@@ -133,10 +128,7 @@ def update_datasource(rt: Runtime, ds_id: int, data: Mapping[str, Any]) -> dict[
             ds.description = data["description"]
         if "connect_params" in data:
             ds_type = rt.registry.type(ds.type)
-            incoming = dict(data["connect_params"])
-            for key in ds_type.secret_params:
-                if incoming.get(key) == MASK:
-                    incoming[key] = ds.connect_params.get(key)
+            incoming = ds_type.unmasked(data["connect_params"], ds.connect_params)
             ds.connect_params = check_connect_params(ds_type, incoming)
         session.flush()
         return masked(rt, ds)
@@ -171,7 +163,7 @@ def check_datasource(rt: Runtime, ds_id: int) -> dict[str, Any]:
         ds = _get(session, ds_id)
         ds_type = rt.registry.type(ds.type)
         params = dict(ds.connect_params)
-    secrets = [str(params[k]) for k in ds_type.secret_params if params.get(k)]
+    secrets = ds_type.secret_values(params)
     started = time.monotonic()
     try:
         if ds_type.tester is not None:
