@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from marshmallow import ValidationError, fields, validate, validates_schema
+from marshmallow import ValidationError, fields, post_load, validate, validates_schema
 
 from exchangis.engine.planner import SETTING_KEYS
 from exchangis.schemas.common import BodySchema, QuerySchema, WireTime
@@ -111,6 +111,12 @@ class SubJobSchema(BodySchema):
         TransformsSchema, load_default=lambda: {"type": "MAPPING", "mapping": []}
     )
     settings = fields.List(fields.Nested(SettingItemSchema), load_default=list)
+
+    @post_load
+    def to_wire(self, data: dict[str, Any], **_: Any) -> dict[str, Any]:
+        """Return the sub-job in its wire form (camelCase), as stored and as the planner reads."""
+        wire: dict[str, Any] = self.dump(data)
+        return wire
 
 
 class JobCreateSchema(BodySchema):

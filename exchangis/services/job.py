@@ -13,7 +13,6 @@ from exchangis.engine.planner import VARIABLE as _VARIABLE
 from exchangis.errors import InvalidInputError, NotFoundError
 from exchangis.models import DataSource, Job
 from exchangis.runtime import Runtime
-from exchangis.schemas.job import SubJobSchema
 
 
 def _invalid(field: str, message: str) -> InvalidInputError:
@@ -107,11 +106,6 @@ def _dump(job: Job) -> dict[str, Any]:
     }
 
 
-def _wire_content(data: Mapping[str, Any]) -> list[dict[str, Any]]:
-    content: list[dict[str, Any]] = SubJobSchema(many=True).dump(data["content"])
-    return content
-
-
 def _get(session: Session, job_id: int) -> Job:
     job = session.get(Job, job_id)
     if job is None:
@@ -121,7 +115,7 @@ def _get(session: Session, job_id: int) -> Job:
 
 def create_job(rt: Runtime, user: str, data: Mapping[str, Any]) -> dict[str, Any]:
     """Save a new job definition; return it."""
-    content = _wire_content(data)
+    content = list(data["content"])
     with rt.sessions.begin() as session:
         check_content(rt, session, content)
         job = Job(
@@ -141,7 +135,7 @@ def create_job(rt: Runtime, user: str, data: Mapping[str, Any]) -> dict[str, Any
 
 def update_job(rt: Runtime, job_id: int, data: Mapping[str, Any]) -> dict[str, Any]:
     """Replace a job definition; return it."""
-    content = _wire_content(data)
+    content = list(data["content"])
     with rt.sessions.begin() as session:
         job = _get(session, job_id)
         check_content(rt, session, content)
