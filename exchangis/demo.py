@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import json
 import random
+import sqlite3
 import time
 import urllib.request
 from pathlib import Path
@@ -104,10 +105,16 @@ def run_demo(base: str, demo_dir: Path) -> bool:
     files = demo_dir.resolve() / "files"
     write_demo_csv(files / "orders.csv")
     print(f"demo: {DEMO_ROWS} orders in {files / 'orders.csv'}")
+    database = demo_dir.resolve() / "demo.db"
+    conn = sqlite3.connect(database)  # typed columns: the CSV's text arrives as typed values
+    with conn:
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS orders (id INTEGER, customer TEXT, "
+            "amount DECIMAL TEXT(12,2), order_date DATE, paid BOOLEAN)"
+        )
+    conn.close()
     file_ds = _datasource(base, "demo-files", "FILE", {"root": str(files)})
-    sqlite_ds = _datasource(
-        base, "demo-sqlite", "SQLITE", {"path": str(demo_dir.resolve() / "demo.db")}
-    )
+    sqlite_ds = _datasource(base, "demo-sqlite", "SQLITE", {"path": str(database)})
     overwrite = [{"config_key": "writeMode", "config_value": "overwrite"}]
     first = _run_job(
         base,
