@@ -315,3 +315,17 @@ def test_secrets_nested_in_params_are_masked_and_kept(client: FlaskClient) -> No
     assert stored["password"] == "p1-top"
     assert stored["params"]["sslpassword"] == "p2-nested"
     assert stored["host"] == "h2"
+
+
+def test_datasource_test_succeeds_on_the_real_servers(client: FlaskClient, tmp_path: Path) -> None:
+    from tests.services import mysql_params, postgres_params
+
+    for kind, params in [
+        ("MYSQL", mysql_params()),
+        ("POSTGRESQL", postgres_params()),
+        ("SQLITE", {"path": str(tmp_path / "t.db")}),
+        ("FILE", {"root": str(tmp_path)}),
+    ]:
+        ds_id = datasource(client, _name(kind.lower()), kind, params)
+        result = ok(client, "POST", f"/datasources/{ds_id}/test")
+        assert result["ok"] is True, (kind, result)

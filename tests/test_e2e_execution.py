@@ -177,6 +177,16 @@ def data_log(client: FlaskClient, eid: str, task_id: int | None = None) -> str:
     return "\n".join(rt.redis.lrange(key, 0, -1))
 
 
+def _run_faulty(
+    client: FlaskClient, sources: dict[str, int], tables: dict[str, str], permit: bool
+) -> tuple[str, tuple[int, str], dict[str, Any]]:
+    """Run a job whose first sub-job fails at row 2500; return (eid, sink checksum, status)."""
+    job_id = _memory_job(client, sources, tables, fail_at=2500)
+    before = data.checksum(data.postgres_rows(tables["pg_dst"]))
+    eid = execute(client, job_id, permit=permit)
+    return eid, before, wait_until_done(client, eid, timeout=120)
+
+
 def _memory_job(
     client: FlaskClient, sources: dict[str, int], tables: dict[str, str], fail_at: int
 ) -> int:
@@ -222,10 +232,7 @@ def test_failure_without_partial_permission_fails_and_cancels_the_rest(
     sources: dict[str, int],
     tables: dict[str, str],
 ) -> None:
-    job_id = _memory_job(client, sources, tables, fail_at=2500)
-    before = data.checksum(data.postgres_rows(tables["pg_dst"]))
-    eid = execute(client, job_id, permit=False)
-    final = wait_until_done(client, eid, timeout=120)
+    eid, before, final = _run_faulty(client, sources, tables, permit=False)
     assert final["status"] == "Failed"
     tasks = tasks_by_name(client, eid)
     assert tasks["fails"]["status"] == "Failed"
@@ -244,10 +251,7 @@ def test_partial_failures_permitted_lets_the_others_finish(
     sources: dict[str, int],
     tables: dict[str, str],
 ) -> None:
-    job_id = _memory_job(client, sources, tables, fail_at=2500)
-    before = data.checksum(data.postgres_rows(tables["pg_dst"]))
-    eid = execute(client, job_id, permit=True)
-    final = wait_until_done(client, eid, timeout=120)
+    eid, before, final = _run_faulty(client, sources, tables, permit=True)
     assert final["status"] == "Partial_Success"
     assert final["progress"] < 1.0
     tasks = tasks_by_name(client, eid)

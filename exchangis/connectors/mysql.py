@@ -21,7 +21,7 @@ from exchangis.connectors.sql import (
     batch_to_rows,
     chunks,
     per_value,
-    translate_errors,
+    probe_server,
     unsupported_type,
     validate_table,
 )
@@ -107,20 +107,8 @@ def open_connection(connect: Mapping[str, Any], database: str | None = None) -> 
 
 
 def test_connection(connect: Mapping[str, Any]) -> None:
-    """Connect and run ``SELECT 1``.
-
-    Raises:
-        ConnectorError: the server cannot be reached or refuses the credentials.
-    """
-    where = f"{connect.get('host')}:{connect.get('port') or 3306}"
-    with translate_errors(classify, connect, f"connect to mysql {where}", hide_cause=True):
-        conn = open_connection(connect)
-        try:
-            with conn.cursor() as cur:
-                cur.execute("SELECT 1")
-                cur.fetchall()
-        finally:
-            conn.close()
+    """Connect and run ``SELECT 1``; raise ConnectorError (no password) when that fails."""
+    probe_server(connect, "mysql", 3306, open_connection, classify)
 
 
 class MySqlDialect(Dialect):

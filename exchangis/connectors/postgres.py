@@ -19,7 +19,7 @@ from exchangis.connectors.sql import (
     SqlSource,
     batch_to_rows,
     per_value,
-    translate_errors,
+    probe_server,
     unsupported_type,
 )
 from exchangis.errors import ConnectorError, TerminalConnectorError, TransientConnectorError
@@ -102,18 +102,8 @@ def open_connection(connect: Mapping[str, Any], database: str | None = None) -> 
 
 
 def test_connection(connect: Mapping[str, Any]) -> None:
-    """Connect and run ``SELECT 1``.
-
-    Raises:
-        ConnectorError: the server cannot be reached or refuses the credentials.
-    """
-    where = f"{connect.get('host')}:{connect.get('port') or 5432}"
-    with translate_errors(classify, connect, f"connect to postgresql {where}", hide_cause=True):
-        conn = open_connection(connect)
-        try:
-            conn.execute("SELECT 1").fetchall()
-        finally:
-            conn.close()
+    """Connect and run ``SELECT 1``; raise ConnectorError (no password) when that fails."""
+    probe_server(connect, "postgresql", 5432, open_connection, classify)
 
 
 class PostgresDialect(Dialect):

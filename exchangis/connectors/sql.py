@@ -124,6 +124,30 @@ def scrub(message: str, connect: Mapping[str, Any] | None = None) -> str:
     return mask_secrets(message, [secret] if isinstance(secret, str) and len(secret) >= 3 else [])
 
 
+def probe_server(
+    connect: Mapping[str, Any],
+    label: str,
+    default_port: int,
+    opener: Callable[[Mapping[str, Any]], Any],
+    classify: Classifier,
+) -> None:
+    """Connect and run ``SELECT 1``: the data source test of a database server.
+
+    Raises:
+        ConnectorError: the server cannot be reached or refuses the credentials (no password).
+    """
+    where = f"{connect.get('host')}:{connect.get('port') or default_port}"
+    with translate_errors(classify, connect, f"connect to {label} {where}", hide_cause=True):
+        conn = opener(connect)
+        try:
+            cursor = conn.cursor()
+            cursor.execute("SELECT 1")
+            cursor.fetchall()
+            cursor.close()
+        finally:
+            conn.close()
+
+
 # --- dialects ----------------------------------------------------------------------------------
 
 
