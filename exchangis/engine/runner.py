@@ -18,7 +18,7 @@ from exchangis.connectors.base import Endpoint, Sink, Source
 from exchangis.engine import finalize
 from exchangis.engine.states import ExecutionStatus, TaskStatus
 from exchangis.engine.transform import ColumnMapping
-from exchangis.errors import ConnectorError, InvalidInputError
+from exchangis.errors import ExchangisError, InvalidInputError
 from exchangis.models import DataSource, TaskExecution
 from exchangis.runtime import Runtime
 from exchangis.state.logs import LogWriter
@@ -266,7 +266,7 @@ class TaskRunner:
             self._rollback(sink, log)
             log.warn(f"Task {name} stopped: {stop.reason}; the sink was rolled back")
             return stop.status, stop.reason, meter
-        except ConnectorError as exc:
+        except ExchangisError as exc:  # connector and input errors carry safe messages
             self._rollback(sink, log)
             log.error(f"Task {name} failed: {exc.message}; the sink was rolled back")
             return TaskStatus.FAILED, log.mask(exc.message), meter
