@@ -10,7 +10,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from redis import Redis
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from exchangis.connectors.registry import Registry, default_registry
@@ -19,7 +19,7 @@ from exchangis.engine.states import RULES
 from exchangis.errors import SettingsError
 from exchangis.settings import Settings
 from exchangis.state.keys import Keys
-from exchangis.state.logs import LogWriter, execution_log, task_log
+from exchangis.state.logs import LogWriter
 from exchangis.state.store import StateStore
 
 
@@ -47,6 +47,7 @@ class Runtime:
 
     settings: Settings
     pid: int = field(default_factory=os.getpid)
+    _secrets: dict[str, tuple[str, ...]] = field(default_factory=dict, repr=False)
 
     @cached_property
     def engine(self) -> Engine:
@@ -98,13 +99,42 @@ class Runtime:
         """Return the zone of times on the wire and in logs."""
         return ZoneInfo(self.settings.timezone)
 
-    def job_log(self, eid: str, secrets: tuple[str, ...] = ()) -> LogWriter:
-        """Return the writer of an execution's job log."""
-        return execution_log(self.redis, self.keys, eid, self.zone, secrets)
+    def _writer(self, key: str, secrets: tuple[str, ...]) -> LogWriter:
+        half = self.settings.log_max_lines // 2
+        return LogWriter(
+            self.redis,
+            key,
+            zone=self.zone,
+            secrets=secrets,
+            head_cap=half,
+            tail_cap=self.settings.log_max_lines - half,
+        )
 
-    def task_log(self, tid: int | str, secrets: tuple[str, ...] = ()) -> LogWriter:
-        """Return the writer of a task's log."""
-        return task_log(self.redis, self.keys, tid, self.zone, secrets)
+    def job_log(self, eid: str) -> LogWriter:
+        """Return the writer of an execution's job log (masks its data sources' secrets)."""
+        return self._writer(self.keys.execution_log(eid), self.execution_secrets(eid))
+
+    def task_log(self, tid: int | str, eid: str) -> LogWriter:
+        """Return the writer of a task's log (masks its execution's data sources' secrets)."""
+        return self._writer(self.keys.task_log(tid), self.execution_secrets(eid))
+
+    def execution_secrets(self, eid: str) -> tuple[str, ...]:
+        """Return every secret of the data sources an execution's tasks use (cached)."""
+        if eid not in self._secrets:
+            from exchangis.models import DataSource, TaskExecution
+
+            with self.sessions() as session:
+                plans = session.scalars(
+                    select(TaskExecution.plan).where(TaskExecution.execution_id == eid)
+                ).all()
+                ids = {p[side]["datasource_id"] for p in plans for side in ("source", "sink")}
+                found: list[str] = []
+                for ds in session.scalars(select(DataSource).where(DataSource.id.in_(ids))):
+                    found += self.registry.type(ds.type).secret_values(ds.connect_params)
+            if len(self._secrets) > 256:
+                self._secrets.clear()
+            self._secrets[eid] = tuple(found)
+        return self._secrets[eid]
 
     def close(self) -> None:
         """Dispose of pools (after a fork, or at shutdown)."""

@@ -54,6 +54,10 @@ class Settings:
     """A task still running this long after a kill has its worker process terminated."""
     progress_interval_seconds: float = 1.0
     """Throttle of progress/metrics publication while a task runs."""
+    log_max_lines: int = 200_000
+    """Lines a job or task log keeps: its first and last half; a marker line stands between."""
+    log_scan_lines: int = 100_000
+    """Most lines one filtered log query examines before it answers (the client resumes)."""
     live_ttl_seconds: int = 7 * 24 * 3600
     """How long the live Redis keys of a completed execution are kept."""
     task_retries: int = 0
@@ -154,6 +158,10 @@ def _validate(settings: Settings) -> None:
     problems = []
     if not 0 < settings.port < 65536:
         problems.append(f"port={settings.port}: must be 1..65535")
+    if settings.log_max_lines < 2:
+        problems.append("log_max_lines: must be at least 2")
+    if settings.log_scan_lines < 1:
+        problems.append("log_scan_lines: must be at least 1")
     if settings.batch_size < 1:
         problems.append("batch_size: must be at least 1")
     if settings.heartbeat_timeout_seconds <= settings.heartbeat_seconds:

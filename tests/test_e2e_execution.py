@@ -411,11 +411,10 @@ def test_execution_endpoints_reject_bad_input(
     )
     zero = ok(client, "POST", f"/task/execution/{task_id}/metrics", {"jobExecutionId": eid})
     assert set(zero["task"]["metrics"]) >= {"resourceUsed", "traffic", "indicator"}
-    status = ok(client, "GET", f"/job/execution/{other}/status")["status"]
     call(client, "POST", f"/job/execution/{other}/kill", {"force": True}, expect=400)
     call(client, "POST", f"/job/execution/{other}/kill", {"labels": "x"}, expect=400)
     call(client, "POST", f"/job/{job_id}/execute", {"labels": {"route": 5}}, expect=400)
-    assert ok(client, "GET", f"/job/execution/{other}/status")["status"] in {status, "Success"}
+    assert ok(client, "GET", f"/job/execution/{other}/status")["status"] != "Cancelled"
 
 
 def test_unknown_variable_is_rejected_at_submit(

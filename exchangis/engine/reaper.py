@@ -45,6 +45,7 @@ def _reap_task(rt: Runtime, tid: int) -> bool:
     else:
         target = TaskStatus.UNDEFINED
         error = f"worker lost: no heartbeat for {timeout:g}s (last on {task.get('worker_info')})"
+    rt.task_log(tid, eid).error(f"Task is {target}: {error}")  # before the move: isEnd follows
     move = rt.store.transition_task(
         tid, target, sources={TaskStatus.RUNNING}, fields={"error": error}
     )
@@ -52,7 +53,6 @@ def _reap_task(rt: Runtime, tid: int) -> bool:
         rt.store.drop_heartbeat(tid)
         return False
     logger.warning("reaped task=%s execution=%s as %s", tid, eid, target)
-    rt.task_log(tid).error(f"Task is {target}: {error}")
     finalize.task_finished(rt, eid, tid, target, move, error)
     return True
 
@@ -74,7 +74,9 @@ def _terminate_ignored_kills(rt: Runtime) -> None:
                 tid,
                 rt.settings.kill_grace_seconds,
             )
-            rt.task_log(tid).warn("Task ignored the kill request: terminating its process")
+            rt.task_log(tid, task["execution_id"]).warn(
+                "Task ignored the kill request: terminating its process"
+            )
             rt.dispatcher.terminate([task["celery_id"]])
 
 

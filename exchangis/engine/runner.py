@@ -44,7 +44,6 @@ class TaskContext:
     plan: dict[str, Any]
     source: Endpoint
     sink: Endpoint
-    secrets: tuple[str, ...]
 
 
 def load_context(rt: Runtime, tid: int) -> TaskContext:
@@ -55,13 +54,11 @@ def load_context(rt: Runtime, tid: int) -> TaskContext:
             raise InvalidInputError(f"task {tid} has no row in the metadata database")
         plan = dict(task.plan)
         endpoints = []
-        secrets: list[str] = []
         for side in ("source", "sink"):
             spec = plan[side]
             ds = session.get(DataSource, spec["datasource_id"])
             if ds is None:
                 raise InvalidInputError(f"{side} data source {spec['datasource_id']} was deleted")
-            secrets += rt.registry.type(ds.type).secret_values(ds.connect_params)
             endpoints.append(
                 Endpoint(
                     type=ds.type,
@@ -71,7 +68,7 @@ def load_context(rt: Runtime, tid: int) -> TaskContext:
                     options=dict(spec.get("options") or {}),
                 )
             )
-    return TaskContext(plan, endpoints[0], endpoints[1], tuple(secrets))
+    return TaskContext(plan, endpoints[0], endpoints[1])
 
 
 class Heartbeat(threading.Thread):
@@ -229,14 +226,12 @@ class TaskRunner:
 
     def _transfer(self, eid: str, name: str, attempt: int) -> tuple[TaskStatus, str | None, Meter]:
         """Move the data; return (final status, error message, meter). Never raises."""
-        log = self.rt.task_log(self.tid)
+        log = self.rt.task_log(self.tid, eid)
         meter = Meter(self.rt, self.tid, log)
         source: Source | None = None
         sink: Sink | None = None
         try:
             ctx = load_context(self.rt, self.tid)
-            log = self.rt.task_log(self.tid, ctx.secrets)
-            meter.log = log
             settings = ctx.plan.get("settings") or {}
             log.info(f"Task {name} (id {self.tid}) attempt {attempt} started on {worker_info()}")
             log.info(f"Reading from {ctx.source.describe()}")

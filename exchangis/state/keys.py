@@ -4,9 +4,11 @@ Layout (prefix ``exg:`` by default):
 
 - ``exg:exec:<eid>``           hash: execution status, counters, control flag, times
 - ``exg:exec:<eid>:tasks``     list: task ids in plan order
-- ``exg:exec:<eid>:log``       list: job log lines (index + 1 = line number)
+- ``exg:exec:<eid>:log``       list: job log, head part (index + 1 = line number)
+- ``exg:exec:<eid>:log:tail``  list: job log, tail part once the head is full (trimmed)
+- ``exg:exec:<eid>:log:n``     string: number of lines ever written to the job log
 - ``exg:task:<tid>``           hash: task status, progress, metrics, worker, times
-- ``exg:task:<tid>:log``       list: task log lines
+- ``exg:task:<tid>:log[:tail|:n]``  the same three keys for a task's log
 - ``exg:heartbeats``           sorted set: running task id → last heartbeat (Redis clock, s)
 - ``exg:unpersisted``          set: completed executions whose SQL record is not written yet
 - ``exg:lock:<name>``          string: a short-lived lock (SET NX EX)
@@ -42,6 +44,11 @@ class Keys:
     def task_log(self, tid: int | str) -> str:
         """Return the list key of a task's log."""
         return f"{self.prefix}task:{tid}:log"
+
+    @staticmethod
+    def log_parts(log: str) -> tuple[str, str, str]:
+        """Return the head list, tail list and line counter keys of a log key."""
+        return log, f"{log}:tail", f"{log}:n"
 
     def heartbeats(self) -> str:
         """Return the sorted-set key of running tasks' heartbeats."""

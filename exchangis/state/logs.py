@@ -1,12 +1,20 @@
-"""Line-addressed logs in Redis lists: list index + 1 is the line number.
+"""Line-addressed logs in Redis: append, page, tail, with a bounded size.
 
-Every line starts ``YYYY-MM-DD HH:MM:SS.mmm LEVEL`` and has secrets masked before it is stored.
+A log is three keys (``Keys.log_parts``): a *head* list that takes the first ``head_cap`` lines,
+a *tail* list that takes the rest and is trimmed to ``tail_cap`` lines, and a counter of every
+line written. Line numbers are 1-based and never change: line ``n`` is head element ``n - 1``,
+or tail element ``n - first_tail``. When lines between the two parts have been dropped, line
+``head_len + 1`` reads as one marker line that says which lines were cut.
+
+Every stored line starts ``YYYY-MM-DD HH:MM:SS.mmm LEVEL``; a message with newlines becomes one
+stamped line followed by continuation lines. Secrets are masked before anything is stored.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from datetime import datetime
+from typing import Protocol
 from zoneinfo import ZoneInfo
 
 from redis import Redis
@@ -15,10 +23,88 @@ from exchangis.errors import mask_secrets
 from exchangis.state.keys import Keys
 
 MAX_LINE_CHARS = 8192
+STAMP_CHARS = len("2026-01-01 00:00:00.000")
+
+# KEYS: head, tail, counter. ARGV: head cap, tail cap, lines... Returns the last line number.
+_APPEND = """
+local n = 0
+local head_cap, tail_cap = tonumber(ARGV[1]), tonumber(ARGV[2])
+for i = 3, #ARGV do
+  n = redis.call('INCR', KEYS[3])
+  if n <= head_cap then
+    redis.call('RPUSH', KEYS[1], ARGV[i])
+  else
+    redis.call('RPUSH', KEYS[2], ARGV[i])
+    if redis.call('LLEN', KEYS[2]) > tail_cap then redis.call('LPOP', KEYS[2]) end
+  end
+end
+return n
+"""
+
+# KEYS: head, tail, counter. ARGV: first line number, most lines. Returns
+# {last line, head length, first tail line number, first tail line, no1, text1, no2, text2...};
+# a cut marker is returned as number with an empty text (the caller words it).
+_FETCH = """
+local n = tonumber(redis.call('GET', KEYS[3]) or '0')
+local hl = redis.call('LLEN', KEYS[1])
+local tl = redis.call('LLEN', KEYS[2])
+local first_tail = n - tl + 1
+local out = {n, hl, first_tail, redis.call('LINDEX', KEYS[2], 0) or ''}
+local pos, left = tonumber(ARGV[1]), tonumber(ARGV[2])
+if pos < 1 then pos = 1 end
+if pos <= hl and left > 0 then
+  local stop = math.min(hl, pos + left - 1)
+  local lines = redis.call('LRANGE', KEYS[1], pos - 1, stop - 1)
+  for i, line in ipairs(lines) do
+    table.insert(out, pos + i - 1)
+    table.insert(out, line)
+  end
+  left = left - #lines
+  pos = stop + 1
+end
+if pos <= hl then return out end
+if first_tail > hl + 1 then
+  if pos <= hl + 1 and left > 0 then
+    table.insert(out, hl + 1)
+    table.insert(out, '')
+    left = left - 1
+  end
+  if pos < first_tail then pos = first_tail end
+end
+if left > 0 and pos <= n then
+  local lines = redis.call('LRANGE', KEYS[2], pos - first_tail, pos - first_tail + left - 1)
+  for i, line in ipairs(lines) do
+    table.insert(out, pos + i - 1)
+    table.insert(out, line)
+  end
+end
+return out
+"""
+
+Line = tuple[int, str]
+"""A log line: its number and its text."""
+
+
+class LineSource(Protocol):
+    """Where a log's lines are read from: the live Redis keys or the SQL archive."""
+
+    def last_line(self) -> int:
+        """Return the number of the last line (0 when empty)."""
+
+    def fetch(self, start: int, limit: int) -> list[Line]:
+        """Return up to ``limit`` existing lines numbered ``start`` or more, in order."""
+
+    def last(self, count: int) -> list[Line]:
+        """Return the last ``count`` existing lines, in order."""
+
+
+def stamp(moment: datetime) -> str:
+    """Return the ``YYYY-MM-DD HH:MM:SS.mmm`` stamp of a log line."""
+    return moment.strftime("%Y-%m-%d %H:%M:%S.") + f"{moment.microsecond // 1000:03d}"
 
 
 class LogWriter:
-    """Append formatted, masked lines to one log list."""
+    """Append formatted, masked lines to one log."""
 
     def __init__(
         self,
@@ -27,36 +113,42 @@ class LogWriter:
         *,
         zone: ZoneInfo,
         secrets: Iterable[str] = (),
+        head_cap: int = 100_000,
+        tail_cap: int = 100_000,
         clock: Callable[[], float] | None = None,
     ) -> None:
         self.redis = redis
-        self.key = key
+        self.keys = Keys.log_parts(key)
         self.zone = zone
         self.secrets = tuple(s for s in secrets if s)
+        self.caps = (head_cap, tail_cap)
         self.clock = clock
-
-    def _stamp(self) -> str:
-        now = (
-            datetime.fromtimestamp(self.clock(), self.zone)
-            if self.clock
-            else datetime.now(self.zone)
-        )
-        return now.strftime("%Y-%m-%d %H:%M:%S.") + f"{now.microsecond // 1000:03d}"
+        self._append = redis.register_script(_APPEND)
 
     def mask(self, text: str) -> str:
         """Return ``text`` with this log's secrets masked."""
         return mask_secrets(text, self.secrets)
 
-    def format(self, level: str, message: str) -> str:
-        """Return the stored form of one line: stamp, level, masked and capped message."""
-        text = self.mask(message)
-        if len(text) > MAX_LINE_CHARS:
-            text = text[:MAX_LINE_CHARS] + f" ...[cut {len(text) - MAX_LINE_CHARS} chars]"
-        return f"{self._stamp()} {level.upper()} {text}"
+    def format(self, level: str, message: str) -> list[str]:
+        """Return the stored lines of one message: stamped first line, then continuations."""
+        now = (
+            datetime.fromtimestamp(self.clock(), self.zone)
+            if self.clock
+            else datetime.now(self.zone)
+        )
+        lines = self.mask(message).split("\n")
+        lines[0] = f"{stamp(now)} {level.upper()} {lines[0]}"
+        return [
+            line
+            if len(line) <= MAX_LINE_CHARS
+            else f"{line[:MAX_LINE_CHARS]} ...[line cut: {len(line) - MAX_LINE_CHARS} more chars]"
+            for line in lines
+        ]
 
     def write(self, level: str, message: str) -> int:
-        """Append one line; return its line number."""
-        return int(self.redis.rpush(self.key, self.format(level, message)))
+        """Append one message (its lines); return the number of its last line."""
+        lines = self.format(level, message)
+        return int(self._append(keys=list(self.keys), args=[*self.caps, *lines]))
 
     def info(self, message: str) -> int:
         """Append an INFO line."""
@@ -71,22 +163,160 @@ class LogWriter:
         return self.write("ERROR", message)
 
 
-def execution_log(
-    redis: Redis, keys: Keys, eid: str, zone: ZoneInfo, secrets: Iterable[str] = ()
-) -> LogWriter:
-    """Return the writer of an execution's job log."""
-    return LogWriter(redis, keys.execution_log(eid), zone=zone, secrets=secrets)
+class LiveLog:
+    """Reads one log's live Redis keys; every read is one atomic script call."""
+
+    def __init__(self, redis: Redis, key: str) -> None:
+        self.redis = redis
+        self.keys = Keys.log_parts(key)
+        self._fetch = redis.register_script(_FETCH)
+
+    def exists(self) -> bool:
+        """Return True when the log's counter is in Redis (it is live)."""
+        return bool(self.redis.exists(self.keys[2]))
+
+    def last_line(self) -> int:
+        """Return the number of the last line written."""
+        return int(self.redis.get(self.keys[2]) or 0)
+
+    def fetch(self, start: int, limit: int) -> list[Line]:
+        """Return up to ``limit`` lines numbered ``start`` or more (a cut reads as one marker)."""
+        reply = self._fetch(keys=list(self.keys), args=[start, limit])
+        last, head_len, first_tail, first_tail_line = reply[:4]
+        marker = (
+            f"{first_tail_line[:STAMP_CHARS]} WARN [log cap] lines {head_len + 1}-"
+            f"{first_tail - 1} were cut: this log keeps its first {head_len} and last "
+            f"{last - first_tail + 1} lines"
+        )
+        lines: list[Line] = [
+            (int(number), str(text) if text != "" else marker)
+            for number, text in zip(reply[4::2], reply[5::2], strict=True)
+        ]
+        return lines
+
+    def last(self, count: int) -> list[Line]:
+        """Return the last ``count`` lines."""
+        reply = self._fetch(keys=list(self.keys), args=[0, 0])
+        last, head_len, first_tail = int(reply[0]), int(reply[1]), int(reply[2])
+        tail_len = last - first_tail + 1
+        if first_tail <= head_len + 1 or count <= tail_len:  # no cut, or within the tail
+            start = max(1, last - count + 1)
+        else:  # the marker counts as one line, then the end of the head
+            start = max(1, head_len - (count - tail_len - 1) + 1)
+        return self.fetch(start, count)
 
 
-def task_log(
-    redis: Redis, keys: Keys, tid: int | str, zone: ZoneInfo, secrets: Iterable[str] = ()
-) -> LogWriter:
-    """Return the writer of a task's log."""
-    return LogWriter(redis, keys.task_log(tid), zone=zone, secrets=secrets)
+LEVELS = ("ERROR", "WARN", "INFO")
 
 
-def read_lines(redis: Redis, key: str, start: int = 1, count: int = -1) -> list[str]:
-    """Return lines ``start``.. (1-based), at most ``count`` (-1: to the end)."""
-    stop = -1 if count < 0 else start - 1 + count - 1
-    lines: list[str] = redis.lrange(key, start - 1, stop)  # type: ignore[assignment]
-    return lines
+def _is_head(text: str) -> bool:
+    """Return True for a stamped line (``YYYY-MM-DD HH:MM:SS.mmm LEVEL``), not a continuation."""
+    return (
+        len(text) > STAMP_CHARS
+        and text[4] == "-"
+        and text[10] == " "
+        and text[13] == ":"
+        and text[19] == "."
+        and text[:4].isdigit()
+        and text[STAMP_CHARS] == " "
+    )
+
+
+def _level(text: str) -> str:
+    return text[STAMP_CHARS + 1 :].split(" ", 1)[0]
+
+
+class LogPage:
+    """One answer of the log query: ``endLine``, ``isEnd`` and the lines by level."""
+
+    def __init__(self, end_line: int, is_end: bool, lines: list[tuple[str, str]]) -> None:
+        self.end_line = end_line
+        self.is_end = is_end
+        self.lines = lines
+
+    def logs(self) -> dict[str, str]:
+        """Return ``{all, error, warn, info}`` with the keys whose text would be empty left out."""
+        out = {"all": "\n".join(text for text, _ in self.lines)}
+        for level in LEVELS:
+            out[level.lower()] = "\n".join(text for text, lvl in self.lines if lvl == level)
+        return {key: value for key, value in out.items() if value}
+
+
+def read_page(
+    source: LineSource,
+    *,
+    from_line: int = 1,
+    page_size: int = 100,
+    only: list[str] | None = None,
+    ignore: list[str] | None = None,
+    last_rows: int = 0,
+    completed: bool = False,
+    scan_limit: int = 100_000,
+    chunk: int = 1000,
+) -> LogPage:
+    """Answer the log query of api.md ("The log query"), reading O(page + lines skipped).
+
+    ``lastRows`` wins over everything; otherwise lines from ``max(from_line, 1)`` are filtered
+    (a continuation line shares the fate and level of the stamped line it continues) until
+    ``page_size`` lines are accepted, the log ends, or ``scan_limit`` lines were examined.
+    """
+    if last_rows > 0:
+        lines = source.last(last_rows)
+        end = source.last_line()
+        return LogPage(
+            end, completed and lines[-1][0] >= end if lines else completed, _levelled(source, lines)
+        )
+    start = max(from_line, 1)
+
+    def keep(text: str) -> bool:
+        if ignore and any(word in text for word in ignore):
+            return False
+        return not only or any(word in text for word in only)
+
+    fate: tuple[bool, str] | None = None
+    accepted: list[tuple[str, str]] = []
+    end_line = start - 1
+    examined = 0
+    position = start
+    while len(accepted) < page_size and examined < scan_limit:
+        lines = source.fetch(position, min(chunk, scan_limit - examined))
+        if not lines:
+            break
+        for number, text in lines:
+            if _is_head(text):
+                fate = (keep(text), _level(text))
+            elif fate is None:
+                head = _head_before(source, number)
+                fate = (keep(head), _level(head)) if head else (keep(text), "")
+            end_line = number
+            examined += 1
+            if fate[0]:
+                accepted.append((text, fate[1]))
+                if len(accepted) >= page_size:
+                    break
+        position = end_line + 1
+    last = source.last_line()
+    return LogPage(end_line, completed and end_line >= last, accepted)
+
+
+def _head_before(source: LineSource, number: int, look_back: int = 200) -> str | None:
+    """Return the stamped line a continuation line ``number`` belongs to (bounded look-back)."""
+    lines = source.fetch(max(1, number - look_back), min(look_back, number - 1))
+    for _, text in reversed([line for line in lines if line[0] < number]):
+        if _is_head(text):
+            return text
+    return None
+
+
+def _levelled(source: LineSource, lines: list[Line]) -> list[tuple[str, str]]:
+    """Return the lines with their levels (continuations take their stamped line's level)."""
+    out: list[tuple[str, str]] = []
+    level = ""
+    for index, (number, text) in enumerate(lines):
+        if _is_head(text):
+            level = _level(text)
+        elif index == 0:
+            head = _head_before(source, number)
+            level = _level(head) if head else ""
+        out.append((text, level))
+    return out

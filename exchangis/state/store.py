@@ -293,14 +293,14 @@ class StateStore:
 
     def expire_execution(self, eid: str, ttl_seconds: int) -> None:
         """Give an execution's live keys (hashes, lists, logs) a time to live."""
-        pipe = self.redis.pipeline(transaction=False)
-        for tid in self.task_ids(eid):
-            pipe.expire(self.keys.task(tid), ttl_seconds)
-            pipe.expire(self.keys.task_log(tid), ttl_seconds)
-        for key in (
+        keys = [
             self.keys.execution(eid),
             self.keys.execution_tasks(eid),
-            self.keys.execution_log(eid),
-        ):
+            *self.keys.log_parts(self.keys.execution_log(eid)),
+        ]
+        for tid in self.task_ids(eid):
+            keys += [self.keys.task(tid), *self.keys.log_parts(self.keys.task_log(tid))]
+        pipe = self.redis.pipeline(transaction=False)
+        for key in keys:
             pipe.expire(key, ttl_seconds)
         pipe.execute()

@@ -1,0 +1,128 @@
+"""Line-addressed logs on a real Redis: writing, the size cap, and the log query rules."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from exchangis.runtime import Runtime
+from exchangis.state.keys import Keys
+from exchangis.state.logs import MAX_LINE_CHARS, LiveLog, LogWriter, read_page
+
+UTC = ZoneInfo("UTC")
+
+
+@pytest.fixture
+def key(rt: Runtime) -> Iterator[str]:
+    name = f"{rt.keys.prefix}testlog:{uuid.uuid4().hex[:8]}"
+    yield name
+    rt.redis.delete(*Keys.log_parts(name))
+
+
+def writer(rt: Runtime, key: str, cap: int = 1000, secrets: tuple[str, ...] = ()) -> LogWriter:
+    return LogWriter(
+        rt.redis,
+        key,
+        zone=UTC,
+        secrets=secrets,
+        head_cap=cap,
+        tail_cap=cap,
+        clock=lambda: 1_700_000_000.25,
+    )
+
+
+def test_lines_are_stamped_split_capped_and_masked(rt: Runtime, key: str) -> None:
+    log = writer(rt, key, secrets=("s3cr3t!",))
+    assert log.info("connect s3cr3t! mysql://u:pw@h/db password=abc\nat frame 1\nat frame 2") == 3
+    assert log.error("x" * (MAX_LINE_CHARS + 10)) == 4
+    lines = [text for _, text in LiveLog(rt.redis, key).fetch(1, 10)]
+    assert lines[0].startswith("2023-11-14 22:13:20.250 INFO connect ******")
+    assert "s3cr3t!" not in lines[0] and ":pw@" not in lines[0] and "abc" not in lines[0]
+    assert lines[1:3] == ["at frame 1", "at frame 2"]
+    assert lines[3].endswith("...[line cut: 40 more chars]")  # the stamp counts too
+    assert len(lines[3]) < MAX_LINE_CHARS + 50
+
+
+def test_a_log_over_its_cap_keeps_head_and_tail_with_numbers_intact(rt: Runtime, key: str) -> None:
+    log = writer(rt, key, cap=5)
+    for i in range(1, 21):
+        log.info(f"line {i}")
+    live = LiveLog(rt.redis, key)
+    lines = live.fetch(1, 100)
+    assert [n for n, _ in lines] == [1, 2, 3, 4, 5, 6, 16, 17, 18, 19, 20]
+    assert "lines 6-15 were cut" in lines[5][1] and " WARN " in lines[5][1]
+    assert lines[6][1].endswith("line 16")
+    assert [n for n, _ in live.last(3)] == [18, 19, 20]
+    assert [n for n, _ in live.last(7)] == [5, 6, 16, 17, 18, 19, 20]
+    assert [n for n, _ in live.fetch(9, 2)] == [16, 17]  # inside the cut: resume at the tail
+    assert live.last_line() == 20
+
+
+def _fill(rt: Runtime, key: str) -> LiveLog:
+    log = writer(rt, key)
+    log.info("submitted by admin")
+    log.warn("[main] slow start\ncaused by: disk")  # continuation line 3 follows line 2
+    log.info("Task a is Running")
+    log.error("Task a failed: boom\n  detail: constraint x")
+    log.info("[SpringContextShutdownHook] closing")
+    log.info("finished")
+    return LiveLog(rt.redis, key)
+
+
+def test_paging_collects_every_line_once_and_ends(rt: Runtime, key: str) -> None:
+    live = _fill(rt, key)
+    seen: list[str] = []
+    end, is_end = 0, False
+    while not is_end:
+        page = read_page(live, from_line=end + 1, page_size=3, completed=True)
+        seen += [text for text, _ in page.lines]
+        assert page.end_line >= end
+        end, is_end = page.end_line, page.is_end
+    assert seen == [text for _, text in live.fetch(1, 100)]
+    again = read_page(live, from_line=end + 1, page_size=3, completed=True)
+    assert (again.end_line, again.is_end, again.logs()) == (end, True, {})
+
+
+def test_filters_take_continuation_lines_with_their_stamped_line(rt: Runtime, key: str) -> None:
+    live = _fill(rt, key)
+    only = read_page(live, only=["failed", "slow"], page_size=100)
+    assert [t.strip() for t, _ in only.lines][1:2] == ["caused by: disk"]
+    assert len(only.lines) == 4
+    assert only.logs()["error"].endswith("detail: constraint x")
+    assert set(only.logs()) == {"all", "error", "warn"}
+    ignored = read_page(live, ignore=["[main]", "[SpringContextShutdownHook]"], page_size=100)
+    assert not any("main" in t or "caused" in t or "closing" in t for t, _ in ignored.lines)
+    assert len(ignored.lines) == 5
+    mid = read_page(live, from_line=3, page_size=1, only=["slow"])  # starts on a continuation
+    assert [t for t, _ in mid.lines] == ["caused by: disk"]
+
+
+def test_last_rows_wins_and_tells_where_to_follow_on(rt: Runtime, key: str) -> None:
+    live = _fill(rt, key)
+    page = read_page(live, last_rows=2, from_line=1, only=["nothing matches"], completed=False)
+    assert [t.split(" ", 3)[3] for t, _ in page.lines] == [
+        "[SpringContextShutdownHook] closing",
+        "finished",
+    ]
+    assert page.end_line == 8 and not page.is_end
+    writer(rt, key).info("one more")
+    follow = read_page(live, from_line=page.end_line + 1, completed=True)
+    assert [t.split(" ", 3)[3] for t, _ in follow.lines] == ["one more"]
+    assert follow.is_end
+
+
+def test_a_keyword_scan_stops_at_its_bound_and_reports_where(rt: Runtime, key: str) -> None:
+    log = writer(rt, key)
+    for i in range(1, 51):
+        log.info("needle" if i == 45 else f"hay {i}")
+    live = LiveLog(rt.redis, key)
+    first = read_page(live, only=["needle"], scan_limit=20, chunk=7)
+    assert (first.end_line, first.lines) == (20, [])
+    second = read_page(live, from_line=21, only=["needle"], scan_limit=20, chunk=7)
+    assert second.end_line == 40
+    third = read_page(live, from_line=41, only=["needle"], scan_limit=20, completed=True)
+    assert [t.endswith("needle") for t, _ in third.lines] == [True]
+    assert third.end_line == 50 and third.is_end
