@@ -15,12 +15,16 @@ from exchangis.schemas.execution import (
     ExecutionStatusSchema,
     KillResultSchema,
     LabelsOnlyBodySchema,
+    LogQuerySchema,
+    LogResultSchema,
     MetricsBodySchema,
     ProgressSchema,
     TaskListSchema,
+    TaskLogQuerySchema,
     TaskMetricsResultSchema,
 )
 from exchangis.services import execution as service
+from exchangis.services import log as logs
 
 blp = Blueprint("executions", __name__, description="Job executions and tasks")
 
@@ -74,3 +78,18 @@ def task_metrics(body: dict[str, Any], task_id: int) -> ResponseReturnValue:
     """T1: metrics of a task of an execution."""
     result = service.get_task_metrics(runtime(), task_id, body["job_execution_id"])
     return envelope(TaskMetricsResultSchema().dump(result))
+
+
+@blp.route("/job/execution/<eid>/log", methods=["GET"])
+@blp.arguments(LogQuerySchema, location="query")
+def execution_log(query: dict[str, Any], eid: str) -> ResponseReturnValue:
+    """E5: a page (or the tail) of an execution's job log."""
+    return envelope(LogResultSchema().dump(logs.get_job_log(runtime(), eid, query)))
+
+
+@blp.route("/task/execution/<int(max=2147483647):task_id>/log", methods=["GET"])
+@blp.arguments(TaskLogQuerySchema, location="query")
+def task_log(query: dict[str, Any], task_id: int) -> ResponseReturnValue:
+    """T2: a page (or the tail) of a task's log."""
+    result = logs.get_task_log(runtime(), task_id, query["job_execution_id"], query)
+    return envelope(LogResultSchema().dump(result))

@@ -6,6 +6,7 @@ import logging
 from datetime import UTC, datetime
 from typing import Any
 
+from exchangis.engine.archive import archive_logs
 from exchangis.engine.states import (
     EXECUTION_FINAL,
     TASK_FAILURES,
@@ -104,7 +105,7 @@ def execution_progress(tasks: list[dict[str, str]]) -> float:
 
 
 def complete(rt: Runtime, eid: str) -> None:
-    """Every task is final: settle the execution's status and write the durable record once.
+    """Every task is final: settle the status, log the summary, write the record and archive.
 
     Safe to call again (the reaper does, for records whose SQL write failed).
     """
@@ -130,15 +131,17 @@ def complete(rt: Runtime, eid: str) -> None:
     if not rt.store.lock(f"persist:{eid}", 60):
         return
     try:
+        if rt.store.first_time(eid, "summarized"):  # the job log's last line, written once
+            counts: dict[str, int] = {}
+            for task in tasks:
+                counts[task["status"]] = counts.get(task["status"], 0) + 1
+            summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
+            rt.job_log(eid).info(f"Execution {eid} finished {execution['status']}: {summary}")
         persist(rt, eid, execution, tasks, progress)
+        archive_logs(rt, eid, [int(t["id"]) for t in tasks])
         rt.store.mark_persisted(eid)
     finally:
         rt.store.unlock(f"persist:{eid}")
-    counts: dict[str, int] = {}
-    for task in tasks:
-        counts[task["status"]] = counts.get(task["status"], 0) + 1
-    summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
-    rt.job_log(eid).info(f"Execution {eid} finished {execution['status']}: {summary}")
     rt.store.expire_execution(eid, rt.settings.live_ttl_seconds)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from marshmallow import fields, validate
 
-from exchangis.schemas.common import BodySchema, LabelsSchema, WireTime
+from exchangis.schemas.common import BodySchema, LabelsSchema, QuerySchema, WireTime
 
 
 class ExecuteBodySchema(BodySchema):
@@ -156,3 +156,34 @@ class TaskMetricsResultSchema(BodySchema):
     """``data`` of T1."""
 
     task = fields.Nested(TaskMetricsSchema)
+
+
+INT32 = validate.Range(min=-(2**31), max=2**31 - 1)
+
+
+class LogQuerySchema(QuerySchema):
+    """Query of E5 (job log); empty values count as absent."""
+
+    from_line = fields.Integer(data_key="fromLine", load_default=1, validate=INT32)
+    page_size = fields.Integer(
+        data_key="pageSize", load_default=100, validate=validate.Range(min=1, max=5000)
+    )
+    ignore_keywords = fields.String(data_key="ignoreKeywords", validate=validate.Length(max=4000))
+    only_keywords = fields.String(data_key="onlyKeywords", validate=validate.Length(max=4000))
+    last_rows = fields.Integer(data_key="lastRows", validate=validate.Range(min=1, max=5000))
+
+
+class TaskLogQuerySchema(LogQuerySchema):
+    """Query of T2 (task log): the task's execution is required."""
+
+    job_execution_id = fields.String(
+        data_key="jobExecutionId", required=True, validate=validate.Length(min=1, max=64)
+    )
+
+
+class LogResultSchema(BodySchema):
+    """``data`` of E5 and T2."""
+
+    end_line = fields.Integer(data_key="endLine")
+    is_end = fields.Boolean(data_key="isEnd")
+    logs = fields.Dict(keys=fields.String(), values=fields.String())

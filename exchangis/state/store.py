@@ -252,6 +252,10 @@ class StateStore:
             raise ValueError("status changes go through transition_execution")
         self.redis.hset(self.keys.execution(eid), mapping=_strings(fields))
 
+    def first_time(self, eid: str, marker: str) -> bool:
+        """Return True for the first caller only (HSETNX on the execution): a once-only gate."""
+        return bool(self.redis.hsetnx(self.keys.execution(eid), marker, self.now_ms()))
+
     def lock(self, name: str, ttl_seconds: int) -> bool:
         """Take a short-lived lock (SET NX EX); True when this caller holds it."""
         return bool(self.redis.set(self.keys.lock(name), "1", nx=True, ex=ttl_seconds))
