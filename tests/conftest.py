@@ -22,7 +22,9 @@ from exchangis.app import create_app
 from exchangis.migrations import upgrade
 from exchangis.runtime import Runtime
 from exchangis.settings import Settings, load_settings
-from tests.services import redis_url
+from tests import data
+from tests.helpers import datasource
+from tests.services import mysql_params, postgres_params, redis_url
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -147,3 +149,33 @@ def worker(
     process.start()
     yield process
     process.stop()
+
+
+@pytest.fixture
+def run_id() -> str:
+    """A short id that makes names unique per test."""
+    return uuid.uuid4().hex[:8]
+
+
+@pytest.fixture
+def sources(client: FlaskClient, tmp_path: Path, run_id: str) -> dict[str, int]:
+    """Data sources on every backend (MariaDB, PostgreSQL, FILE, SQLite, MEMORY)."""
+    root = tmp_path / "files"
+    root.mkdir()
+    return {
+        "MYSQL": datasource(client, f"my-{run_id}", "MYSQL", mysql_params()),
+        "POSTGRESQL": datasource(client, f"pg-{run_id}", "POSTGRESQL", postgres_params()),
+        "FILE": datasource(client, f"files-{run_id}", "FILE", {"root": str(root)}),
+        "SQLITE": datasource(
+            client, f"lite-{run_id}", "SQLITE", {"path": str(tmp_path / "lite.db")}
+        ),
+        "MEMORY": datasource(client, f"mem-{run_id}", "MEMORY", {}),
+    }
+
+
+@pytest.fixture
+def tables(run_id: str) -> Iterator[dict[str, str]]:
+    """Names of MariaDB/PostgreSQL tables for one test, dropped afterwards."""
+    names = {k: f"e2e_{k}_{run_id}" for k in ("my_src", "my_dst", "pg_src", "pg_dst")}
+    yield names
+    data.drop([names["my_src"], names["my_dst"]], [names["pg_src"], names["pg_dst"]])

@@ -7,6 +7,8 @@ from typing import Any
 
 from flask.testing import FlaskClient
 
+from exchangis.state.logs import LiveLog
+
 API = "/api/rest_j/v1/exchangis"
 DSS = "/api/rest_j/v1/dss/exchangis/main"
 
@@ -125,3 +127,10 @@ def wait_for(predicate: Any, timeout: float = 30, interval: float = 0.1) -> Any:
 def tasks_by_name(client: FlaskClient, eid: str) -> dict[str, dict[str, Any]]:
     """Return E3's tasks keyed by name."""
     return {t["name"]: t for t in ok(client, "GET", f"/job/execution/{eid}/tasklist")["tasks"]}
+
+
+def data_log(client: FlaskClient, eid: str, task_id: int | None = None) -> str:
+    """Return the job log's (or a task log's) text straight from the live store."""
+    rt = client.application.extensions["exchangis"]
+    key = rt.keys.execution_log(eid) if task_id is None else rt.keys.task_log(task_id)
+    return "\n".join(text for _, text in LiveLog(rt.redis, key).fetch(1, 1_000_000))

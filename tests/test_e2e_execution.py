@@ -9,7 +9,6 @@ import signal
 import sqlite3
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +21,7 @@ from tests.helpers import (
     DSS,
     call,
     create_job,
+    data_log,
     datasource,
     execute,
     ok,
@@ -30,38 +30,10 @@ from tests.helpers import (
     wait_for,
     wait_until_done,
 )
-from tests.services import mysql_params, postgres_params
+from tests.services import mysql_params
 
 pytestmark = pytest.mark.e2e
 ROWS = 10_000
-
-
-@pytest.fixture
-def run_id() -> str:
-    return uuid.uuid4().hex[:8]
-
-
-@pytest.fixture
-def sources(client: FlaskClient, tmp_path: Path, run_id: str) -> dict[str, int]:
-    """Data sources on every backend (MariaDB, PostgreSQL, FILE, SQLite, MEMORY)."""
-    root = tmp_path / "files"
-    root.mkdir()
-    return {
-        "MYSQL": datasource(client, f"my-{run_id}", "MYSQL", mysql_params()),
-        "POSTGRESQL": datasource(client, f"pg-{run_id}", "POSTGRESQL", postgres_params()),
-        "FILE": datasource(client, f"files-{run_id}", "FILE", {"root": str(root)}),
-        "SQLITE": datasource(
-            client, f"lite-{run_id}", "SQLITE", {"path": str(tmp_path / "lite.db")}
-        ),
-        "MEMORY": datasource(client, f"mem-{run_id}", "MEMORY", {}),
-    }
-
-
-@pytest.fixture
-def tables(run_id: str) -> Iterator[dict[str, str]]:
-    names = {k: f"e2e_{k}_{run_id}" for k in ("my_src", "my_dst", "pg_src", "pg_dst")}
-    yield names
-    data.drop([names["my_src"], names["my_dst"]], [names["pg_src"], names["pg_dst"]])
 
 
 def _csv(path: Path, rows: int) -> list[list[str]]:
@@ -168,13 +140,6 @@ def test_three_sub_jobs_move_every_row_value_for_value(
     assert len(dss["data"]["tasks"]) == 3
     log = data_log(client, eid)
     assert "submitted by admin" in log and "finished Success" in log
-
-
-def data_log(client: FlaskClient, eid: str, task_id: int | None = None) -> str:
-    """Return the job log's (or a task log's) text straight from the live store."""
-    rt = client.application.extensions["exchangis"]
-    key = rt.keys.execution_log(eid) if task_id is None else rt.keys.task_log(task_id)
-    return "\n".join(rt.redis.lrange(key, 0, -1))
 
 
 def _run_faulty(

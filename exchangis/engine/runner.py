@@ -204,6 +204,10 @@ class TaskRunner:
             sources={ExecutionStatus.SCHEDULED},
             fields={"launch_time": self.store.now_ms()},
         )
+        self.rt.job_log(eid).info(
+            f"Task {task.get('name', '')} (id {self.tid}) is Running, attempt {attempts}, on "
+            f"{worker_info()}"
+        )
         heartbeat = Heartbeat(self.rt, self.tid)
         heartbeat.start()
         try:
@@ -234,11 +238,14 @@ class TaskRunner:
             ctx = load_context(self.rt, self.tid)
             settings = ctx.plan.get("settings") or {}
             log.info(f"Task {name} (id {self.tid}) attempt {attempt} started on {worker_info()}")
-            log.info(f"Reading from {ctx.source.describe()}")
+            log.info(f"Reading from {ctx.source.describe()} options={dict(ctx.source.options)}")
             log.info(
                 f"Writing to {ctx.sink.describe()} writeMode="
-                f"{ctx.sink.options.get('writeMode', 'append')}"
+                f"{ctx.sink.options.get('writeMode', 'append')} options={dict(ctx.sink.options)}"
             )
+            limits = {k: v for k, v in settings.items() if v} or "none"
+            batch = self._batch_size_for(ctx.source, settings)
+            log.info(f"Limits: {limits}; batch size {batch}")
             source = self.rt.registry.source(ctx.source)
             sink = self.rt.registry.sink(ctx.sink)
             meter.traffic = {"source_type": source.traffic, "sink_type": sink.traffic}
@@ -312,9 +319,7 @@ class TaskRunner:
         speed = int(settings.get("speed_record") or 0)
         speed_bytes = int(settings.get("speed_byte") or 0)
         timeout = float(settings.get("timeout_seconds") or 0)
-        batch_size = int(source.endpoint.options.get("batchSize") or self.rt.settings.batch_size)
-        if speed:
-            batch_size = max(1, min(batch_size, speed))
+        batch_size = self._batch_size_for(source.endpoint, settings)
         self._check(eid, meter, timeout)
         for batch in source.batches(batch_size):
             meter.read += batch.num_rows
@@ -326,6 +331,12 @@ class TaskRunner:
             if speed or speed_bytes:
                 self._throttle(eid, meter, speed, speed_bytes, timeout)
         self._check(eid, meter, timeout)
+
+    def _batch_size_for(self, endpoint: Endpoint, settings: dict[str, Any]) -> int:
+        """Return the rows per batch: ``batchSize`` or the default, at most a second's worth."""
+        size = int(endpoint.options.get("batchSize") or self.rt.settings.batch_size)
+        speed = int(settings.get("speed_record") or 0)
+        return max(1, min(size, speed)) if speed else size
 
     def _throttle(
         self, eid: str, meter: Meter, speed: int, speed_bytes: int, timeout: float
