@@ -7,7 +7,7 @@ HOST ?= 127.0.0.1
 EXCHANGIS_PORT ?= 8080
 export EXCHANGIS_PORT
 
-.PHONY: help install run test lint api worker migrate services-up clean
+.PHONY: help install run test lint api worker migrate services-up bench-logs clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -39,9 +39,12 @@ test: $(STAMP)  ## run the whole test suite (real Redis, PostgreSQL, MariaDB, Ce
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)  ## ruff and mypy
-	$(VENV)/bin/ruff check exchangis workers tests
-	$(VENV)/bin/ruff format --check exchangis workers tests
+	$(VENV)/bin/ruff check exchangis workers tests bench
+	$(VENV)/bin/ruff format --check exchangis workers tests bench
 	$(VENV)/bin/mypy
+
+bench-logs: $(STAMP)  ## log reader benchmark: 1M-line vs 1k-line log over HTTP (needs Redis)
+	$(PY) bench/log_reader.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -126,3 +126,15 @@ def test_a_keyword_scan_stops_at_its_bound_and_reports_where(rt: Runtime, key: s
     third = read_page(live, from_line=41, only=["needle"], scan_limit=20, completed=True)
     assert [t.endswith("needle") for t, _ in third.lines] == [True]
     assert third.end_line == 50 and third.is_end
+
+
+def test_pages_cross_head_segments_and_expiry_covers_them(rt: Runtime, key: str) -> None:
+    log = writer(rt, key, cap=100_000)
+    for start in range(0, 25_003, 5000):
+        log.append_lines([f"line {i}" for i in range(start + 1, min(start + 5000, 25_003) + 1)])
+    live = LiveLog(rt.redis, key)
+    assert live.fetch(9_998, 6) == [(n, f"line {n}") for n in range(9_998, 10_004)]
+    assert live.last(2) == [(25_002, "line 25002"), (25_003, "line 25003")]
+    keys = Keys.log_keys(key, 25_003)
+    assert sum(1 for k in keys if rt.redis.exists(k)) == 3 + 2  # three segments, two counters
+    rt.redis.delete(*keys)

@@ -4,11 +4,13 @@ Layout (prefix ``exg:`` by default):
 
 - ``exg:exec:<eid>``           hash: execution status, counters, control flag, times
 - ``exg:exec:<eid>:tasks``     list: task ids in plan order
-- ``exg:exec:<eid>:log``       list: job log, head part (index + 1 = line number)
+- ``exg:exec:<eid>:log:h<k>``  lists: job log head, 10,000 lines each (line n: segment
+                               (n-1) // 10000, index (n-1) % 10000)
 - ``exg:exec:<eid>:log:tail``  list: job log, tail part once the head is full (trimmed)
 - ``exg:exec:<eid>:log:n``     string: number of lines ever written to the job log
+- ``exg:exec:<eid>:log:hn``    string: number of lines in the head
 - ``exg:task:<tid>``           hash: task status, progress, metrics, worker, times
-- ``exg:task:<tid>:log[:tail|:n]``  the same three keys for a task's log
+- ``exg:task:<tid>:log:*``     the same keys for a task's log
 - ``exg:heartbeats``           sorted set: running task id → last heartbeat (Redis clock, s)
 - ``exg:unpersisted``          set: completed executions whose SQL record is not written yet
 - ``exg:lock:<name>``          string: a short-lived lock (SET NX EX)
@@ -17,6 +19,11 @@ Layout (prefix ``exg:`` by default):
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+SEGMENT = ":h"
+"""Separator of a log's head segment number (the Lua scripts get it as an argument)."""
+SEGMENT_LINES = 10_000
+"""Lines per head segment: a page touches at most two short lists, whatever the log's size."""
 
 
 @dataclass(frozen=True)
@@ -46,9 +53,15 @@ class Keys:
         return f"{self.prefix}task:{tid}:log"
 
     @staticmethod
-    def log_parts(log: str) -> tuple[str, str, str]:
-        """Return the head list, tail list and line counter keys of a log key."""
-        return log, f"{log}:tail", f"{log}:n"
+    def log_parts(log: str) -> tuple[str, str, str, str]:
+        """Return a log's head-segment prefix, tail list, line counter and head counter keys."""
+        return log, f"{log}:tail", f"{log}:n", f"{log}:hn"
+
+    @staticmethod
+    def log_keys(log: str, head_lines: int) -> list[str]:
+        """Return every key of a log whose head holds ``head_lines`` lines."""
+        segments = (head_lines + SEGMENT_LINES - 1) // SEGMENT_LINES
+        return [f"{log}{SEGMENT}{k}" for k in range(segments)] + list(Keys.log_parts(log)[1:])
 
     def heartbeats(self) -> str:
         """Return the sorted-set key of running tasks' heartbeats."""

@@ -1,10 +1,11 @@
 """Line-addressed logs in Redis: append, page, tail, with a bounded size.
 
-A log is three keys (``Keys.log_parts``): a *head* list that takes the first ``head_cap`` lines,
-a *tail* list that takes the rest and is trimmed to ``tail_cap`` lines, and a counter of every
-line written. Line numbers are 1-based and never change: line ``n`` is head element ``n - 1``,
-or tail element ``n - first_tail``. When lines between the two parts have been dropped, line
-``head_len + 1`` reads as one marker line that says which lines were cut.
+A log (``Keys.log_parts``) has a *head* that takes the first ``head_cap`` lines, stored in
+segments of ``SEGMENT_LINES`` lines (so reading a page costs the same at any position), a *tail*
+list that takes the rest and is trimmed to ``tail_cap`` lines, and counters of the lines written
+and of those in the head. Line numbers are 1-based and never change. When lines between head and
+tail have been dropped, line ``head_len + 1`` reads as one marker line saying which were cut.
+(The scripts build segment key names from the log key: fine on one Redis, not on a cluster.)
 
 Every stored line starts ``YYYY-MM-DD HH:MM:SS.mmm LEVEL``; a message with newlines becomes one
 stamped line followed by continuation lines. Secrets are masked before anything is stored.
@@ -20,19 +21,21 @@ from zoneinfo import ZoneInfo
 from redis import Redis
 
 from exchangis.errors import mask_secrets
-from exchangis.state.keys import Keys
+from exchangis.state.keys import SEGMENT, SEGMENT_LINES, Keys
 
 MAX_LINE_CHARS = 8192
 STAMP_CHARS = len("2026-01-01 00:00:00.000")
 
-# KEYS: head, tail, counter. ARGV: head cap, tail cap, lines... Returns the last line number.
+# KEYS: log (head segment prefix), tail, line counter, head counter.
+# ARGV: head cap, tail cap, segment size, segment separator, lines... Returns the last number.
 _APPEND = """
+local head_cap, tail_cap, seg = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local n = 0
-local head_cap, tail_cap = tonumber(ARGV[1]), tonumber(ARGV[2])
-for i = 3, #ARGV do
+for i = 5, #ARGV do
   n = redis.call('INCR', KEYS[3])
   if n <= head_cap then
-    redis.call('RPUSH', KEYS[1], ARGV[i])
+    local h = redis.call('INCR', KEYS[4])
+    redis.call('RPUSH', KEYS[1] .. ARGV[4] .. math.floor((h - 1) / seg), ARGV[i])
   else
     redis.call('RPUSH', KEYS[2], ARGV[i])
     if redis.call('LLEN', KEYS[2]) > tail_cap then redis.call('LPOP', KEYS[2]) end
@@ -41,26 +44,30 @@ end
 return n
 """
 
-# KEYS: head, tail, counter. ARGV: first line number, most lines. Returns
-# {last line, head length, first tail line number, first tail line, no1, text1, no2, text2...};
-# a cut marker is returned as number with an empty text (the caller words it).
+# KEYS: as above. ARGV: first line number, most lines, segment size, segment separator.
+# Returns {last line, head length, first tail line number, first tail line, no1, text1, ...};
+# a cut marker comes back as a number with an empty text (the caller words it).
 _FETCH = """
 local n = tonumber(redis.call('GET', KEYS[3]) or '0')
-local hl = redis.call('LLEN', KEYS[1])
+local hl = tonumber(redis.call('GET', KEYS[4]) or '0')
 local tl = redis.call('LLEN', KEYS[2])
 local first_tail = n - tl + 1
 local out = {n, hl, first_tail, redis.call('LINDEX', KEYS[2], 0) or ''}
+local seg = tonumber(ARGV[3])
 local pos, left = tonumber(ARGV[1]), tonumber(ARGV[2])
 if pos < 1 then pos = 1 end
-if pos <= hl and left > 0 then
-  local stop = math.min(hl, pos + left - 1)
-  local lines = redis.call('LRANGE', KEYS[1], pos - 1, stop - 1)
+while pos <= hl and left > 0 do
+  local k = math.floor((pos - 1) / seg)
+  local offset = pos - 1 - k * seg
+  local stop = math.min(hl, pos + left - 1, (k + 1) * seg)
+  local lines = redis.call('LRANGE', KEYS[1] .. ARGV[4] .. k, offset, offset + stop - pos)
+  if #lines == 0 then break end
   for i, line in ipairs(lines) do
     table.insert(out, pos + i - 1)
     table.insert(out, line)
   end
   left = left - #lines
-  pos = stop + 1
+  pos = pos + #lines
 end
 if pos <= hl then return out end
 if first_tail > hl + 1 then
@@ -147,8 +154,12 @@ class LogWriter:
 
     def write(self, level: str, message: str) -> int:
         """Append one message (its lines); return the number of its last line."""
-        lines = self.format(level, message)
-        return int(self._append(keys=list(self.keys), args=[*self.caps, *lines]))
+        return self.append_lines(self.format(level, message))
+
+    def append_lines(self, lines: list[str]) -> int:
+        """Append lines already formatted (and masked) in one call; return the last number."""
+        args: list[int | str] = [*self.caps, SEGMENT_LINES, SEGMENT, *lines]
+        return int(self._append(keys=list(self.keys), args=args))
 
     def info(self, message: str) -> int:
         """Append an INFO line."""
@@ -181,7 +192,7 @@ class LiveLog:
 
     def fetch(self, start: int, limit: int) -> list[Line]:
         """Return up to ``limit`` lines numbered ``start`` or more (a cut reads as one marker)."""
-        reply = self._fetch(keys=list(self.keys), args=[start, limit])
+        reply = self._fetch(keys=list(self.keys), args=[start, limit, SEGMENT_LINES, SEGMENT])
         last, head_len, first_tail, first_tail_line = reply[:4]
         marker = (
             f"{first_tail_line[:STAMP_CHARS]} WARN [log cap] lines {head_len + 1}-"
@@ -196,7 +207,7 @@ class LiveLog:
 
     def last(self, count: int) -> list[Line]:
         """Return the last ``count`` lines."""
-        reply = self._fetch(keys=list(self.keys), args=[0, 0])
+        reply = self._fetch(keys=list(self.keys), args=[0, 0, SEGMENT_LINES, SEGMENT])
         last, head_len, first_tail = int(reply[0]), int(reply[1]), int(reply[2])
         tail_len = last - first_tail + 1
         if first_tail <= head_len + 1 or count <= tail_len:  # no cut, or within the tail
@@ -279,7 +290,8 @@ def read_page(
     examined = 0
     position = start
     while len(accepted) < page_size and examined < scan_limit:
-        lines = source.fetch(position, min(chunk, scan_limit - examined))
+        want = chunk if only or ignore else page_size - len(accepted)  # unfiltered: exact
+        lines = source.fetch(position, min(want, scan_limit - examined))
         if not lines:
             break
         for number, text in lines:

@@ -297,13 +297,14 @@ class StateStore:
 
     def expire_execution(self, eid: str, ttl_seconds: int) -> None:
         """Give an execution's live keys (hashes, lists, logs) a time to live."""
-        keys = [
-            self.keys.execution(eid),
-            self.keys.execution_tasks(eid),
-            *self.keys.log_parts(self.keys.execution_log(eid)),
-        ]
+        logs = [self.keys.execution_log(eid)]
+        keys = [self.keys.execution(eid), self.keys.execution_tasks(eid)]
         for tid in self.task_ids(eid):
-            keys += [self.keys.task(tid), *self.keys.log_parts(self.keys.task_log(tid))]
+            keys.append(self.keys.task(tid))
+            logs.append(self.keys.task_log(tid))
+        head_counts = self.redis.mget([Keys.log_parts(log)[3] for log in logs])
+        for log, head in zip(logs, head_counts, strict=True):
+            keys += Keys.log_keys(log, int(head or 0))
         pipe = self.redis.pipeline(transaction=False)
         for key in keys:
             pipe.expire(key, ttl_seconds)
