@@ -182,10 +182,6 @@ class LiveLog:
         self.keys = Keys.log_parts(key)
         self._fetch = redis.register_script(_FETCH)
 
-    def exists(self) -> bool:
-        """Return True when the log's counter is in Redis (it is live)."""
-        return bool(self.redis.exists(self.keys[2]))
-
     def last_line(self) -> int:
         """Return the number of the last line written."""
         return int(self.redis.get(self.keys[2]) or 0)
