@@ -9,8 +9,9 @@ from typing import Any
 
 MASK = "******"
 _PASSWORD_RE = re.compile(
-    r"(?i)\b(password|passwd|pwd)(\s*[=:]\s*)(\"[^\"]*\"|'[^']*'|[^\s,;&'\")]+)"
+    r"""(?i)(\w*(?:password|passwd|pwd)\w*["']?)(\s*[=:]\s*)("[^"]*"|'[^']*'|[^\s,;&'")}]+)"""
 )
+"""``password=x``, ``db_password: x``, ``PGPASSWORD=x``, ``'password': 'x'``, ``"pwd": "x"``..."""
 _URL_PASSWORD_RE = re.compile(r"(\w+://[^:/\s@]+:)([^@\s]+)(@)")
 
 
@@ -20,7 +21,7 @@ def mask_secrets(text: str, secrets: Iterable[str] = ()) -> str:
     Errors and log lines pass through this before anyone sees them; drivers often echo
     connection strings.
     """
-    for secret in secrets:
+    for secret in sorted(set(secrets), key=len, reverse=True):  # longest first
         if secret:
             text = text.replace(secret, MASK)
     text = _PASSWORD_RE.sub(lambda m: f"{m.group(1)}{m.group(2)}{MASK}", text)

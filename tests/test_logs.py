@@ -19,7 +19,7 @@ UTC = ZoneInfo("UTC")
 def key(rt: Runtime) -> Iterator[str]:
     name = f"{rt.keys.prefix}testlog:{uuid.uuid4().hex[:8]}"
     yield name
-    rt.redis.delete(*Keys.log_parts(name))
+    rt.redis.delete(*Keys.log_keys(name, 100_000))
 
 
 def writer(rt: Runtime, key: str, cap: int = 1000, secrets: tuple[str, ...] = ()) -> LogWriter:
@@ -138,3 +138,70 @@ def test_pages_cross_head_segments_and_expiry_covers_them(rt: Runtime, key: str)
     keys = Keys.log_keys(key, 25_003)
     assert sum(1 for k in keys if rt.redis.exists(k)) == 3 + 2  # three segments, two counters
     rt.redis.delete(*keys)
+
+
+def test_an_empty_continuation_line_is_not_taken_for_the_cut_marker(rt: Runtime, key: str) -> None:
+    writer(rt, key).error("rollback failed: boom\n\nsee above\n")
+    assert [text for _, text in LiveLog(rt.redis, key).fetch(1, 10)][1:] == ["", "see above", ""]
+
+
+def test_the_cut_marker_is_stamped_with_the_last_dropped_stamped_line(
+    rt: Runtime, key: str
+) -> None:
+    clock = iter(float(1_700_000_000 + i) for i in range(100))
+    log = LogWriter(rt.redis, key, zone=UTC, head_cap=2, tail_cap=2, clock=lambda: next(clock))
+    for i in range(1, 8):
+        log.info(f"line {i}\ncontinued {i}")  # 14 lines: 1-2 head, 13-14 tail, 3-12 cut
+    live = LiveLog(rt.redis, key)
+    number, marker = live.fetch(3, 1)[0]
+    assert number == 3
+    assert marker.startswith("2023-11-14 22:13:25.000 WARN [log cap] lines 3-12 were cut")
+    page = read_page(live, only=["log cap"])
+    assert [t for t, _ in page.lines] == [marker]
+
+
+def test_last_rows_end_line_is_the_last_line_it_returned(rt: Runtime, key: str) -> None:
+    log = writer(rt, key)
+    for i in range(5):
+        log.info(f"line {i}")
+    page = read_page(LiveLog(rt.redis, key), last_rows=2)
+    assert page.end_line == 5 and len(page.lines) == 2
+
+
+def test_a_closed_log_takes_no_more_lines(rt: Runtime, key: str) -> None:
+    log = writer(rt, key)
+    log.info("before")
+    LiveLog(rt.redis, key).close()
+    assert log.info("late") == 1
+    assert LiveLog(rt.redis, key).fetch(1, 10)[0][1].endswith("before")
+    assert LiveLog(rt.redis, key).last_line() == 1
+
+
+def test_the_archive_answers_like_the_live_log_across_a_cut(rt: Runtime) -> None:
+    from exchangis.engine.archive import archive_logs, execution_owner
+    from exchangis.services.log import ArchiveLog
+
+    eid = str(uuid.uuid4())
+    key = rt.keys.execution_log(eid)
+    log = LogWriter(rt.redis, key, zone=UTC, head_cap=30, tail_cap=30)
+    for i in range(1, 101):
+        log.write("ERROR" if i % 7 == 0 else "INFO", f"line {i}" + ("\n  detail" if i % 5 else ""))
+    live = LiveLog(rt.redis, key)
+    queries = [
+        {},
+        {"from_line": 25, "page_size": 10},
+        {"last_rows": 40},
+        {"last_rows": 3},
+        {"only": ["ERROR"], "page_size": 100},
+        {"ignore": ["detail"], "from_line": 31},
+        {"from_line": 32, "page_size": 5},
+    ]
+    before = [read_page(live, completed=True, **q) for q in queries]
+    assert archive_logs(rt, eid, []) == 61  # 30 head + marker + 30 tail
+    archived = ArchiveLog(rt, execution_owner(eid))
+    after = [read_page(archived, completed=True, **q) for q in queries]
+    assert [(p.end_line, p.is_end, p.logs()) for p in after] == [
+        (p.end_line, p.is_end, p.logs()) for p in before
+    ]
+    assert archived.last_line() == live.last_line()
+    rt.redis.delete(*Keys.log_keys(key, 30))

@@ -141,3 +141,23 @@ def test_log_filter_masks_process_log_records() -> None:
     )
     assert MaskSecretsFilter().filter(record)
     assert "hunter2" not in record.getMessage()
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "{'password': 'hunter2'}",
+        '"password": "hunter2"',
+        "db_password=hunter2",
+        "dbPassword=hunter2",
+        "PGPASSWORD=hunter2 psql",
+        "mysql://u:hunter2@h/db",
+        "{'hivePassword': 'hunter2', 'x': 1}",
+    ],
+)
+def test_mask_secrets_catches_password_shapes(text: str) -> None:
+    assert "hunter2" not in mask_secrets(text)
+
+
+def test_overlapping_secrets_are_masked_longest_first() -> None:
+    assert mask_secrets("abcdef abc", ["abc", "abcdef"]) == "****** ******"

@@ -22,12 +22,15 @@ def task_owner(tid: int | str) -> str:
 
 
 def archive_logs(rt: Runtime, eid: str, task_ids: list[int]) -> int:
-    """Write the job log and every task log to the archive (replacing any earlier copy).
+    """Close the job log and every task log, then write them to the archive (replacing any
+    earlier copy). Lines a late writer sends after this are dropped, never half-archived.
 
     Returns the number of lines archived.
     """
     logs = [(execution_owner(eid), rt.keys.execution_log(eid))]
     logs += [(task_owner(tid), rt.keys.task_log(tid)) for tid in task_ids]
+    for _, key in logs:
+        LiveLog(rt.redis, key).close()
     written = 0
     with rt.sessions.begin() as session:
         for owner, key in logs:

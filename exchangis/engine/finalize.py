@@ -16,7 +16,6 @@ from exchangis.engine.states import (
 )
 from exchangis.models import JobExecution
 from exchangis.runtime import Runtime
-from exchangis.state.store import Transition
 
 logger = logging.getLogger(__name__)
 
@@ -26,10 +25,8 @@ CANCELLABLE = frozenset(
 NOT_FINAL = frozenset(ExecutionStatus) - EXECUTION_FINAL
 
 
-def task_finished(
-    rt: Runtime, eid: str, tid: int, status: TaskStatus, move: Transition, error: str | None
-) -> None:
-    """React to one task reaching a final status (called once per final move)."""
+def task_finished(rt: Runtime, eid: str, tid: int, status: TaskStatus, error: str | None) -> None:
+    """React to one task reaching a final status (called once per final move, after it)."""
     log = rt.job_log(eid)
     name = (rt.store.task(tid) or {}).get("name", str(tid))
     line = f"Task {name} (id {tid}) is {status}" + (f": {error}" if error else "")
@@ -52,7 +49,16 @@ def task_finished(
                 "permitted; cancelling the other tasks"
             )
             cancel_remaining(rt, eid, "kill")
-    if move.last:
+    _final_logged(rt, eid)
+
+
+def _final_logged(rt: Runtime, eid: str) -> None:
+    """Count a final task whose job-log line is written; the last one completes the execution.
+
+    Counting after the log line (not at the move) keeps every task's line before the summary.
+    """
+    logged, total = rt.store.count_final_logged(eid)
+    if logged >= total > 0:
         complete(rt, eid)
 
 
@@ -70,8 +76,7 @@ def cancel_remaining(rt: Runtime, eid: str, control: str) -> None:
         if task.get("celery_id"):
             revoke.append(task["celery_id"])
         rt.job_log(eid).warn(f"Task {task.get('name')} (id {tid}) is Cancelled before it ran")
-        if move.last:
-            complete(rt, eid)
+        _final_logged(rt, eid)
     try:
         rt.dispatcher.revoke(revoke)
     except Exception:  # the claim refuses cancelled tasks anyway
@@ -138,7 +143,7 @@ def complete(rt: Runtime, eid: str) -> None:
             summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
             rt.job_log(eid).info(f"Execution {eid} finished {execution['status']}: {summary}")
         persist(rt, eid, execution, tasks, progress)
-        archive_logs(rt, eid, [int(t["id"]) for t in tasks])
+        archive_logs(rt, eid, [int(t["id"]) for t in tasks])  # closes the logs, then copies
         rt.store.mark_persisted(eid)
     finally:
         rt.store.unlock(f"persist:{eid}")

@@ -45,7 +45,6 @@ def _reap_task(rt: Runtime, tid: int) -> bool:
     else:
         target = TaskStatus.UNDEFINED
         error = f"worker lost: no heartbeat for {timeout:g}s (last on {task.get('worker_info')})"
-    rt.task_log(tid, eid).error(f"Task is {target}: {error}")  # before the move: isEnd follows
     move = rt.store.transition_task(
         tid, target, sources={TaskStatus.RUNNING}, fields={"error": error}
     )
@@ -53,7 +52,8 @@ def _reap_task(rt: Runtime, tid: int) -> bool:
         rt.store.drop_heartbeat(tid)
         return False
     logger.warning("reaped task=%s execution=%s as %s", tid, eid, target)
-    finalize.task_finished(rt, eid, tid, target, move, error)
+    rt.task_log(tid, eid).error(f"Task is {target}: {error}")
+    finalize.task_finished(rt, eid, tid, target, error)
     return True
 
 

@@ -225,7 +225,7 @@ class TaskRunner:
         if not done.moved:
             logger.warning("task=%s could not move to %s: now %s", self.tid, status, done.previous)
             return None
-        finalize.task_finished(self.rt, eid, self.tid, status, done, error)
+        finalize.task_finished(self.rt, eid, self.tid, status, error)
         return status
 
     def _transfer(self, eid: str, name: str, attempt: int) -> tuple[TaskStatus, str | None, Meter]:

@@ -132,7 +132,7 @@ def _start(
                 tid, TaskStatus.FAILED, sources={TaskStatus.SCHEDULED}, fields={"error": error}
             )
             if failed.moved:
-                finalize.task_finished(rt, eid, tid, TaskStatus.FAILED, failed, error)
+                finalize.task_finished(rt, eid, tid, TaskStatus.FAILED, error)
             continue
         log.info(f"Task {name} (id {tid}) is Scheduled")
 

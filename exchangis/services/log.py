@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import func, select
 
 from exchangis.engine.archive import execution_owner, task_owner
-from exchangis.engine.states import EXECUTION_FINAL, TASK_FINAL
+from exchangis.engine.states import EXECUTION_FINAL
 from exchangis.errors import NotFoundError
 from exchangis.models import JobExecution, LogLine, TaskExecution
 from exchangis.runtime import Runtime
@@ -72,15 +72,15 @@ def _answer(rt: Runtime, source: Any, query: Mapping[str, Any], completed: bool)
 
 
 def get_job_log(rt: Runtime, eid: str, query: Mapping[str, Any]) -> dict[str, Any]:
-    """E5: a page of an execution's job log.
+    """E5: a page of an execution's job log (live until archived, then from the archive).
 
     Raises:
         NotFoundError: the id names no execution.
     """
     execution = rt.store.execution(eid) if len(eid) <= 64 else None
-    if execution is not None:
+    if execution is not None and not execution.get("persisted"):
         live = LiveLog(rt.redis, rt.keys.execution_log(eid))
-        return _answer(rt, live, query, completed=bool(execution.get("persisted")))
+        return _answer(rt, live, query, completed=False)
     with rt.sessions() as session:
         row = session.get(JobExecution, eid[:64])
         if row is None:
@@ -96,14 +96,16 @@ def get_task_log(rt: Runtime, tid: int, eid: str, query: Mapping[str, Any]) -> d
         NotFoundError: no such task in that execution.
     """
     task = rt.store.task(tid)
-    if task is not None:
-        if task.get("execution_id") != eid:
-            raise NotFoundError(f"task {tid} is not a task of job execution {eid}")
+    if task is not None and task.get("execution_id") != eid:
+        raise NotFoundError(f"task {tid} is not a task of job execution {eid}")
+    execution = rt.store.execution(eid) if task is not None else None
+    if execution is not None and not execution.get("persisted"):
+        # a final task's log can still take a line or two until the execution is archived
         live = LiveLog(rt.redis, rt.keys.task_log(tid))
-        return _answer(rt, live, query, completed=task.get("status") in TASK_FINAL)
+        return _answer(rt, live, query, completed=False)
     with rt.sessions() as session:
         row = session.get(TaskExecution, tid)
         if row is None or row.execution_id != eid:
             raise NotFoundError(f"task {tid} is not a task of job execution {eid}")
-        completed = row.status in TASK_FINAL
+        completed = row.execution.status in EXECUTION_FINAL
     return _answer(rt, ArchiveLog(rt, task_owner(tid)), query, completed)

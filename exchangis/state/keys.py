@@ -9,6 +9,8 @@ Layout (prefix ``exg:`` by default):
 - ``exg:exec:<eid>:log:tail``  list: job log, tail part once the head is full (trimmed)
 - ``exg:exec:<eid>:log:n``     string: number of lines ever written to the job log
 - ``exg:exec:<eid>:log:hn``    string: number of lines in the head
+- ``exg:exec:<eid>:log:cut``   string: stamp of the last stamped line dropped by the cap
+- ``exg:exec:<eid>:log:closed`` string: set once the log is archived (no more lines)
 - ``exg:task:<tid>``           hash: task status, progress, metrics, worker, times
 - ``exg:task:<tid>:log:*``     the same keys for a task's log
 - ``exg:heartbeats``           sorted set: running task id → last heartbeat (Redis clock, s)
@@ -53,9 +55,10 @@ class Keys:
         return f"{self.prefix}task:{tid}:log"
 
     @staticmethod
-    def log_parts(log: str) -> tuple[str, str, str, str]:
-        """Return a log's head-segment prefix, tail list, line counter and head counter keys."""
-        return log, f"{log}:tail", f"{log}:n", f"{log}:hn"
+    def log_parts(log: str) -> tuple[str, str, str, str, str, str]:
+        """Return a log's head-segment prefix, tail list, line counter, head counter, cut stamp
+        and closed-flag keys (the order the log scripts expect)."""
+        return log, f"{log}:tail", f"{log}:n", f"{log}:hn", f"{log}:cut", f"{log}:closed"
 
     @staticmethod
     def log_keys(log: str, head_lines: int) -> list[str]:

@@ -26,9 +26,12 @@ from exchangis.state.keys import SEGMENT, SEGMENT_LINES, Keys
 MAX_LINE_CHARS = 8192
 STAMP_CHARS = len("2026-01-01 00:00:00.000")
 
-# KEYS: log (head segment prefix), tail, line counter, head counter.
+# KEYS: log (head segment prefix), tail, line counter, head counter, cut stamp, closed flag.
 # ARGV: head cap, tail cap, segment size, segment separator, lines... Returns the last number.
+# A closed (archived) log takes no more lines. The cut stamp is the stamp of the last stamped
+# line dropped from the tail: the cut marker wears it, so live and archived markers agree.
 _APPEND = """
+if redis.call('EXISTS', KEYS[6]) == 1 then return tonumber(redis.call('GET', KEYS[3]) or '0') end
 local head_cap, tail_cap, seg = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local n = 0
 for i = 5, #ARGV do
@@ -38,21 +41,26 @@ for i = 5, #ARGV do
     redis.call('RPUSH', KEYS[1] .. ARGV[4] .. math.floor((h - 1) / seg), ARGV[i])
   else
     redis.call('RPUSH', KEYS[2], ARGV[i])
-    if redis.call('LLEN', KEYS[2]) > tail_cap then redis.call('LPOP', KEYS[2]) end
+    if redis.call('LLEN', KEYS[2]) > tail_cap then
+      local dropped = redis.call('LPOP', KEYS[2])
+      if string.match(dropped, '^%d%d%d%d%-%d%d%-%d%d %d%d:%d%d:%d%d%.%d%d%d ') then
+        redis.call('SET', KEYS[5], string.sub(dropped, 1, 23))
+      end
+    end
   end
 end
 return n
 """
 
 # KEYS: as above. ARGV: first line number, most lines, segment size, segment separator.
-# Returns {last line, head length, first tail line number, first tail line, no1, text1, ...};
-# a cut marker comes back as a number with an empty text (the caller words it).
+# Returns {last line, head length, first tail line number, cut stamp, no1, text1, ...};
+# a cut marker comes back as its number negated, with an empty text (the caller words it).
 _FETCH = """
 local n = tonumber(redis.call('GET', KEYS[3]) or '0')
 local hl = tonumber(redis.call('GET', KEYS[4]) or '0')
 local tl = redis.call('LLEN', KEYS[2])
 local first_tail = n - tl + 1
-local out = {n, hl, first_tail, redis.call('LINDEX', KEYS[2], 0) or ''}
+local out = {n, hl, first_tail, redis.call('GET', KEYS[5]) or ''}
 local seg = tonumber(ARGV[3])
 local pos, left = tonumber(ARGV[1]), tonumber(ARGV[2])
 if pos < 1 then pos = 1 end
@@ -72,7 +80,7 @@ end
 if pos <= hl then return out end
 if first_tail > hl + 1 then
   if pos <= hl + 1 and left > 0 then
-    table.insert(out, hl + 1)
+    table.insert(out, -(hl + 1))
     table.insert(out, '')
     left = left - 1
   end
@@ -189,17 +197,20 @@ class LiveLog:
     def fetch(self, start: int, limit: int) -> list[Line]:
         """Return up to ``limit`` lines numbered ``start`` or more (a cut reads as one marker)."""
         reply = self._fetch(keys=list(self.keys), args=[start, limit, SEGMENT_LINES, SEGMENT])
-        last, head_len, first_tail, first_tail_line = reply[:4]
+        last, head_len, first_tail, cut_stamp = reply[:4]
         marker = (
-            f"{first_tail_line[:STAMP_CHARS]} WARN [log cap] lines {head_len + 1}-"
+            f"{cut_stamp or '1970-01-01 00:00:00.000'} WARN [log cap] lines {head_len + 1}-"
             f"{first_tail - 1} were cut: this log keeps its first {head_len} and last "
             f"{last - first_tail + 1} lines"
         )
-        lines: list[Line] = [
-            (int(number), str(text) if text != "" else marker)
+        return [
+            (-int(number), marker) if int(number) < 0 else (int(number), str(text))
             for number, text in zip(reply[4::2], reply[5::2], strict=True)
         ]
-        return lines
+
+    def close(self) -> None:
+        """Take no more lines (set once the log is archived; late writers are dropped)."""
+        self.redis.set(self.keys[5], "1")
 
     def last(self, count: int) -> list[Line]:
         """Return the last ``count`` lines."""
@@ -269,10 +280,9 @@ def read_page(
     """
     if last_rows > 0:
         lines = source.last(last_rows)
-        end = source.last_line()
-        return LogPage(
-            end, completed and lines[-1][0] >= end if lines else completed, _levelled(source, lines)
-        )
+        last = source.last_line()
+        end = lines[-1][0] if lines else last  # lines written meanwhile come with the next poll
+        return LogPage(end, completed and end >= last, _levelled(source, lines))
     start = max(from_line, 1)
 
     def keep(text: str) -> bool:

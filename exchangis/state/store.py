@@ -252,6 +252,14 @@ class StateStore:
             raise ValueError("status changes go through transition_execution")
         self.redis.hset(self.keys.execution(eid), mapping=_strings(fields))
 
+    def count_final_logged(self, eid: str) -> tuple[int, int]:
+        """Count one more final task whose job-log line is written; return (count, tasks)."""
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.hincrby(self.keys.execution(eid), "n_logged", 1)
+        pipe.hget(self.keys.execution(eid), "total")
+        logged, total = pipe.execute()
+        return int(logged), int(total or 0)
+
     def first_time(self, eid: str, marker: str) -> bool:
         """Return True for the first caller only (HSETNX on the execution): a once-only gate."""
         return bool(self.redis.hsetnx(self.keys.execution(eid), marker, self.now_ms()))
