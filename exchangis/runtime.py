@@ -47,7 +47,6 @@ class Runtime:
 
     settings: Settings
     pid: int = field(default_factory=os.getpid)
-    _secrets: dict[str, tuple[str, ...]] = field(default_factory=dict, repr=False)
 
     @cached_property
     def engine(self) -> Engine:
@@ -119,22 +118,19 @@ class Runtime:
         return self._writer(self.keys.task_log(tid), self.execution_secrets(eid))
 
     def execution_secrets(self, eid: str) -> tuple[str, ...]:
-        """Return every secret of the data sources an execution's tasks use (cached)."""
-        if eid not in self._secrets:
-            from exchangis.models import DataSource, TaskExecution
+        """Return every secret of the data sources an execution's tasks use (read each time,
+        so a password changed since is masked too)."""
+        from exchangis.models import DataSource, TaskExecution
 
-            with self.sessions() as session:
-                plans = session.scalars(
-                    select(TaskExecution.plan).where(TaskExecution.execution_id == eid)
-                ).all()
-                ids = {p[side]["datasource_id"] for p in plans for side in ("source", "sink")}
-                found: list[str] = []
-                for ds in session.scalars(select(DataSource).where(DataSource.id.in_(ids))):
-                    found += self.registry.type(ds.type).secret_values(ds.connect_params)
-            if len(self._secrets) > 256:
-                self._secrets.clear()
-            self._secrets[eid] = tuple(found)
-        return self._secrets[eid]
+        with self.sessions() as session:
+            plans = session.scalars(
+                select(TaskExecution.plan).where(TaskExecution.execution_id == eid)
+            ).all()
+            ids = {plan[side]["datasource_id"] for plan in plans for side in ("source", "sink")}
+            found: list[str] = []
+            for ds in session.scalars(select(DataSource).where(DataSource.id.in_(ids))):
+                found += self.registry.type(ds.type).secret_values(ds.connect_params)
+        return tuple(found)
 
     def close(self) -> None:
         """Dispose of pools (after a fork, or at shutdown)."""
