@@ -62,6 +62,10 @@ class Settings:
     """How long the live Redis keys of a completed execution are kept."""
     task_retries: int = 0
     """Default ``setting.retry.times`` of a sub-job."""
+    retry_backoff_seconds: float = 5.0
+    """Delay before the first retry; each further retry waits twice as long."""
+    retry_backoff_max_seconds: float = 300.0
+    """Longest delay between two attempts."""
     visibility_timeout_seconds: int = 6 * 3600
     """Broker visibility timeout: longer than the longest task."""
     enable_memory_connector: bool = False

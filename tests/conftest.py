@@ -47,6 +47,7 @@ def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
             "heartbeat_timeout_seconds": 4,
             "reaper_interval_seconds": 0.5,
             "kill_grace_seconds": 2,
+            "retry_backoff_seconds": 0.2,
             "progress_interval_seconds": 0.2,
             "enable_memory_connector": True,
             "worker_concurrency": 2,

@@ -62,6 +62,21 @@ def _final_logged(rt: Runtime, eid: str) -> None:
         complete(rt, eid)
 
 
+def queue_or_fail(rt: Runtime, eid: str, tid: int, celery_id: str, queue: str) -> bool:
+    """Send a Scheduled task's message; a task that cannot be queued is Failed with the reason."""
+    try:
+        rt.dispatcher.send(tid, celery_id, queue)
+        return True
+    except Exception as exc:
+        error = f"could not queue the task: {type(exc).__name__}: {exc}"
+        failed = rt.store.transition_task(
+            tid, TaskStatus.FAILED, sources={TaskStatus.SCHEDULED}, fields={"error": error}
+        )
+        if failed.moved:
+            task_finished(rt, eid, tid, TaskStatus.FAILED, error)
+        return False
+
+
 def cancel_remaining(rt: Runtime, eid: str, control: str) -> None:
     """Stop every task that is not final: flag running ones, cancel queued ones now."""
     rt.store.set_control(eid, control)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import threading
 
-from exchangis.engine import finalize
+from exchangis.engine import finalize, retry
 from exchangis.engine.states import TaskStatus
 from exchangis.runtime import Runtime
 
@@ -24,6 +24,7 @@ def reap(rt: Runtime) -> list[int]:
         if _reap_task(rt, tid)
     ]
     _terminate_ignored_kills(rt)
+    retry.send_due_retries(rt)
     for eid in rt.store.unpersisted():
         try:
             finalize.complete(rt, eid)
@@ -45,8 +46,15 @@ def _reap_task(rt: Runtime, tid: int) -> bool:
     else:
         target = TaskStatus.UNDEFINED
         error = f"worker lost: no heartbeat for {timeout:g}s (last on {task.get('worker_info')})"
+        if retry.try_retry(rt, eid, tid, int(task.get("attempts") or 1), error):
+            rt.task_log(tid, eid).error(f"Attempt lost: {error}")
+            return True
     move = rt.store.transition_task(
-        tid, target, sources={TaskStatus.RUNNING}, fields={"error": error}
+        tid,
+        target,
+        sources={TaskStatus.RUNNING},
+        fields={"error": error},
+        expect={"attempts": task.get("attempts", "")},
     )
     if not move.moved:
         rt.store.drop_heartbeat(tid)

@@ -15,10 +15,10 @@ from typing import Any
 import psutil
 
 from exchangis.connectors.base import Endpoint, Sink, Source
-from exchangis.engine import finalize
+from exchangis.engine import finalize, retry
 from exchangis.engine.states import ExecutionStatus, TaskStatus
 from exchangis.engine.transform import ColumnMapping
-from exchangis.errors import ExchangisError, InvalidInputError
+from exchangis.errors import ExchangisError, InvalidInputError, TransientConnectorError
 from exchangis.models import DataSource, TaskExecution
 from exchangis.runtime import Runtime
 from exchangis.state.logs import LogWriter
@@ -174,6 +174,7 @@ class TaskRunner:
         self.rt = rt
         self.tid = tid
         self.store = rt.store
+        self.attempt = 0
 
     def run(self) -> TaskStatus | None:
         """Claim and run the task; return its final status, or None when the claim failed."""
@@ -183,6 +184,7 @@ class TaskRunner:
             return None
         eid = task["execution_id"]
         attempts = int(task.get("attempts") or 0) + 1
+        self.attempt = attempts
         claim = self.store.transition_task(
             self.tid,
             TaskStatus.RUNNING,
@@ -211,16 +213,25 @@ class TaskRunner:
         heartbeat = Heartbeat(self.rt, self.tid)
         heartbeat.start()
         try:
-            status, error, meter = self._transfer(eid, task.get("name", ""), attempts)
+            status, error, meter = self._transfer(eid, task, attempts)
         finally:
             heartbeat.stop()  # the final move below ends the heartbeat; a crash leaves it stale
         fields: dict[str, Any] = {"error": error or "", **meter.fields()}
+        if status is TaskStatus.WAIT_FOR_RETRY:  # a transient failure: retry if attempts are left
+            fields["progress"] = 0
+            if retry.try_retry(self.rt, eid, self.tid, attempts, error or "", fields):
+                return status
+            status = TaskStatus.FAILED
         if status is TaskStatus.SUCCESS:
             fields["progress"] = 1.0
         else:
             fields["progress"] = meter.progress()
         done = self.store.transition_task(
-            self.tid, status, sources={TaskStatus.RUNNING}, fields=fields
+            self.tid,
+            status,
+            sources={TaskStatus.RUNNING},
+            fields=fields,
+            expect={"attempts": attempts},
         )
         if not done.moved:
             logger.warning("task=%s could not move to %s: now %s", self.tid, status, done.previous)
@@ -228,8 +239,14 @@ class TaskRunner:
         finalize.task_finished(self.rt, eid, self.tid, status, error)
         return status
 
-    def _transfer(self, eid: str, name: str, attempt: int) -> tuple[TaskStatus, str | None, Meter]:
-        """Move the data; return (final status, error message, meter). Never raises."""
+    def _transfer(
+        self, eid: str, task: dict[str, str], attempt: int
+    ) -> tuple[TaskStatus, str | None, Meter]:
+        """Move the data; return (outcome, error message, meter). Never raises.
+
+        The outcome is the final status, or ``WaitForRetry`` for a transient failure.
+        """
+        name = task.get("name", "")
         log = self.rt.task_log(self.tid, eid)
         meter = Meter(self.rt, self.tid, log)
         source: Source | None = None
@@ -237,6 +254,8 @@ class TaskRunner:
         try:
             ctx = load_context(self.rt, self.tid)
             settings = ctx.plan.get("settings") or {}
+            if attempt > 1:  # every attempt's lines stay in the task log, marked apart
+                log.info(f"---- attempt {attempt} of {task.get('max_attempts', attempt)} ----")
             log.info(f"Task {name} (id {self.tid}) attempt {attempt} started on {worker_info()}")
             log.info(f"Reading from {ctx.source.describe()} options={dict(ctx.source.options)}")
             log.info(
@@ -270,8 +289,11 @@ class TaskRunner:
             return stop.status, stop.reason, meter
         except ExchangisError as exc:  # connector and input errors carry safe messages
             self._rollback(sink, log)
-            log.error(f"Task {name} failed: {exc.message}; the sink was rolled back")
-            return TaskStatus.FAILED, log.mask(exc.message), meter
+            transient = isinstance(exc, TransientConnectorError)
+            kind = "a transient error" if transient else "an error"
+            log.error(f"Task {name} failed with {kind}: {exc.message}; the sink was rolled back")
+            outcome = TaskStatus.WAIT_FOR_RETRY if transient else TaskStatus.FAILED
+            return outcome, log.mask(exc.message), meter
         except Exception as exc:
             logger.error("task=%s failed: %s", self.tid, log.mask(traceback.format_exc()))
             self._rollback(sink, log)
@@ -296,8 +318,8 @@ class TaskRunner:
             log.error(f"rollback failed: {type(exc).__name__}: {exc}")
 
     def _check(self, eid: str, meter: Meter, timeout: float) -> None:
-        control, status = self.store.control_and_status(eid, self.tid)
-        if status != TaskStatus.RUNNING:
+        control, status, attempt = self.store.control_and_status(eid, self.tid)
+        if status != TaskStatus.RUNNING or attempt != str(self.attempt):
             raise StopTransfer(
                 TaskStatus(status) if status else TaskStatus.UNDEFINED,
                 f"the task is {status or 'gone'} (taken as lost)",

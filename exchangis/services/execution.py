@@ -77,7 +77,10 @@ def submit_execution(rt: Runtime, job_id: int, user: str, body: Mapping[str, Any
         ]
         session.add(execution)
         session.flush()
-        tasks = [(t.id, t.name, t.celery_id) for t in execution.tasks]
+        tasks = [
+            (t.id, t.name, t.celery_id, int(t.plan["settings"].get("retry_times") or 0) + 1)
+            for t in execution.tasks
+        ]
         live: dict[str, Any] = {
             "job_id": job.id,
             "job_name": job.job_name,
@@ -107,11 +110,16 @@ def _start(
     user: str,
     body: Mapping[str, Any],
     live: dict[str, Any],
-    tasks: list[tuple[int, str, str]],
+    tasks: list[tuple[int, str, str, int]],
 ) -> None:
     """Write the live state, then send one message per task (a task not queued is Failed)."""
     rt.store.create_execution(
-        eid, live, [{"id": tid, "name": name, "celery_id": cid} for tid, name, cid in tasks]
+        eid,
+        live,
+        [
+            {"id": tid, "name": name, "celery_id": cid, "max_attempts": attempts}
+            for tid, name, cid, attempts in tasks
+        ],
     )
     log = rt.job_log(eid)
     log.info(
@@ -120,21 +128,12 @@ def _start(
         f"{str(bool(body.get('permit_partial_failures'))).lower()}, queue={live['queue']}"
     )
     rt.store.transition_execution(eid, ExecutionStatus.SCHEDULED, sources={ExecutionStatus.INITED})
-    for tid, name, cid in tasks:
+    for tid, name, cid, _ in tasks:
         move = rt.store.transition_task(tid, TaskStatus.SCHEDULED, sources={TaskStatus.INITED})
         if not move.moved:
             continue
-        try:
-            rt.dispatcher.send(tid, cid, live["queue"])
-        except Exception as exc:
-            error = f"could not queue the task: {type(exc).__name__}: {exc}"
-            failed = rt.store.transition_task(
-                tid, TaskStatus.FAILED, sources={TaskStatus.SCHEDULED}, fields={"error": error}
-            )
-            if failed.moved:
-                finalize.task_finished(rt, eid, tid, TaskStatus.FAILED, error)
-            continue
-        log.info(f"Task {name} (id {tid}) is Scheduled")
+        if finalize.queue_or_fail(rt, eid, tid, cid, live["queue"]):
+            log.info(f"Task {name} (id {tid}) is Scheduled")
 
 
 def _fail_unstarted(rt: Runtime, eid: str, error: str) -> None:

@@ -14,6 +14,7 @@ Layout (prefix ``exg:`` by default):
 - ``exg:task:<tid>``           hash: task status, progress, metrics, worker, times
 - ``exg:task:<tid>:log:*``     the same keys for a task's log
 - ``exg:heartbeats``           sorted set: running task id → last heartbeat (Redis clock, s)
+- ``exg:retries``              sorted set: WaitForRetry task id → when to send it again
 - ``exg:unpersisted``          set: completed executions whose SQL record is not written yet
 - ``exg:lock:<name>``          string: a short-lived lock (SET NX EX)
 """
@@ -69,6 +70,10 @@ class Keys:
     def heartbeats(self) -> str:
         """Return the sorted-set key of running tasks' heartbeats."""
         return f"{self.prefix}heartbeats"
+
+    def retries(self) -> str:
+        """Return the sorted-set key of tasks waiting to retry: task id → due time (Redis s)."""
+        return f"{self.prefix}retries"
 
     def unpersisted(self) -> str:
         """Return the set key of completed executions still to be written to SQL."""

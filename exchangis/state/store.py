@@ -13,7 +13,8 @@ from exchangis.state.keys import Keys
 
 # KEYS[1] = the hash whose status moves; KEYS[2] = the execution hash that counts final tasks;
 # KEYS[3] = the heartbeat sorted set. ARGV: target, allowed sources ("," joined, with
-# leading/trailing ","), final flag, now, heartbeat action ("add" / "rem" / ""), member, then
+# leading/trailing ","), final flag, now, heartbeat action ("add" / "rem" / ""), member, the
+# number of expected field/value pairs, those pairs (all must match: e.g. the attempt), then
 # field/value pairs to set with the move. Returns {moved, previous, n_final, total}.
 # The heartbeat moves with the status, so no crash between two commands can leave a Running
 # task that the reaper cannot see.
@@ -23,8 +24,12 @@ if not current then return {0, '', 0, 0} end
 if not string.find(ARGV[2], ',' .. current .. ',', 1, true) then
   return {0, current, 0, 0}
 end
+local first = 8 + 2 * tonumber(ARGV[7])
+for i = 8, first - 1, 2 do
+  if redis.call('HGET', KEYS[1], ARGV[i]) ~= ARGV[i + 1] then return {0, current, 0, 0} end
+end
 redis.call('HSET', KEYS[1], 'status', ARGV[1], 'last_update_time', ARGV[4])
-for i = 7, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+for i = first, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
 if ARGV[5] == 'add' then
   redis.call('ZADD', KEYS[3], redis.call('TIME')[1], ARGV[6])
 elseif ARGV[5] == 'rem' then
@@ -165,12 +170,14 @@ class StateStore:
         sources: Iterable[str] | None = None,
         fields: Mapping[str, Any] | None = None,
         heartbeat: str = "",
+        expect: Mapping[str, Any] | None = None,
     ) -> Transition:
         """Move a task to ``target`` if its status allows it (atomic; counts final moves).
 
         ``sources`` narrows the allowed previous statuses (a compare-and-set); it can never
-        widen the transition table. ``heartbeat`` = ``add`` starts the task's heartbeat with
-        the move, ``rem`` ends it; a final move always ends it.
+        widen the transition table. ``expect`` adds fields that must hold their values (e.g.
+        ``attempts``: a stale attempt cannot move a newer one). ``heartbeat`` = ``add`` starts
+        the task's heartbeat with the move, ``rem`` ends it; a final move always ends it.
         """
         allowed = self.rules.task_sources(target)
         if sources is not None:
@@ -180,7 +187,9 @@ class StateStore:
         exec_key = self.keys.execution(str(eid)) if eid else task_key
         final = target in self.rules.task_final
         action = "rem" if final else heartbeat
-        return self._run([task_key, exec_key], target, allowed, final, fields, action, str(tid))
+        return self._run(
+            [task_key, exec_key], target, allowed, final, fields, action, str(tid), expect
+        )
 
     def transition_execution(
         self,
@@ -198,7 +207,7 @@ class StateStore:
         extra = dict(fields or {})
         if target in self.rules.execution_final:
             extra.setdefault("completed_time", self.now_ms())
-        return self._run([key, key], target, allowed, False, extra, "", "")
+        return self._run([key, key], target, allowed, False, extra, "", "", None)
 
     def _run(
         self,
@@ -209,6 +218,7 @@ class StateStore:
         fields: Mapping[str, Any] | None,
         heartbeat: str,
         member: str,
+        expect: Mapping[str, Any] | None,
     ) -> Transition:
         sources = "," + ",".join(sorted(str(s) for s in allowed)) + ","
         args = [
@@ -218,6 +228,8 @@ class StateStore:
             str(self.now_ms()),
             heartbeat,
             member,
+            str(len(expect or {})),
+            *_flat(expect),
             *_flat(fields),
         ]
         moved, previous, n_final, total = self._transition(
@@ -232,13 +244,13 @@ class StateStore:
             self.keys.execution(eid), mapping={"control": value, "control_time": self.now_ms()}
         )
 
-    def control_and_status(self, eid: str, tid: int | str) -> tuple[str, str]:
-        """Return the execution's control flag and the task's status in one round trip."""
+    def control_and_status(self, eid: str, tid: int | str) -> tuple[str, str, str]:
+        """Return the execution's control flag, the task's status and attempt, in one trip."""
         pipe = self.redis.pipeline(transaction=False)
         pipe.hget(self.keys.execution(eid), "control")
-        pipe.hget(self.keys.task(tid), "status")
-        control, status = pipe.execute()
-        return str(control or ""), str(status or "")
+        pipe.hmget(self.keys.task(tid), ["status", "attempts"])
+        control, (status, attempts) = pipe.execute()
+        return str(control or ""), str(status or ""), str(attempts or "")
 
     def update_task(self, tid: int | str, fields: Mapping[str, Any]) -> None:
         """Set progress/metric fields of a task (not its status)."""
@@ -302,6 +314,23 @@ class StateStore:
         limit = int(seconds) - older_than_seconds
         ids: list[str] = self.redis.zrangebyscore(self.keys.heartbeats(), "-inf", limit)  # type: ignore[assignment]
         return [int(i) for i in ids]
+
+    def schedule_retry(self, tid: int | str, delay_seconds: float) -> None:
+        """Remember to send a WaitForRetry task again ``delay_seconds`` from now (Redis clock)."""
+        seconds, micros = self.redis.time()
+        due = int(seconds) + int(micros) / 1e6 + delay_seconds
+        self.redis.zadd(self.keys.retries(), {str(tid): due})
+
+    def due_retries(self) -> list[int]:
+        """Return the tasks whose retry is due."""
+        seconds, micros = self.redis.time()
+        now = int(seconds) + int(micros) / 1e6
+        ids: list[str] = self.redis.zrangebyscore(self.keys.retries(), "-inf", now)  # type: ignore[assignment]
+        return [int(i) for i in ids]
+
+    def drop_retry(self, tid: int | str) -> bool:
+        """Forget a task's pending retry; True for the caller that removed it."""
+        return bool(self.redis.zrem(self.keys.retries(), str(tid)))
 
     def expire_execution(self, eid: str, ttl_seconds: int) -> None:
         """Give an execution's live keys (hashes, lists, logs) a time to live."""

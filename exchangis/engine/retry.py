@@ -1,0 +1,84 @@
+"""Retries: a failed attempt with attempts left waits (``WaitForRetry``), then is sent again.
+
+Who retries: the runner after a transient connector error, the reaper after a lost worker.
+Terminal errors (bad SQL, missing table, constraint violation) and timeouts never retry. The
+delay doubles with each attempt (``retry_backoff_seconds`` … ``retry_backoff_max_seconds``);
+every worker's reaper thread sends the retries that are due (a compare-and-set picks one).
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Any
+
+from exchangis.engine import finalize
+from exchangis.engine.states import TaskStatus
+from exchangis.runtime import Runtime
+
+logger = logging.getLogger(__name__)
+
+
+def backoff(rt: Runtime, attempt: int) -> float:
+    """Return the delay after failed attempt number ``attempt`` (1-based)."""
+    delay = rt.settings.retry_backoff_seconds * 2 ** (attempt - 1)
+    return float(min(delay, rt.settings.retry_backoff_max_seconds))
+
+
+def try_retry(
+    rt: Runtime,
+    eid: str,
+    tid: int,
+    attempts: int,
+    error: str,
+    fields: dict[str, Any] | None = None,
+) -> bool:
+    """Move a task Running its attempt ``attempts`` to ``WaitForRetry`` if attempts are left.
+
+    False when none are left (or the attempt is no longer the current one): the caller then
+    ends the task as it would have without retries.
+    """
+    task = rt.store.task(tid) or {}
+    allowed = int(task.get("max_attempts") or 1)
+    if attempts >= allowed or (rt.store.execution(eid) or {}).get("control"):
+        return False
+    delay = backoff(rt, attempts)
+    move = rt.store.transition_task(
+        tid,
+        TaskStatus.WAIT_FOR_RETRY,
+        sources={TaskStatus.RUNNING},
+        fields={**(fields or {}), "error": error},
+        heartbeat="rem",
+        expect={"attempts": attempts},
+    )
+    if not move.moved:
+        return False
+    rt.store.schedule_retry(tid, delay)
+    rt.job_log(eid).warn(
+        f"Task {task.get('name')} (id {tid}) attempt {attempts} of {allowed} failed: {error}; "
+        f"it is WaitForRetry, next attempt in {delay:g}s"
+    )
+    return True
+
+
+def send_due_retries(rt: Runtime) -> list[int]:
+    """Send the retries that are due (WaitForRetry → Scheduled, a new message); return them."""
+    sent = []
+    for tid in rt.store.due_retries():
+        if not rt.store.drop_retry(tid):
+            continue  # another reaper took it
+        celery_id = str(uuid.uuid4())
+        move = rt.store.transition_task(
+            tid,
+            TaskStatus.SCHEDULED,
+            sources={TaskStatus.WAIT_FOR_RETRY},
+            fields={"celery_id": celery_id},
+        )
+        if not move.moved:
+            continue  # cancelled meanwhile
+        eid = (rt.store.task(tid) or {}).get("execution_id", "")
+        queue = (rt.store.execution(eid) or {}).get("queue") or rt.settings.task_queue
+        if finalize.queue_or_fail(rt, eid, tid, celery_id, queue):
+            logger.info("retry sent task=%s", tid)
+            sent.append(tid)
+    return sent

@@ -1,0 +1,164 @@
+"""Retries with real workers: lost workers and transient errors retry; terminal errors do not."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+from typing import Any
+
+import pytest
+from flask.testing import FlaskClient
+
+from tests import data
+from tests.conftest import WorkerProcess
+from tests.helpers import (
+    create_job,
+    data_log,
+    datasource,
+    execute,
+    sub_job,
+    tasks_by_name,
+    wait_for,
+    wait_until_done,
+)
+from tests.proxy import FlakyProxy
+from tests.services import postgres_params
+
+pytestmark = pytest.mark.e2e
+RETRY_TWICE = {"setting.retry.times": 2}
+
+
+def _statuses(client: FlaskClient, eid: str, name: str, seen: list[str]) -> bool:
+    status = tasks_by_name(client, eid)[name]["status"]
+    if not seen or seen[-1] != status:
+        seen.append(status)
+    return status in {"Success", "Failed", "Undefined", "Cancelled", "Timeout"}
+
+
+def test_a_sigkilled_attempt_is_retried_and_the_sink_gets_each_row_once(
+    client: FlaskClient,
+    worker: WorkerProcess,
+    sources: dict[str, int],
+    tables: dict[str, str],
+    rt: Any,
+) -> None:
+    data.mysql_table(tables["my_src"], 3000)
+    data.postgres_table(tables["pg_dst"], 0)
+    job_id = create_job(
+        client,
+        "retried",
+        [
+            sub_job(
+                "copy",
+                ("MYSQL", sources["MYSQL"], tables["my_src"]),
+                ("POSTGRESQL", sources["POSTGRESQL"], tables["pg_dst"]),
+                settings={"setting.speed.record": 1000, **RETRY_TWICE},
+            ),
+        ],
+    )
+    eid = execute(client, job_id)
+    task = wait_for(
+        lambda: next(
+            (
+                t
+                for t in tasks_by_name(client, eid).values()
+                if t["status"] == "Running" and t["linkisJobInfo"]
+            ),
+            None,
+        )
+    )
+    wait_for(lambda: (rt.store.task(task["taskId"]) or {}).get("read_records", "0") != "0")
+    os.kill(json.loads(task["linkisJobInfo"])["pid"], signal.SIGKILL)
+    final = wait_until_done(client, eid, timeout=60)
+    assert final["status"] == "Success"
+    assert rt.store.task(task["taskId"])["attempts"] == "2"
+    assert data.checksum(data.postgres_rows(tables["pg_dst"])) == data.checksum(
+        data.mysql_rows(tables["my_src"])
+    )
+    task_log = data_log(client, eid, task["taskId"])
+    assert "Attempt lost: worker lost" in task_log and "---- attempt 2 of 3 ----" in task_log
+
+
+def test_a_sink_that_refuses_connections_twice_waits_and_then_succeeds(
+    client: FlaskClient,
+    worker: WorkerProcess,
+    sources: dict[str, int],
+    tables: dict[str, str],
+    run_id: str,
+    rt: Any,
+) -> None:
+    params = postgres_params()
+    proxy = FlakyProxy((params["host"], params["port"]), refuse=2)
+    try:
+        flaky = datasource(client, f"flaky-{run_id}", "POSTGRESQL", {**params, "port": proxy.port})
+        data.mysql_table(tables["my_src"], 500)
+        data.postgres_table(tables["pg_dst"], 0)
+        job_id = create_job(
+            client,
+            "flaky",
+            [
+                sub_job(
+                    "copy",
+                    ("MYSQL", sources["MYSQL"], tables["my_src"]),
+                    ("POSTGRESQL", flaky, tables["pg_dst"]),
+                    settings=RETRY_TWICE,
+                ),
+            ],
+        )
+        eid = execute(client, job_id)
+        seen: list[str] = []
+        wait_for(lambda: _statuses(client, eid, "copy", seen), timeout=60, interval=0.02)
+    finally:
+        proxy.close()
+    assert wait_until_done(client, eid)["status"] == "Success"
+    assert seen.count("WaitForRetry") == 2, seen
+    tid = tasks_by_name(client, eid)["copy"]["taskId"]
+    assert rt.store.task(tid)["attempts"] == "3"
+    assert len(data.postgres_rows(tables["pg_dst"])) == 500
+    assert data_log(client, eid).count("is WaitForRetry, next attempt in") == 2
+
+
+def test_retries_run_out_and_terminal_errors_never_retry(
+    client: FlaskClient,
+    worker: WorkerProcess,
+    sources: dict[str, int],
+    tables: dict[str, str],
+    run_id: str,
+    rt: Any,
+) -> None:
+    params = postgres_params()
+    proxy = FlakyProxy((params["host"], params["port"]), refuse=100)
+    try:
+        down = datasource(client, f"down-{run_id}", "POSTGRESQL", {**params, "port": proxy.port})
+        data.mysql_table(tables["my_src"], 100)
+        data.postgres_table(
+            tables["pg_dst"], 0, data.POSTGRES_COLUMNS + ", CONSTRAINT no_50 CHECK (id <> 50)"
+        )
+        job_id = create_job(
+            client,
+            "hopeless",
+            [
+                sub_job(
+                    "down",
+                    ("MYSQL", sources["MYSQL"], tables["my_src"]),
+                    ("POSTGRESQL", down, tables["pg_dst"]),
+                    settings={"setting.retry.times": 1},
+                ),
+                sub_job(
+                    "violates",
+                    ("MYSQL", sources["MYSQL"], tables["my_src"]),
+                    ("POSTGRESQL", sources["POSTGRESQL"], tables["pg_dst"]),
+                    settings=RETRY_TWICE,
+                ),
+            ],
+        )
+        eid = execute(client, job_id, permit=True)
+        final = wait_until_done(client, eid, timeout=60)
+    finally:
+        proxy.close()
+    assert final["status"] == "Failed"
+    tasks = tasks_by_name(client, eid)
+    assert rt.store.task(tasks["down"]["taskId"])["attempts"] == "2"
+    assert rt.store.task(tasks["violates"]["taskId"])["attempts"] == "1"
+    assert data.postgres_rows(tables["pg_dst"]) == []
