@@ -10,11 +10,14 @@ from flask_smorest import Blueprint
 from exchangis.api.common import current_user, envelope, runtime
 from exchangis.schemas.execution import (
     AllTaskStatusSchema,
+    DeleteResultSchema,
     ExecuteBodySchema,
     ExecuteResultSchema,
     ExecutionStatusSchema,
     KillResultSchema,
     LabelsOnlyBodySchema,
+    ListJobsQuerySchema,
+    ListJobsSchema,
     LogQuerySchema,
     LogResultSchema,
     MetricsBodySchema,
@@ -24,6 +27,7 @@ from exchangis.schemas.execution import (
     TaskMetricsResultSchema,
 )
 from exchangis.services import execution as service
+from exchangis.services import history
 from exchangis.services import log as logs
 
 blp = Blueprint("executions", __name__, description="Job executions and tasks")
@@ -93,3 +97,18 @@ def task_log(query: dict[str, Any], task_id: int) -> ResponseReturnValue:
     """T2: a page (or the tail) of a task's log."""
     result = logs.get_task_log(runtime(), task_id, query["job_execution_id"], query)
     return envelope(LogResultSchema().dump(result))
+
+
+@blp.route("/job/listJobs", methods=["GET"])
+@blp.arguments(ListJobsQuerySchema, location="query")
+def list_jobs(query: dict[str, Any]) -> ResponseReturnValue:
+    """E7: the execution history, filtered, sorted and paged."""
+    return envelope(ListJobsSchema().dump(history.list_executions(runtime(), query)))
+
+
+@blp.route("/job/<eid>/deleteJob", methods=["POST"])
+@blp.route("/job/execution/<eid>", methods=["DELETE"])
+@blp.arguments(LabelsOnlyBodySchema, required=False)
+def delete_execution(_body: dict[str, Any], eid: str) -> ResponseReturnValue:
+    """E8: delete a completed execution with its tasks and logs."""
+    return envelope(DeleteResultSchema().dump(history.delete_execution(runtime(), eid)))

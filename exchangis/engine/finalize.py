@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from datetime import UTC, datetime
 from typing import Any
+
+from sqlalchemy import update
 
 from exchangis.engine.archive import archive_logs
 from exchangis.engine.states import (
@@ -23,6 +26,11 @@ CANCELLABLE = frozenset(
     {TaskStatus.INITED, TaskStatus.SCHEDULED, TaskStatus.WAIT_FOR_RETRY, TaskStatus.PAUSED}
 )
 NOT_FINAL = frozenset(ExecutionStatus) - EXECUTION_FINAL
+EARLIER = {
+    ExecutionStatus.SCHEDULED: (ExecutionStatus.INITED,),
+    ExecutionStatus.RUNNING: (ExecutionStatus.INITED, ExecutionStatus.SCHEDULED),
+}
+"""The SQL statuses a recorded status may replace (the final state is written by persist)."""
 
 
 def task_finished(rt: Runtime, eid: str, tid: int, status: TaskStatus, error: str | None) -> None:
@@ -192,6 +200,23 @@ def task_metrics(task: dict[str, str]) -> dict[str, Any]:
     }
 
 
+def record_status(rt: Runtime, eid: str, status: ExecutionStatus, launched: bool = False) -> None:
+    """Note a non-final execution status in SQL (the history list filters on it); only moves
+    forward along the execution transition table, so a late writer cannot move it back."""
+    values: dict[str, Any] = {"status": status, "last_update_time": _time(str(rt.store.now_ms()))}
+    if launched:
+        values["launch_time"] = values["last_update_time"]
+    with rt.sessions.begin() as session:
+        session.execute(
+            update(JobExecution)
+            .where(
+                JobExecution.id == eid,
+                JobExecution.status.in_([str(x) for x in EARLIER[status]]),
+            )
+            .values(**values)
+        )
+
+
 def persist(
     rt: Runtime, eid: str, execution: dict[str, str], tasks: list[dict[str, str]], progress: float
 ) -> None:
@@ -208,6 +233,12 @@ def persist(
         row.launch_time = _time(execution.get("launch_time"))
         row.completed_time = _time(execution.get("completed_time"))
         row.last_update_time = _time(execution.get("last_update_time")) or row.last_update_time
+        launched, completed = execution.get("launch_time"), execution.get("completed_time")
+        row.duration_ms = int(completed) - int(launched) if launched and completed else 0
+        written = sum(task_metrics(t)["written_records"] for t in tasks)
+        row.flow = int(written * 1000 / row.duration_ms) if row.duration_ms else 0
+        hosts = {json.loads(t["worker_info"]).get("host") for t in tasks if t.get("worker_info")}
+        row.execute_node = ",".join(sorted(h for h in hosts if h)) or None
         for task_row in row.tasks:
             live = by_id.get(task_row.id)
             if live is None:

@@ -200,12 +200,14 @@ class TaskRunner:
         if not claim.moved:
             logger.info("claim refused task=%s status=%s", self.tid, claim.previous)
             return None
-        self.store.transition_execution(
+        started = self.store.transition_execution(
             eid,
             ExecutionStatus.RUNNING,
             sources={ExecutionStatus.SCHEDULED},
             fields={"launch_time": self.store.now_ms()},
         )
+        if started.moved:
+            finalize.record_status(self.rt, eid, ExecutionStatus.RUNNING, launched=True)
         self.rt.job_log(eid).info(
             f"Task {task.get('name', '')} (id {self.tid}) is Running, attempt {attempts}, on "
             f"{worker_info()}"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Boolean, Float, ForeignKey, Integer, String, Text
+from sqlalchemy import BigInteger, Boolean, Float, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from exchangis.db import Base, utcnow
@@ -34,9 +34,15 @@ class JobExecution(Base):
     trigger_type: Mapped[str] = mapped_column(String(32), default="MANUAL")
     error: Mapped[str | None] = mapped_column(Text)
     create_time: Mapped[datetime] = mapped_column(default=utcnow, index=True)
-    launch_time: Mapped[datetime | None]
+    launch_time: Mapped[datetime | None] = mapped_column(index=True)
     last_update_time: Mapped[datetime] = mapped_column(default=utcnow)
     completed_time: Mapped[datetime | None]
+    duration_ms: Mapped[int | None] = mapped_column(BigInteger)
+    """Launch to completion, written at the final state."""
+    flow: Mapped[int | None] = mapped_column(Integer)
+    """Records written per second over the run, written at the final state."""
+    execute_node: Mapped[str | None] = mapped_column(String(255))
+    """Worker host(s) that ran the tasks."""
 
     tasks: Mapped[list[TaskExecution]] = relationship(
         back_populates="execution", order_by="TaskExecution.id", cascade="all, delete-orphan"

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from marshmallow import fields, validate
+from typing import Any
 
+from marshmallow import ValidationError, fields, post_load, validate
+
+from exchangis.engine.states import ExecutionStatus
 from exchangis.schemas.common import BodySchema, LabelsSchema, QuerySchema, WireTime
 
 
@@ -187,3 +190,75 @@ class LogResultSchema(BodySchema):
     end_line = fields.Integer(data_key="endLine")
     is_end = fields.Boolean(data_key="isEnd")
     logs = fields.Dict(keys=fields.String(), values=fields.String())
+
+
+class ListJobsQuerySchema(QuerySchema):
+    """Query of E7 (the execution history); empty values count as absent."""
+
+    job_execution_id = fields.String(data_key="jobExecutionId", validate=validate.Length(max=64))
+    job_name = fields.String(data_key="jobName", validate=validate.Length(max=255))
+    status = fields.String(validate=validate.Length(max=32))
+    statuses = fields.String(validate=validate.Length(max=400))
+    launch_start_time = fields.Integer(
+        data_key="launchStartTime", validate=validate.Range(min=0, max=2**53)
+    )
+    launch_end_time = fields.Integer(
+        data_key="launchEndTime", validate=validate.Range(min=0, max=2**53)
+    )
+    time_filter = fields.Integer(
+        data_key="timeFilter", load_default=4, validate=validate.Range(min=0, max=4)
+    )
+    project_name = fields.String(data_key="projectName", validate=validate.Length(max=128))
+    key = fields.String(validate=validate.Length(max=255))
+    sort_by = fields.String(
+        data_key="sortBy",
+        load_default="createTime",
+        validate=validate.OneOf(["createTime", "lastUpdateTime", "name", "status", "duration"]),
+    )
+    reverse = fields.Boolean(load_default=True)
+    current = fields.Integer(load_default=1, validate=validate.Range(min=1, max=1_000_000))
+    size = fields.Integer(load_default=10, validate=validate.Range(min=1, max=500))
+
+    @post_load
+    def merge_statuses(self, data: dict[str, Any], **_: Any) -> dict[str, Any]:
+        """Merge ``status`` and the comma list ``statuses`` into one checked list."""
+        words = [data.pop("status", ""), *data.pop("statuses", "").split(",")]
+        statuses = [w.strip() for w in words if w.strip()]
+        unknown = [s for s in statuses if s not in ExecutionStatus.__members__.values()]
+        if unknown:
+            raise ValidationError(f"unknown status {unknown[0]!r}", "statuses")
+        data["statuses"] = statuses
+        return data
+
+
+class ExecutionItemSchema(BodySchema):
+    """One execution in E7."""
+
+    job_execution_id = fields.String(data_key="jobExecutionId")
+    job_id = fields.Integer(data_key="jobId", allow_none=True)
+    name = fields.String()
+    project_name = fields.String(data_key="projectName")
+    status = fields.String()
+    progress = fields.Float()
+    create_time = WireTime(data_key="createTime")
+    last_update_time = WireTime(data_key="lastUpdateTime")
+    launch_time = WireTime(data_key="launchTime")
+    duration = fields.Integer()
+    flow = fields.Integer()
+    execute_node = fields.String(data_key="executeNode")
+    create_user = fields.String(data_key="createUser")
+    execute_user = fields.String(data_key="executeUser")
+    trigger_type = fields.String(data_key="triggerType")
+
+
+class ListJobsSchema(BodySchema):
+    """``data`` of E7."""
+
+    job_list = fields.List(fields.Nested(ExecutionItemSchema), data_key="jobList")
+    total = fields.Integer()
+
+
+class DeleteResultSchema(BodySchema):
+    """``data`` of E8."""
+
+    job_execution_id = fields.String(data_key="jobExecutionId")

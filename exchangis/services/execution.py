@@ -128,6 +128,7 @@ def _start(
         f"{str(bool(body.get('permit_partial_failures'))).lower()}, queue={live['queue']}"
     )
     rt.store.transition_execution(eid, ExecutionStatus.SCHEDULED, sources={ExecutionStatus.INITED})
+    finalize.record_status(rt, eid, ExecutionStatus.SCHEDULED)
     for tid, name, cid, _ in tasks:
         move = rt.store.transition_task(tid, TaskStatus.SCHEDULED, sources={TaskStatus.INITED})
         if not move.moved:
