@@ -7,7 +7,7 @@ HOST ?= 127.0.0.1
 EXCHANGIS_PORT ?= 8080
 export EXCHANGIS_PORT
 
-.PHONY: help install run test lint api worker migrate services-up bench-logs clean
+.PHONY: help install run test lint api worker migrate services-up bench-logs bench-history clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -45,6 +45,9 @@ lint: $(STAMP)  ## ruff and mypy
 
 bench-logs: $(STAMP)  ## log reader benchmark: 1M-line vs 1k-line log over HTTP (needs Redis)
 	$(PY) bench/log_reader.py
+
+bench-history: $(STAMP)  ## execution history list: 10k vs 100 executions over HTTP (needs Redis)
+	$(PY) bench/history_list.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
