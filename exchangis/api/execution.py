@@ -10,6 +10,9 @@ from flask_smorest import Blueprint
 from exchangis.api.common import current_user, envelope, runtime
 from exchangis.schemas.execution import (
     AllTaskStatusSchema,
+    BulkControlBodySchema,
+    BulkResultSchema,
+    ControlResultSchema,
     DeleteResultSchema,
     ExecuteBodySchema,
     ExecuteResultSchema,
@@ -26,8 +29,8 @@ from exchangis.schemas.execution import (
     TaskLogQuerySchema,
     TaskMetricsResultSchema,
 )
+from exchangis.services import control, history
 from exchangis.services import execution as service
-from exchangis.services import history
 from exchangis.services import log as logs
 
 blp = Blueprint("executions", __name__, description="Job executions and tasks")
@@ -112,3 +115,37 @@ def list_jobs(query: dict[str, Any]) -> ResponseReturnValue:
 def delete_execution(_body: dict[str, Any], eid: str) -> ResponseReturnValue:
     """E8: delete a completed execution with its tasks and logs."""
     return envelope(DeleteResultSchema().dump(history.delete_execution(runtime(), eid)))
+
+
+def _control(eid: str, action: str) -> ResponseReturnValue:
+    result = control.control_execution(runtime(), eid, action, current_user())
+    return envelope(ControlResultSchema().dump(result))
+
+
+@blp.route("/job/execution/<eid>/pause", methods=["POST"])
+@blp.arguments(LabelsOnlyBodySchema, required=False)
+def pause_execution(_body: dict[str, Any], eid: str) -> ResponseReturnValue:
+    """Pause a Scheduled or Running execution."""
+    return _control(eid, "PAUSE")
+
+
+@blp.route("/job/execution/<eid>/resume", methods=["POST"])
+@blp.arguments(LabelsOnlyBodySchema, required=False)
+def resume_execution(_body: dict[str, Any], eid: str) -> ResponseReturnValue:
+    """Resume a Paused execution, or re-run what did not succeed in a completed one."""
+    return _control(eid, "RESUME")
+
+
+@blp.route("/job/execution/<eid>/restart", methods=["POST"])
+@blp.arguments(LabelsOnlyBodySchema, required=False)
+def restart_execution(_body: dict[str, Any], eid: str) -> ResponseReturnValue:
+    """Run every task of a completed execution again."""
+    return _control(eid, "RESTART")
+
+
+@blp.route("/job/execution/status", methods=["PUT"])
+@blp.arguments(BulkControlBodySchema)
+def bulk_control(body: dict[str, Any]) -> ResponseReturnValue:
+    """Apply PAUSE, RESUME, DISCARD or RESTART to executions by id or project."""
+    results = control.bulk_control(runtime(), body, current_user())
+    return envelope(BulkResultSchema().dump({"results": results}))

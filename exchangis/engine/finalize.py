@@ -179,6 +179,11 @@ def _time(ms: str | None) -> datetime | None:
     return datetime.fromtimestamp(int(ms) / 1000, UTC).replace(tzinfo=None)
 
 
+def epoch_ms(value: datetime | None) -> int | str:
+    """Return a stored (naive UTC) time as epoch ms, as the live state keeps times ('' if None)."""
+    return int(value.replace(tzinfo=UTC).timestamp() * 1000) if value else ""
+
+
 def task_metrics(task: dict[str, str]) -> dict[str, Any]:
     """Return the metric fields of a task hash as numbers (zeros when absent)."""
 
@@ -200,9 +205,11 @@ def task_metrics(task: dict[str, str]) -> dict[str, Any]:
     }
 
 
-def record_status(rt: Runtime, eid: str, status: ExecutionStatus, launched: bool = False) -> None:
-    """Note a non-final execution status in SQL (the history list filters on it); only moves
-    forward along the execution transition table, so a late writer cannot move it back."""
+def record_status(
+    rt: Runtime, eid: str, status: ExecutionStatus, launched: bool = False, reopened: bool = False
+) -> None:
+    """Note a non-final execution status in SQL (the history list filters on it); it only
+    moves forward (a late writer cannot move it back), except when a new run ``reopened`` it."""
     values: dict[str, Any] = {"status": status, "last_update_time": _time(str(rt.store.now_ms()))}
     if launched:
         values["launch_time"] = values["last_update_time"]
@@ -211,7 +218,9 @@ def record_status(rt: Runtime, eid: str, status: ExecutionStatus, launched: bool
             update(JobExecution)
             .where(
                 JobExecution.id == eid,
-                JobExecution.status.in_([str(x) for x in EARLIER[status]]),
+                JobExecution.status.in_([str(x) for x in ExecutionStatus])
+                if reopened
+                else JobExecution.status.in_([str(x) for x in EARLIER[status]]),
             )
             .values(**values)
         )

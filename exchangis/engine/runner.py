@@ -16,7 +16,7 @@ import psutil
 
 from exchangis.connectors.base import Endpoint, Sink, Source
 from exchangis.engine import finalize, retry
-from exchangis.engine.states import ExecutionStatus, TaskStatus
+from exchangis.engine.states import TASK_FINAL, ExecutionStatus, TaskStatus
 from exchangis.engine.transform import ColumnMapping
 from exchangis.errors import ExchangisError, InvalidInputError, TransientConnectorError
 from exchangis.models import DataSource, TaskExecution
@@ -238,7 +238,10 @@ class TaskRunner:
         if not done.moved:
             logger.warning("task=%s could not move to %s: now %s", self.tid, status, done.previous)
             return None
-        finalize.task_finished(self.rt, eid, self.tid, status, error)
+        if status in TASK_FINAL:
+            finalize.task_finished(self.rt, eid, self.tid, status, error)
+        else:  # Paused: it rolled back and waits for a resume
+            self.rt.job_log(eid).info(f"Task {task.get('name', '')} (id {self.tid}) is {status}")
         return status
 
     def _transfer(

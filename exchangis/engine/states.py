@@ -77,7 +77,7 @@ TASK_TRANSITIONS: dict[TaskStatus, frozenset[TaskStatus]] = {
             _T.UNDEFINED,
         }
     ),
-    _T.WAIT_FOR_RETRY: frozenset({_T.SCHEDULED, _T.CANCELLED}),
+    _T.WAIT_FOR_RETRY: frozenset({_T.SCHEDULED, _T.CANCELLED, _T.PAUSED}),
     _T.PAUSED: frozenset({_T.SCHEDULED, _T.CANCELLED}),
 }
 """Allowed task transitions; anything else is refused by the state store."""
@@ -87,9 +87,10 @@ EXECUTION_TRANSITIONS: dict[ExecutionStatus, frozenset[ExecutionStatus]] = {
     _E.INITED: frozenset({_E.SCHEDULED, _E.CANCELLED, _E.FAILED}),
     _E.SCHEDULED: frozenset({_E.RUNNING, _E.PAUSED} | EXECUTION_FINAL),
     _E.RUNNING: frozenset({_E.PAUSED} | EXECUTION_FINAL),
-    _E.PAUSED: frozenset({_E.SCHEDULED, _E.CANCELLED}),
+    _E.PAUSED: frozenset({_E.SCHEDULED} | EXECUTION_FINAL),
 }
-"""Allowed execution transitions (final states are left only by resume/restart, later)."""
+"""Allowed execution transitions. A final state is never left: resume and restart of a
+completed execution start a new run of it (``engine.control.reopen`` rewrites its live state)."""
 
 
 def task_sources(target: TaskStatus) -> frozenset[TaskStatus]:

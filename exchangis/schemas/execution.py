@@ -262,3 +262,45 @@ class DeleteResultSchema(BodySchema):
     """``data`` of E8."""
 
     job_execution_id = fields.String(data_key="jobExecutionId")
+
+
+class ControlResultSchema(BodySchema):
+    """``data`` of pause, resume and restart."""
+
+    job_execution_id = fields.String(data_key="jobExecutionId")
+    status = fields.String()
+
+
+class BulkControlBodySchema(BodySchema):
+    """Body of PUT /job/execution/status."""
+
+    action = fields.String(
+        required=True, validate=validate.OneOf(["PAUSE", "RESUME", "DISCARD", "RESTART"])
+    )
+    job_execution_ids = fields.List(
+        fields.String(validate=validate.Length(min=1, max=64)),
+        data_key="jobExecutionIds",
+        validate=validate.Length(max=1000),
+    )
+    project_name = fields.String(data_key="projectName", validate=validate.Length(min=1, max=128))
+    statuses = fields.List(
+        fields.String(validate=validate.OneOf([s.value for s in ExecutionStatus])),
+        validate=validate.Length(max=20),
+    )
+    labels = fields.Nested(LabelsSchema, load_default=dict)
+
+
+class BulkItemSchema(BodySchema):
+    """The outcome of a bulk action on one execution."""
+
+    job_execution_id = fields.String(data_key="jobExecutionId")
+    action = fields.String()
+    ok = fields.Boolean()
+    status = fields.String(allow_none=True)
+    message = fields.String()
+
+
+class BulkResultSchema(BodySchema):
+    """``data`` of PUT /job/execution/status."""
+
+    results = fields.List(fields.Nested(BulkItemSchema))

@@ -5,13 +5,13 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from redis.exceptions import RedisError
 
 from exchangis.engine import finalize
-from exchangis.engine.finalize import NOT_FINAL, execution_progress, task_metrics
+from exchangis.engine.finalize import NOT_FINAL, epoch_ms, execution_progress, task_metrics
 from exchangis.engine.planner import plan_job
 from exchangis.engine.states import EXECUTION_FINAL, TASK_FINAL, ExecutionStatus, TaskStatus
 from exchangis.errors import ConflictError, NotFoundError, UnavailableError
@@ -117,7 +117,13 @@ def _start(
         eid,
         live,
         [
-            {"id": tid, "name": name, "celery_id": cid, "max_attempts": attempts}
+            {
+                "id": tid,
+                "name": name,
+                "celery_id": cid,
+                "max_attempts": attempts,
+                "retry_times": attempts - 1,
+            }
             for tid, name, cid, attempts in tasks
         ],
     )
@@ -163,18 +169,15 @@ def _sql_execution(rt: Runtime, eid: str) -> tuple[dict[str, Any], list[dict[str
         if row is None:
             raise NotFoundError(f"job execution {eid} does not exist")
 
-        def ms(value: datetime | None) -> int | str:
-            return int(value.replace(tzinfo=UTC).timestamp() * 1000) if value else ""
-
         execution = {
             "status": row.status,
             "progress": str(row.progress),
             "execute_user": row.execute_user,
             "engine_type": row.engine_type,
             "job_name": row.job_name,
-            "create_time": ms(row.create_time),
-            "launch_time": ms(row.launch_time),
-            "last_update_time": ms(row.last_update_time),
+            "create_time": epoch_ms(row.create_time),
+            "launch_time": epoch_ms(row.launch_time),
+            "last_update_time": epoch_ms(row.last_update_time),
             "persisted": "1" if row.status in EXECUTION_FINAL else "",
         }
         tasks = [
@@ -185,9 +188,9 @@ def _sql_execution(rt: Runtime, eid: str) -> tuple[dict[str, Any], list[dict[str
                 "progress": str(t.progress),
                 "celery_id": t.celery_id,
                 "worker_info": t.worker_info or "",
-                "create_time": ms(t.create_time),
-                "launch_time": ms(t.launch_time),
-                "last_update_time": ms(t.last_update_time),
+                "create_time": epoch_ms(t.create_time),
+                "launch_time": epoch_ms(t.launch_time),
+                "last_update_time": epoch_ms(t.last_update_time),
                 "error": t.error or "",
                 **{k: str(v) for k, v in (t.metrics or {}).items()},
             }

@@ -212,6 +212,15 @@ class LiveLog:
         """Take no more lines (set once the log is archived; late writers are dropped)."""
         self.redis.set(self.keys[5], "1")
 
+    def reopen(self) -> None:
+        """Take lines again and keep the log (a resumed or restarted execution goes on in it)."""
+        head = int(self.redis.get(self.keys[3]) or 0)
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.delete(self.keys[5])
+        for key in Keys.log_keys(self.keys[0], head):
+            pipe.persist(key)
+        pipe.execute()
+
     def last(self, count: int) -> list[Line]:
         """Return the last ``count`` lines."""
         reply = self._fetch(keys=list(self.keys), args=[0, 0, SEGMENT_LINES, SEGMENT])

@@ -102,18 +102,34 @@ class StateStore:
 
     # -- creation and reads ---------------------------------------------------------------
     def create_execution(
-        self, eid: str, fields: Mapping[str, Any], tasks: Iterable[Mapping[str, Any]]
+        self,
+        eid: str,
+        fields: Mapping[str, Any],
+        tasks: Iterable[Mapping[str, Any]],
+        *,
+        replace: bool = False,
     ) -> None:
-        """Write an execution hash, its task hashes and task list in one transaction."""
+        """Write an execution hash, its task hashes and task list in one transaction.
+
+        ``fields`` and each task's fields override the defaults (status Inited, counters 0);
+        ``replace`` first drops what a previous run left (a resume or restart is a new run).
+        """
         task_list = list(tasks)
         now = self.now_ms()
         pipe = self.redis.pipeline(transaction=True)
+        if replace:
+            pipe.delete(
+                self.keys.execution(eid),
+                self.keys.execution_tasks(eid),
+                *(self.keys.task(task["id"]) for task in task_list),
+            )
         pipe.hset(
             self.keys.execution(eid),
             mapping={
                 "status": self.rules.initial,
                 "total": len(task_list),
                 "n_final": 0,
+                "n_logged": 0,
                 "control": "",
                 "create_time": now,
                 "last_update_time": now,

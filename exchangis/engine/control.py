@@ -1,0 +1,235 @@
+"""Pause, resume and restart an execution.
+
+Pause stops queued tasks where they are and running ones at their next batch (each rolls back).
+Resume sends the paused tasks again; on a completed execution it starts a new run of the tasks
+that did not succeed (restart: of every task), with a fresh retry budget, in the same live state,
+logs and records: the execution and those tasks go back to Inited, the others keep their result.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy import select
+
+from exchangis.engine import finalize
+from exchangis.engine.archive import execution_owner, task_owner
+from exchangis.engine.finalize import epoch_ms
+from exchangis.engine.states import EXECUTION_FINAL, TASK_FINAL, ExecutionStatus, TaskStatus
+from exchangis.errors import ConflictError, NotFoundError
+from exchangis.models import JobExecution, LogLine
+from exchangis.runtime import Runtime
+from exchangis.state.logs import LiveLog, LogWriter
+
+QUEUED = (TaskStatus.INITED, TaskStatus.SCHEDULED, TaskStatus.WAIT_FOR_RETRY)
+
+
+def pause(rt: Runtime, eid: str, user: str) -> str:
+    """Pause a Scheduled or Running execution; return its new status.
+
+    Raises:
+        ConflictError: naming the state that does not allow it.
+    """
+    move = rt.store.transition_execution(
+        eid, ExecutionStatus.PAUSED, sources={ExecutionStatus.SCHEDULED, ExecutionStatus.RUNNING}
+    )
+    if not move.moved:
+        raise ConflictError(
+            f"job execution {eid} is {move.previous or 'unknown'}: only a "
+            "Scheduled or Running execution can be paused"
+        )
+    rt.store.set_control(eid, "pause")
+    rt.job_log(eid).warn(
+        f"Pause requested by {user}: queued tasks stay back, running ones "
+        "stop at their next batch and roll back"
+    )
+    revoke = []
+    for task in rt.store.tasks(eid):
+        held = rt.store.transition_task(int(task["id"]), TaskStatus.PAUSED, sources=QUEUED)
+        if held.moved:
+            rt.store.drop_retry(task["id"])
+            revoke.append(task.get("celery_id", ""))
+            rt.job_log(eid).info(f"Task {task.get('name')} (id {task['id']}) is Paused")
+    rt.dispatcher.revoke([c for c in revoke if c])
+    return ExecutionStatus.PAUSED.value
+
+
+def resume(rt: Runtime, eid: str, user: str) -> str:
+    """Resume a Paused execution, or re-run the tasks of a completed one that did not succeed.
+
+    Raises:
+        ConflictError: the execution is running, or nothing is left to resume.
+    """
+    execution = rt.store.execution(eid)
+    if execution is not None and execution["status"] == ExecutionStatus.PAUSED:
+        return _resume_paused(rt, eid, user)
+    status, tasks = _completed(rt, eid, "resumed")
+    rerun = [tid for tid, task_status in tasks if task_status != TaskStatus.SUCCESS]
+    if not rerun:
+        raise ConflictError(
+            f"job execution {eid} is {status}: every task succeeded, nothing "
+            "to resume (restart runs them all again)"
+        )
+    return reopen(rt, eid, rerun, f"Resume requested by {user}")
+
+
+def restart(rt: Runtime, eid: str, user: str) -> str:
+    """Run every task of a completed execution again.
+
+    Raises:
+        ConflictError: the execution is not completed.
+    """
+    _, tasks = _completed(rt, eid, "restarted")
+    return reopen(rt, eid, [tid for tid, _ in tasks], f"Restart requested by {user}")
+
+
+def _completed(rt: Runtime, eid: str, verb: str) -> tuple[str, list[tuple[int, str]]]:
+    """Return the status and (task id, status) list of a completed execution."""
+    execution = rt.store.execution(eid)
+    with rt.sessions() as session:
+        row = session.get(JobExecution, eid[:64])
+        if row is None:
+            raise NotFoundError(f"job execution {eid[:64]} does not exist")
+        if execution is None:
+            status, tasks = row.status, [(t.id, t.status) for t in row.tasks]
+        else:
+            status = execution["status"]
+            tasks = [(int(t["id"]), t["status"]) for t in rt.store.tasks(eid)]
+    if status not in EXECUTION_FINAL or (execution is not None and not execution.get("persisted")):
+        raise ConflictError(
+            f"job execution {eid} is {status}: only a Paused or completed execution can be {verb}"
+        )
+    return status, tasks
+
+
+def _resume_paused(rt: Runtime, eid: str, user: str) -> str:
+    move = rt.store.transition_execution(
+        eid, ExecutionStatus.SCHEDULED, sources={ExecutionStatus.PAUSED}
+    )
+    if not move.moved:
+        raise ConflictError(f"job execution {eid} is {move.previous}: it cannot be resumed")
+    rt.store.set_control(eid, "")
+    log = rt.job_log(eid)
+    log.info(f"Resume requested by {user}")
+    queue = (rt.store.execution(eid) or {}).get("queue") or rt.settings.task_queue
+    for task in rt.store.tasks(eid):
+        if task["status"] != TaskStatus.PAUSED:
+            continue
+        tid, celery_id = int(task["id"]), str(uuid.uuid4())
+        attempts = int(task.get("attempts") or 0)
+        budget = attempts + int(task.get("retry_times") or 0) + 1  # a pause is not a failure
+        sent = rt.store.transition_task(
+            tid,
+            TaskStatus.SCHEDULED,
+            sources={TaskStatus.PAUSED},
+            fields={"celery_id": celery_id, "max_attempts": budget},
+        )
+        if sent.moved and finalize.queue_or_fail(rt, eid, tid, celery_id, queue):
+            log.info(f"Task {task.get('name')} (id {tid}) is Scheduled again")
+    if all(t["status"] in TASK_FINAL for t in rt.store.tasks(eid)):
+        finalize.complete(rt, eid)  # everything had finished while it was paused
+    return ExecutionStatus.SCHEDULED.value
+
+
+def reopen(rt: Runtime, eid: str, rerun: list[int], reason: str) -> str:
+    """Start a new run of a completed execution for the tasks ``rerun``; return its status."""
+    if not rt.store.lock(f"reopen:{eid}", 30):
+        raise ConflictError(f"job execution {eid} is being resumed or restarted already")
+    try:
+        fields, tasks = _live_state_for(rt, eid, set(rerun))
+        rt.store.create_execution(eid, fields, tasks, replace=True)
+        _restore_log(rt, rt.keys.execution_log(eid), execution_owner(eid), rt.job_log(eid))
+        for task in tasks:
+            _restore_log(
+                rt,
+                rt.keys.task_log(task["id"]),
+                task_owner(task["id"]),
+                rt.task_log(task["id"], eid),
+            )
+        log = rt.job_log(eid)
+        log.info(
+            f"{reason}: a new run of {len(rerun)} of {len(tasks)} task(s) "
+            f"(the others keep their result)"
+        )
+        rt.store.transition_execution(
+            eid, ExecutionStatus.SCHEDULED, sources={ExecutionStatus.INITED}
+        )
+        finalize.record_status(rt, eid, ExecutionStatus.SCHEDULED, reopened=True)
+        queue = fields["queue"]
+        for task in tasks:
+            if task["id"] not in rerun:
+                continue
+            move = rt.store.transition_task(
+                task["id"], TaskStatus.SCHEDULED, sources={TaskStatus.INITED}
+            )
+            if move.moved and finalize.queue_or_fail(rt, eid, task["id"], task["celery_id"], queue):
+                log.info(f"Task {task['name']} (id {task['id']}) is Scheduled")
+    finally:
+        rt.store.unlock(f"reopen:{eid}")
+    return ExecutionStatus.SCHEDULED.value
+
+
+def _live_state_for(
+    rt: Runtime, eid: str, rerun: set[int]
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Return the execution and task fields of the new run, from the durable record."""
+    with rt.sessions() as session:
+        row = session.get(JobExecution, eid)
+        if row is None:
+            raise NotFoundError(f"job execution {eid} does not exist")
+        kept = [t for t in row.tasks if t.id not in rerun]
+        fields = {
+            "job_id": row.job_id or "",
+            "job_name": row.job_name,
+            "project_name": row.project_name,
+            "engine_type": row.engine_type,
+            "execute_user": row.execute_user,
+            "create_user": row.create_user,
+            "queue": row.queue,
+            "permit_partial_failures": "1" if row.permit_partial_failures else "0",
+            "create_time": epoch_ms(row.create_time),
+            "n_final": len(kept),
+            "n_logged": len(kept),
+            f"n_{TaskStatus.SUCCESS}": len(kept),
+        }
+        tasks = []
+        for task in row.tasks:
+            retry_times = int(task.plan.get("settings", {}).get("retry_times") or 0)
+            state: dict[str, Any] = {
+                "id": task.id,
+                "name": task.name,
+                "attempts": task.attempts,
+                "retry_times": retry_times,
+                "worker_info": task.worker_info or "",
+                "create_time": epoch_ms(task.create_time),
+            }
+            if task.id in rerun:
+                state.update(
+                    celery_id=str(uuid.uuid4()), max_attempts=task.attempts + retry_times + 1
+                )
+            else:
+                state.update(
+                    status=task.status,
+                    progress=1.0,
+                    celery_id=task.celery_id,
+                    launch_time=epoch_ms(task.launch_time),
+                    last_update_time=epoch_ms(task.last_update_time),
+                    **(task.metrics or {}),
+                )
+            tasks.append(state)
+    return fields, tasks
+
+
+def _restore_log(rt: Runtime, key: str, owner: str, writer: LogWriter) -> None:
+    """Reopen a log; when its live copy expired, bring its lines back from the archive."""
+    live = LiveLog(rt.redis, key)
+    live.reopen()
+    if live.last_line():
+        return
+    with rt.sessions() as session:
+        lines = session.scalars(
+            select(LogLine.text).where(LogLine.owner == owner).order_by(LogLine.line_no)
+        ).all()
+    for start in range(0, len(lines), 5000):
+        writer.append_lines(list(lines[start : start + 5000]))

@@ -1,0 +1,224 @@
+"""Pause, resume, restart and bulk actions with real workers and databases."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import pytest
+from flask.testing import FlaskClient
+
+from tests import data
+from tests.conftest import WorkerProcess
+from tests.helpers import (
+    DSS,
+    call,
+    create_job,
+    data_log,
+    datasource,
+    execute,
+    ok,
+    sub_job,
+    tasks_by_name,
+    wait_for,
+    wait_until_done,
+)
+from tests.proxy import FlakyProxy
+from tests.services import postgres_params
+
+pytestmark = pytest.mark.e2e
+
+
+def _status(client: FlaskClient, eid: str) -> str:
+    return str(ok(client, "GET", f"/job/execution/{eid}/status")["status"])
+
+
+def test_pause_mid_run_then_resume_moves_every_row_exactly_once(
+    client: FlaskClient,
+    worker: WorkerProcess,
+    sources: dict[str, int],
+    tables: dict[str, str],
+    rt: Any,
+) -> None:
+    data.mysql_table(tables["my_src"], 3000)
+    data.postgres_table(tables["pg_dst"], 0)
+    job_id = create_job(
+        client,
+        "pausable",
+        [
+            sub_job(
+                "copy",
+                ("MYSQL", sources["MYSQL"], tables["my_src"]),
+                ("POSTGRESQL", sources["POSTGRESQL"], tables["pg_dst"]),
+                settings={"setting.speed.record": 1000},
+            ),
+        ],
+    )
+    eid = execute(client, job_id)
+    wait_for(lambda: ok(client, "GET", f"/job/execution/{eid}/status")["progress"] > 0.1)
+    assert ok(client, "POST", f"/job/execution/{eid}/pause") == {
+        "jobExecutionId": eid,
+        "status": "Paused",
+    }
+    wait_for(lambda: tasks_by_name(client, eid)["copy"]["status"] == "Paused")
+    assert _status(client, eid) == "Paused"
+    assert data.postgres_rows(tables["pg_dst"]) == []  # the paused attempt rolled back
+    call(client, "POST", f"/job/execution/{eid}/pause", expect=409)
+    call(client, "POST", f"/job/execution/{eid}/restart", expect=409)
+    assert ok(client, "POST", f"/job/execution/{eid}/resume")["status"] == "Scheduled"
+    assert wait_until_done(client, eid, timeout=60)["status"] == "Success"
+    assert data.checksum(data.postgres_rows(tables["pg_dst"])) == data.checksum(
+        data.mysql_rows(tables["my_src"])
+    )
+    log = data_log(client, eid)
+    assert "Pause requested by admin" in log and "Resume requested by admin" in log
+
+
+def test_resume_reruns_only_what_failed_and_recomputes_the_status(
+    client: FlaskClient,
+    worker: WorkerProcess,
+    sources: dict[str, int],
+    tables: dict[str, str],
+    run_id: str,
+    rt: Any,
+) -> None:
+    params = postgres_params()
+    proxy = FlakyProxy((params["host"], params["port"]), refuse=1)
+    try:
+        flaky = datasource(
+            client, f"flaky-r-{run_id}", "POSTGRESQL", {**params, "port": proxy.port}
+        )
+        data.mysql_table(tables["my_src"], 300)
+        data.postgres_table(tables["pg_dst"], 0)
+        job_id = create_job(
+            client,
+            "resumable",
+            [
+                sub_job(
+                    "flaky",
+                    ("MYSQL", sources["MYSQL"], tables["my_src"]),
+                    ("POSTGRESQL", flaky, tables["pg_dst"]),
+                ),
+                sub_job(
+                    "fine",
+                    ("MEMORY", sources["MEMORY"], "gen"),
+                    ("SQLITE", sources["SQLITE"], "fine"),
+                    sources={"rows": 10},
+                ),
+            ],
+        )
+        eid = execute(client, job_id, permit=True)
+        assert wait_until_done(client, eid)["status"] == "Partial_Success"
+        fine_launch = tasks_by_name(client, eid)["fine"]["launchTime"]
+        assert (
+            call(client, "POST", f"/job/execution/{eid}/resume", prefix=DSS)["data"]["status"]
+            == "Scheduled"
+        )
+        final = wait_until_done(client, eid)
+    finally:
+        proxy.close()
+    assert final == {"status": "Success", "progress": 1.0, "allTaskStatus": True}
+    tasks = tasks_by_name(client, eid)
+    assert tasks["fine"]["launchTime"] == fine_launch  # kept its result, did not run again
+    assert rt.store.task(tasks["flaky"]["taskId"])["attempts"] == "2"
+    assert len(data.postgres_rows(tables["pg_dst"])) == 300
+    task_log = data_log(client, eid, tasks["flaky"]["taskId"])
+    assert "Connection reset" in task_log or "connection" in task_log.lower()
+    assert "---- attempt 2 of 2 ----" in task_log
+    call(client, "POST", f"/job/execution/{eid}/resume", expect=409)  # nothing left to resume
+
+
+def test_restart_after_the_live_state_expired_runs_everything_again(
+    client: FlaskClient,
+    worker: WorkerProcess,
+    sources: dict[str, int],
+    rt: Any,
+) -> None:
+    job_id = create_job(
+        client,
+        "restartable",
+        [
+            sub_job(
+                "a",
+                ("MEMORY", sources["MEMORY"], "gen"),
+                ("SQLITE", sources["SQLITE"], "r"),
+                sources={"rows": 50},
+                sinks={"writeMode": "overwrite"},
+            ),
+        ],
+    )
+    eid = execute(client, job_id)
+    wait_until_done(client, eid)
+    before = data_log(client, eid).split("\n")
+    task_key = rt.keys.task(tasks_by_name(client, eid)["a"]["taskId"])
+    for key in list(rt.redis.scan_iter(f"{rt.keys.prefix}*")):
+        if eid in key or key.startswith(task_key):
+            rt.redis.delete(key)
+    assert ok(client, "POST", f"/job/execution/{eid}/restart")["status"] == "Scheduled"
+    assert wait_until_done(client, eid)["status"] == "Success"
+    after = data_log(client, eid).split("\n")
+    assert after[: len(before)] == before  # the archived lines came back, then the new run
+    assert "Restart requested by admin" in after[len(before)]
+    assert sum("finished Success" in line for line in after) == 2
+
+
+def test_bulk_actions_report_each_execution(
+    client: FlaskClient,
+    worker: WorkerProcess,
+    sources: dict[str, int],
+    rt: Any,
+) -> None:
+    project = f"bulk{uuid.uuid4().hex[:6]}"
+    job_id = int(
+        ok(
+            client,
+            "POST",
+            "/job",
+            {
+                "jobName": "bulk",
+                "projectName": project,
+                "content": [
+                    sub_job(
+                        "slow",
+                        ("MEMORY", sources["MEMORY"], "gen"),
+                        ("SQLITE", sources["SQLITE"], "b"),
+                        sources={"rows": 1000, "batchSize": 10, "sleepPerBatch": 0.1},
+                    )
+                ],
+            },
+            expect=201,
+        )["id"]
+    )
+    done = execute(client, job_id)
+    ok(client, "POST", f"/job/execution/{done}/kill")
+    wait_until_done(client, done)
+    running = execute(client, job_id)
+    wait_for(lambda: _status(client, running) == "Running")
+    missing = str(uuid.uuid4())
+    results = ok(
+        client,
+        "PUT",
+        "/job/execution/status",
+        {"action": "PAUSE", "jobExecutionIds": [running, done, missing]},
+    )["results"]
+    outcome = {r["jobExecutionId"]: r for r in results}
+    assert outcome[running]["ok"] is True and outcome[running]["status"] == "Paused"
+    assert outcome[done]["ok"] is False and "Cancelled" in outcome[done]["message"]
+    assert outcome[missing]["ok"] is False and "does not exist" in outcome[missing]["message"]
+    discard = ok(
+        client,
+        "PUT",
+        "/job/execution/status",
+        {"action": "DISCARD", "projectName": project, "statuses": ["Paused"]},
+    )["results"]
+    assert {r["jobExecutionId"]: r["ok"] for r in discard} == {running: True, done: False}
+    assert wait_until_done(client, running)["status"] == "Cancelled"
+    call(client, "PUT", "/job/execution/status", {"action": "PAUSE"}, expect=400)
+    call(
+        client,
+        "PUT",
+        "/job/execution/status",
+        {"action": "EXPLODE", "projectName": "x"},
+        expect=400,
+    )
+    call(client, "POST", f"/job/execution/{missing}/pause", expect=404)
