@@ -222,3 +222,53 @@ def test_bulk_actions_report_each_execution(
         expect=400,
     )
     call(client, "POST", f"/job/execution/{missing}/pause", expect=404)
+
+
+def test_batch_execute_and_task_output(
+    client: FlaskClient, worker: WorkerProcess, sources: dict[str, int]
+) -> None:
+    good = create_job(
+        client,
+        "batch-good",
+        [
+            sub_job(
+                "a",
+                ("MEMORY", sources["MEMORY"], "gen"),
+                ("SQLITE", sources["SQLITE"], "bt"),
+                sources={"rows": 42},
+            )
+        ],
+    )
+    bad = create_job(
+        client,
+        "batch-bad",
+        [
+            sub_job(
+                "a",
+                ("MEMORY", sources["MEMORY"], "gen"),
+                ("SQLITE", sources["SQLITE"], "t_${nope}"),
+            )
+        ],
+    )
+    executions = ok(
+        client,
+        "POST",
+        "/job/execute",
+        {"jobIds": [good, bad, 999_999], "permitPartialFailures": True},
+    )["executions"]
+    assert [e["jobId"] for e in executions] == [good, bad, 999_999]
+    assert executions[0]["message"] == "submitted"
+    assert executions[1]["jobExecutionId"] is None and "nope" in executions[1]["message"]
+    assert "does not exist" in executions[2]["message"]
+    eid = executions[0]["jobExecutionId"]
+    wait_until_done(client, eid)
+    tid = tasks_by_name(client, eid)["a"]["taskId"]
+    output = ok(client, "GET", f"/task/execution/{tid}/output?jobExecutionId={eid}")
+    assert output["status"] == "Success" and output["attempts"] == 1
+    assert output["readRecords"] == output["writtenRecords"] == 42
+    assert output["sink"].startswith("sqlite datasource=") and output["sink"].endswith("table=bt")
+    assert output["error"] is None
+    call(client, "GET", f"/task/execution/{tid}/output", expect=400)
+    call(client, "GET", f"/task/execution/{tid}/output?jobExecutionId={uuid.uuid4()}", expect=404)
+    call(client, "POST", "/job/execute", {"jobIds": []}, expect=400)
+    call(client, "POST", "/job/execute", {"jobIds": ["1"]}, expect=400)

@@ -10,6 +10,8 @@ from flask_smorest import Blueprint
 from exchangis.api.common import current_user, envelope, runtime
 from exchangis.schemas.execution import (
     AllTaskStatusSchema,
+    BatchExecuteBodySchema,
+    BatchExecuteResultSchema,
     BulkControlBodySchema,
     BulkResultSchema,
     ControlResultSchema,
@@ -28,6 +30,8 @@ from exchangis.schemas.execution import (
     TaskListSchema,
     TaskLogQuerySchema,
     TaskMetricsResultSchema,
+    TaskOutputQuerySchema,
+    TaskOutputSchema,
 )
 from exchangis.services import control, history
 from exchangis.services import execution as service
@@ -149,3 +153,19 @@ def bulk_control(body: dict[str, Any]) -> ResponseReturnValue:
     """Apply PAUSE, RESUME, DISCARD or RESTART to executions by id or project."""
     results = control.bulk_control(runtime(), body, current_user())
     return envelope(BulkResultSchema().dump({"results": results}))
+
+
+@blp.route("/job/execute", methods=["POST"])
+@blp.arguments(BatchExecuteBodySchema)
+def execute_jobs(body: dict[str, Any]) -> ResponseReturnValue:
+    """Submit one execution for each of several jobs."""
+    results = service.submit_batch(runtime(), current_user(), body)
+    return envelope(BatchExecuteResultSchema().dump({"executions": results}))
+
+
+@blp.route("/task/execution/<int(max=2147483647):task_id>/output", methods=["GET"])
+@blp.arguments(TaskOutputQuerySchema, location="query")
+def task_output(query: dict[str, Any], task_id: int) -> ResponseReturnValue:
+    """A task's result summary."""
+    result = service.get_task_output(runtime(), task_id, query["job_execution_id"])
+    return envelope(TaskOutputSchema().dump(result))

@@ -304,3 +304,54 @@ class BulkResultSchema(BodySchema):
     """``data`` of PUT /job/execution/status."""
 
     results = fields.List(fields.Nested(BulkItemSchema))
+
+
+class TaskOutputQuerySchema(QuerySchema):
+    """Query of GET /task/execution/{taskId}/output."""
+
+    job_execution_id = fields.String(
+        data_key="jobExecutionId", required=True, validate=validate.Length(min=1, max=64)
+    )
+
+
+class TaskOutputSchema(BodySchema):
+    """``data`` of GET /task/execution/{taskId}/output: a task's result summary."""
+
+    task_id = fields.Integer(data_key="taskId")
+    name = fields.String()
+    status = fields.String()
+    attempts = fields.Integer()
+    read_records = fields.Integer(data_key="readRecords")
+    written_records = fields.Integer(data_key="writtenRecords")
+    error_records = fields.Integer(data_key="errorRecords")
+    bytes = fields.Integer()
+    elapsed_ms = fields.Integer(data_key="elapsedMs")
+    sink = fields.String()
+    error = fields.String(allow_none=True)
+
+
+class BatchExecuteBodySchema(BodySchema):
+    """Body of POST /job/execute: several jobs at once."""
+
+    job_ids = fields.List(
+        fields.Integer(strict=True, validate=validate.Range(min=1, max=2**31 - 1)),
+        data_key="jobIds",
+        required=True,
+        validate=validate.Length(min=1, max=100),
+    )
+    permit_partial_failures = fields.Boolean(data_key="permitPartialFailures", load_default=False)
+    labels = fields.Nested(LabelsSchema, load_default=dict)
+
+
+class BatchExecuteItemSchema(BodySchema):
+    """One job of a batch execute."""
+
+    job_id = fields.Integer(data_key="jobId")
+    job_execution_id = fields.String(data_key="jobExecutionId", allow_none=True)
+    message = fields.String()
+
+
+class BatchExecuteResultSchema(BodySchema):
+    """``data`` of POST /job/execute."""
+
+    executions = fields.List(fields.Nested(BatchExecuteItemSchema))

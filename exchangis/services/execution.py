@@ -14,7 +14,7 @@ from exchangis.engine import finalize
 from exchangis.engine.finalize import NOT_FINAL, epoch_ms, execution_progress, task_metrics
 from exchangis.engine.planner import plan_job
 from exchangis.engine.states import EXECUTION_FINAL, TASK_FINAL, ExecutionStatus, TaskStatus
-from exchangis.errors import ConflictError, NotFoundError, UnavailableError
+from exchangis.errors import ConflictError, InvalidInputError, NotFoundError, UnavailableError
 from exchangis.models import Job, JobExecution, TaskExecution
 from exchangis.runtime import Runtime
 from exchangis.services.job import check_endpoint
@@ -315,12 +315,50 @@ def kill_execution(rt: Runtime, eid: str, user: str) -> dict[str, Any]:
     return {"job_execution_id": eid, "status": ExecutionStatus.CANCELLED.value}
 
 
-def get_task_metrics(rt: Runtime, tid: int, eid: str) -> dict[str, Any]:
-    """T1: a task's metrics (zeros before it runs); the task must belong to ``eid``."""
+def _task_of(rt: Runtime, tid: int, eid: str) -> dict[str, Any]:
+    """Return a task of ``eid`` (live or durable); 404 when it belongs to another execution."""
     _, tasks = load_execution(rt, eid)
     task = next((t for t in tasks if t["id"] == str(tid)), None)
     if task is None:
         raise NotFoundError(f"task {tid} is not a task of job execution {eid}")
+    return task
+
+
+def get_task_output(rt: Runtime, tid: int, eid: str) -> dict[str, Any]:
+    """A task's result summary: records, sink location (no credentials), error, attempts."""
+    task = _task_of(rt, tid, eid)
+    m = task_metrics(task)
+    with rt.sessions() as session:
+        row = session.get(TaskExecution, tid)
+        sink = dict(row.plan["sink"]) if row is not None else {}
+    location = " ".join(
+        part
+        for part in (
+            sink.get("type", "").lower(),
+            f"datasource={sink.get('datasource_id')}",
+            f"db={sink['db']}" if sink.get("db") else "",
+            f"table={sink.get('table')}",
+        )
+        if part
+    )
+    return {
+        "task_id": tid,
+        "name": task.get("name", ""),
+        "status": task["status"],
+        "attempts": int(task.get("attempts") or 0),
+        "read_records": m["read_records"],
+        "written_records": m["written_records"],
+        "error_records": m["error_records"],
+        "bytes": m["bytes"],
+        "elapsed_ms": m["elapsed_ms"],
+        "sink": location,
+        "error": task.get("error") or None,
+    }
+
+
+def get_task_metrics(rt: Runtime, tid: int, eid: str) -> dict[str, Any]:
+    """T1: a task's metrics (zeros before it runs); the task must belong to ``eid``."""
+    task = _task_of(rt, tid, eid)
     m = task_metrics(task)
     return {
         "task": {
@@ -341,3 +379,20 @@ def get_task_metrics(rt: Runtime, tid: int, eid: str) -> dict[str, Any]:
             },
         }
     }
+
+
+def submit_batch(rt: Runtime, user: str, body: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Submit one execution per job id; a job that cannot be submitted says why."""
+    results = []
+    for job_id in dict.fromkeys(body["job_ids"]):
+        one = {
+            "permit_partial_failures": body.get("permit_partial_failures"),
+            "labels": body.get("labels") or {},
+        }
+        try:
+            eid: str | None = submit_execution(rt, job_id, user, one)
+            message = "submitted"
+        except (NotFoundError, InvalidInputError, UnavailableError) as exc:
+            eid, message = None, exc.message
+        results.append({"job_id": job_id, "job_execution_id": eid, "message": message})
+    return results
