@@ -272,3 +272,72 @@ def test_batch_execute_and_task_output(
     call(client, "GET", f"/task/execution/{tid}/output?jobExecutionId={uuid.uuid4()}", expect=404)
     call(client, "POST", "/job/execute", {"jobIds": []}, expect=400)
     call(client, "POST", "/job/execute", {"jobIds": ["1"]}, expect=400)
+
+
+def test_an_execution_over_its_timeout_ends_timeout_and_rolls_back(
+    client: FlaskClient,
+    worker: WorkerProcess,
+    sources: dict[str, int],
+    tables: dict[str, str],
+) -> None:
+    data.mysql_table(tables["my_src"], 2000)
+    data.postgres_table(tables["pg_dst"], 0)
+    job_id = int(
+        ok(
+            client,
+            "POST",
+            "/job",
+            {
+                "jobName": "bounded",
+                "jobParams": {"execution.timeout.seconds": 2},
+                "content": [
+                    sub_job(
+                        "slow",
+                        ("MYSQL", sources["MYSQL"], tables["my_src"]),
+                        ("POSTGRESQL", sources["POSTGRESQL"], tables["pg_dst"]),
+                        settings={"setting.speed.record": 200},
+                    ),
+                    sub_job(
+                        "queued",
+                        ("MEMORY", sources["MEMORY"], "gen"),
+                        ("SQLITE", sources["SQLITE"], "q"),
+                        sources={"rows": 10, "sleepPerBatch": 30},
+                    ),
+                    sub_job(
+                        "third",
+                        ("MEMORY", sources["MEMORY"], "gen"),
+                        ("SQLITE", sources["SQLITE"], "q3"),
+                        sources={"rows": 10},
+                    ),
+                ],
+            },
+            expect=201,
+        )["id"]
+    )
+    eid = execute(client, job_id, permit=True)
+    final = wait_until_done(client, eid, timeout=40)
+    assert final["status"] == "Timeout"
+    assert tasks_by_name(client, eid)["slow"]["status"] == "Timeout"
+    assert data.postgres_rows(tables["pg_dst"]) == []
+    assert "Execution timed out" in data_log(client, eid)
+    bad = int(
+        ok(
+            client,
+            "POST",
+            "/job",
+            {
+                "jobName": "badtimeout",
+                "jobParams": {"execution.timeout.seconds": "soon"},
+                "content": [
+                    sub_job(
+                        "a",
+                        ("MEMORY", sources["MEMORY"], "gen"),
+                        ("SQLITE", sources["SQLITE"], "x"),
+                    )
+                ],
+            },
+            expect=201,
+        )["id"]
+    )
+    reply = call(client, "POST", f"/job/{bad}/execute", {}, expect=400)
+    assert "execution.timeout.seconds" in reply["message"]

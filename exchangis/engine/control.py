@@ -16,6 +16,7 @@ from sqlalchemy import select
 from exchangis.engine import finalize
 from exchangis.engine.archive import execution_owner, task_owner
 from exchangis.engine.finalize import epoch_ms
+from exchangis.engine.planner import execution_timeout
 from exchangis.engine.states import EXECUTION_FINAL, TASK_FINAL, ExecutionStatus, TaskStatus
 from exchangis.errors import ConflictError, NotFoundError
 from exchangis.models import JobExecution, LogLine
@@ -139,6 +140,8 @@ def reopen(rt: Runtime, eid: str, rerun: list[int], reason: str) -> str:
     try:
         fields, tasks = _live_state_for(rt, eid, set(rerun))
         rt.store.create_execution(eid, fields, tasks, replace=True)
+        if fields.get("timeout_seconds"):  # a new run gets the whole time again
+            rt.store.set_deadline(eid, float(fields["timeout_seconds"]))
         _restore_log(rt, rt.keys.execution_log(eid), execution_owner(eid), rt.job_log(eid))
         for task in tasks:
             _restore_log(
@@ -189,6 +192,7 @@ def _live_state_for(
             "queue": row.queue,
             "permit_partial_failures": "1" if row.permit_partial_failures else "0",
             "create_time": epoch_ms(row.create_time),
+            "timeout_seconds": execution_timeout(row.job_params) or "",
             "n_final": len(kept),
             "n_logged": len(kept),
             f"n_{TaskStatus.SUCCESS}": len(kept),

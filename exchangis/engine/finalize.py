@@ -153,6 +153,7 @@ def complete(rt: Runtime, eid: str) -> None:
             return
     if execution.get("persisted"):
         return
+    rt.store.drop_deadline(eid)
     progress = execution_progress(tasks)
     rt.store.update_execution(eid, {"progress": progress})
     rt.store.mark_unpersisted(eid)

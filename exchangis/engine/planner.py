@@ -24,6 +24,31 @@ SETTING_KEYS: dict[str, str] = {
 """Sub-job setting keys (DataX/Exchangis names) and the plan field each one fills."""
 
 
+EXECUTION_TIMEOUT_PARAM = "execution.timeout.seconds"
+"""A ``jobParams`` entry that bounds a whole execution: past it the execution is ``Timeout``."""
+
+
+def execution_timeout(job_params: Mapping[str, Any]) -> float:
+    """Return the execution timeout in seconds from ``jobParams`` (0: none).
+
+    Raises:
+        InvalidInputError: the value is not a positive number.
+    """
+    value = job_params.get(EXECUTION_TIMEOUT_PARAM)
+    if value in (None, ""):
+        return 0.0
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        seconds = -1.0
+    if not 0 < seconds < 10**9:
+        raise InvalidInputError(
+            f"jobParams.{EXECUTION_TIMEOUT_PARAM}: must be a positive number of seconds",
+            errors={f"jobParams.{EXECUTION_TIMEOUT_PARAM}": ["must be a positive number"]},
+        )
+    return seconds
+
+
 def date_variables(now: datetime) -> dict[str, str]:
     """Return the built-in date variables for a submission at ``now``.
 

@@ -10,10 +10,13 @@ import logging
 import threading
 
 from exchangis.engine import finalize, retry
-from exchangis.engine.states import TaskStatus
+from exchangis.engine.states import ExecutionStatus, TaskStatus
 from exchangis.runtime import Runtime
 
 logger = logging.getLogger(__name__)
+
+STOPPING = {"kill": TaskStatus.CANCELLED, "timeout": TaskStatus.TIMEOUT}
+"""Control flags that stop tasks (and the status a task that had to be terminated ends in)."""
 
 
 def reap(rt: Runtime) -> list[int]:
@@ -24,6 +27,7 @@ def reap(rt: Runtime) -> list[int]:
         if _reap_task(rt, tid)
     ]
     _terminate_ignored_kills(rt)
+    _time_out_executions(rt)
     retry.send_due_retries(rt)
     for eid in rt.store.unpersisted():
         try:
@@ -41,8 +45,9 @@ def _reap_task(rt: Runtime, tid: int) -> bool:
     eid = task["execution_id"]
     execution = rt.store.execution(eid) or {}
     timeout = rt.settings.heartbeat_timeout_seconds
-    if execution.get("control") == "kill":
-        target, error = TaskStatus.CANCELLED, "stopped after a kill request (process ended)"
+    stopped = STOPPING.get(execution.get("control", ""))
+    if stopped is not None:
+        target, error = stopped, f"stopped after {execution['control']} (its process ended)"
     else:
         target = TaskStatus.UNDEFINED
         error = f"worker lost: no heartbeat for {timeout:g}s (last on {task.get('worker_info')})"
@@ -65,14 +70,34 @@ def _reap_task(rt: Runtime, tid: int) -> bool:
     return True
 
 
+def _time_out_executions(rt: Runtime) -> None:
+    """End executions past their deadline as Timeout and stop their tasks."""
+    for eid in rt.store.due_deadlines():
+        if not rt.store.drop_deadline(eid):
+            continue  # another reaper has it
+        move = rt.store.transition_execution(
+            eid,
+            ExecutionStatus.TIMEOUT,
+            sources=finalize.NOT_FINAL,
+            fields={"error": "execution timed out"},
+        )
+        if move.moved:
+            rt.job_log(eid).error(
+                "Execution timed out: stopping its tasks (queued ones are "
+                "cancelled, running ones stop as Timeout and roll back)"
+            )
+            finalize.cancel_remaining(rt, eid, "timeout")
+
+
 def _terminate_ignored_kills(rt: Runtime) -> None:
-    """Terminate the processes of Running tasks still going ``kill_grace_seconds`` after a kill."""
+    """Terminate the processes of Running tasks still going ``kill_grace_seconds`` after a kill
+    or an execution timeout."""
     grace_ms = rt.settings.kill_grace_seconds * 1000
     now = rt.store.now_ms()
     for tid in rt.store.stale_tasks(-1e9):  # every task with a heartbeat, i.e. Running
         task = rt.store.task(tid) or {}
         execution = rt.store.execution(task.get("execution_id", "")) or {}
-        if execution.get("control") != "kill" or not task.get("celery_id"):
+        if execution.get("control") not in STOPPING or not task.get("celery_id"):
             continue
         if now - int(execution.get("control_time") or now) < grace_ms:
             continue
@@ -83,7 +108,7 @@ def _terminate_ignored_kills(rt: Runtime) -> None:
                 rt.settings.kill_grace_seconds,
             )
             rt.task_log(tid, task["execution_id"]).warn(
-                "Task ignored the kill request: terminating its process"
+                f"Task ignored the {execution['control']} request: terminating its process"
             )
             rt.dispatcher.terminate([task["celery_id"]])
 

@@ -25,7 +25,11 @@ from exchangis.state.logs import LogWriter
 
 logger = logging.getLogger(__name__)
 
-CONTROL_OUTCOME = {"kill": TaskStatus.CANCELLED, "pause": TaskStatus.PAUSED}
+CONTROL_OUTCOME = {
+    "kill": TaskStatus.CANCELLED,
+    "pause": TaskStatus.PAUSED,
+    "timeout": TaskStatus.TIMEOUT,
+}
 
 
 class StopTransfer(Exception):  # noqa: N818 - a control-flow signal, not an error

@@ -12,7 +12,7 @@ from redis.exceptions import RedisError
 
 from exchangis.engine import finalize
 from exchangis.engine.finalize import NOT_FINAL, epoch_ms, execution_progress, task_metrics
-from exchangis.engine.planner import plan_job
+from exchangis.engine.planner import execution_timeout, plan_job
 from exchangis.engine.states import EXECUTION_FINAL, TASK_FINAL, ExecutionStatus, TaskStatus
 from exchangis.errors import ConflictError, InvalidInputError, NotFoundError, UnavailableError
 from exchangis.models import Job, JobExecution, TaskExecution
@@ -32,6 +32,7 @@ def submit_execution(rt: Runtime, job_id: int, user: str, body: Mapping[str, Any
             raise NotFoundError(f"job {job_id} does not exist")
         params = {**job.job_params, **body.get("job_params", {})}
         plans = plan_job(job.content, params, now, rt.settings.task_retries)
+        timeout = execution_timeout(params)
         for plan in plans:  # rendered names and paths are checked again
             for side in ("source", "sink"):
                 spec = getattr(plan, side)
@@ -91,6 +92,8 @@ def submit_execution(rt: Runtime, job_id: int, user: str, body: Mapping[str, Any
             "queue": execution.queue,
             "permit_partial_failures": "1" if execution.permit_partial_failures else "0",
         }
+        if timeout:
+            live["timeout_seconds"] = timeout
     # committed: now the live state, then the messages (ids only)
     try:
         _start(rt, eid, job_id, user, body, live, tasks)
@@ -113,6 +116,8 @@ def _start(
     tasks: list[tuple[int, str, str, int]],
 ) -> None:
     """Write the live state, then send one message per task (a task not queued is Failed)."""
+    if live.get("timeout_seconds"):
+        rt.store.set_deadline(eid, float(live["timeout_seconds"]))
     rt.store.create_execution(
         eid,
         live,

@@ -15,6 +15,7 @@ Layout (prefix ``exg:`` by default):
 - ``exg:task:<tid>:log:*``     the same keys for a task's log
 - ``exg:heartbeats``           sorted set: running task id → last heartbeat (Redis clock, s)
 - ``exg:retries``              sorted set: WaitForRetry task id → when to send it again
+- ``exg:deadlines``            sorted set: execution id → when it times out
 - ``exg:unpersisted``          set: completed executions whose SQL record is not written yet
 - ``exg:lock:<name>``          string: a short-lived lock (SET NX EX)
 """
@@ -74,6 +75,10 @@ class Keys:
     def retries(self) -> str:
         """Return the sorted-set key of tasks waiting to retry: task id → due time (Redis s)."""
         return f"{self.prefix}retries"
+
+    def deadlines(self) -> str:
+        """Return the sorted-set key of executions with a timeout: id → deadline (Redis s)."""
+        return f"{self.prefix}deadlines"
 
     def unpersisted(self) -> str:
         """Return the set key of completed executions still to be written to SQL."""

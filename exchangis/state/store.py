@@ -331,22 +331,40 @@ class StateStore:
         ids: list[str] = self.redis.zrangebyscore(self.keys.heartbeats(), "-inf", limit)  # type: ignore[assignment]
         return [int(i) for i in ids]
 
+    def _server_now(self) -> float:
+        seconds, micros = self.redis.time()
+        return int(seconds) + int(micros) / 1e6
+
+    def _schedule(self, key: str, member: str, delay_seconds: float) -> None:
+        self.redis.zadd(key, {member: self._server_now() + delay_seconds})
+
+    def _due(self, key: str) -> list[str]:
+        members: list[str] = self.redis.zrangebyscore(key, "-inf", self._server_now())  # type: ignore[assignment]
+        return members
+
     def schedule_retry(self, tid: int | str, delay_seconds: float) -> None:
         """Remember to send a WaitForRetry task again ``delay_seconds`` from now (Redis clock)."""
-        seconds, micros = self.redis.time()
-        due = int(seconds) + int(micros) / 1e6 + delay_seconds
-        self.redis.zadd(self.keys.retries(), {str(tid): due})
+        self._schedule(self.keys.retries(), str(tid), delay_seconds)
 
     def due_retries(self) -> list[int]:
         """Return the tasks whose retry is due."""
-        seconds, micros = self.redis.time()
-        now = int(seconds) + int(micros) / 1e6
-        ids: list[str] = self.redis.zrangebyscore(self.keys.retries(), "-inf", now)  # type: ignore[assignment]
-        return [int(i) for i in ids]
+        return [int(i) for i in self._due(self.keys.retries())]
 
     def drop_retry(self, tid: int | str) -> bool:
         """Forget a task's pending retry; True for the caller that removed it."""
         return bool(self.redis.zrem(self.keys.retries(), str(tid)))
+
+    def set_deadline(self, eid: str, seconds: float) -> None:
+        """Time the execution out ``seconds`` from now (Redis clock)."""
+        self._schedule(self.keys.deadlines(), eid, seconds)
+
+    def due_deadlines(self) -> list[str]:
+        """Return the executions whose deadline has passed."""
+        return self._due(self.keys.deadlines())
+
+    def drop_deadline(self, eid: str) -> bool:
+        """Forget an execution's deadline; True for the caller that removed it."""
+        return bool(self.redis.zrem(self.keys.deadlines(), eid))
 
     def expire_execution(self, eid: str, ttl_seconds: int) -> None:
         """Give an execution's live keys (hashes, lists, logs) a time to live."""
