@@ -81,7 +81,13 @@ class Runtime:
     @cached_property
     def store(self) -> StateStore:
         """Return the live-state store."""
-        return StateStore(self.redis, self.keys, RULES)
+        return StateStore(
+            self.redis,
+            self.keys,
+            RULES,
+            limits=(self.settings.max_running_tasks, self.settings.max_running_tasks_per_user),
+            stale_seconds=self.settings.heartbeat_timeout_seconds,
+        )
 
     @cached_property
     def registry(self) -> Registry:

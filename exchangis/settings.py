@@ -71,6 +71,12 @@ class Settings:
     enable_memory_connector: bool = False
     """Register the MEMORY fault-injection connector (tests only)."""
     worker_concurrency: int = 2
+    max_running_tasks: int = 0
+    """Most tasks running at once in total (0: no limit); others wait in Scheduled."""
+    max_running_tasks_per_user: int = 0
+    """Most tasks of one execute user running at once (0: no limit)."""
+    admission_retry_seconds: float = 2.0
+    """How long a task that found no free slot waits before it is offered again."""
 
     def broker(self) -> str:
         """Return the Celery broker URL."""

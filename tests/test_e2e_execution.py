@@ -539,7 +539,9 @@ def test_task_that_ignores_a_kill_is_terminated_after_the_grace_period(
         ],
     )
     eid = execute(client, job_id)
-    wait_for(lambda: tasks_by_name(client, eid)["stuck"]["status"] == "Running")
+    tid = wait_for(lambda: tasks_by_name(client, eid)["stuck"]["taskId"])
+    wait_for(lambda: "Columns:" in data_log(client, eid, tid))
+    time.sleep(0.5)  # past the check before the first batch: now it blocks in the source read
     ok(client, "POST", f"/job/execution/{eid}/kill")
     final = wait_until_done(client, eid, timeout=40)
     assert final["status"] == "Cancelled"

@@ -161,3 +161,23 @@ def test_mask_secrets_catches_password_shapes(text: str) -> None:
 
 def test_overlapping_secrets_are_masked_longest_first() -> None:
     assert mask_secrets("abcdef abc", ["abc", "abcdef"]) == "****** ******"
+
+
+def test_a_claim_waits_at_the_user_limit_and_stale_entries_do_not_count(rt: Runtime) -> None:
+    store = StateStore(rt.redis, rt.keys, rt.store.rules, limits=(0, 1), stale_seconds=30)
+    eid = str(uuid.uuid4())
+    base = abs(hash(eid)) % 10**9 * 10
+    store.create_execution(
+        eid, {"execute_user": f"u-{eid}"}, [{"id": base + i, "name": "t"} for i in range(2)]
+    )
+    user_key = rt.keys.running_user(f"u-{eid}")
+    rt.redis.zadd(user_key, {"dead-task": 1.0})  # a lost task's entry, long stale
+    for tid in (base, base + 1):
+        store.transition_task(tid, TaskStatus.SCHEDULED)
+    first = store.transition_task(base, TaskStatus.RUNNING, heartbeat="add")
+    assert first.moved
+    second = store.transition_task(base + 1, TaskStatus.RUNNING, heartbeat="add")
+    assert second.full and store.task(base + 1)["status"] == "Scheduled"  # type: ignore[index]
+    store.transition_task(base, TaskStatus.SUCCESS)  # frees the slot
+    assert store.transition_task(base + 1, TaskStatus.RUNNING, heartbeat="add").moved
+    rt.redis.delete(user_key)

@@ -57,9 +57,11 @@ class Dispatcher:
             return route
         return self.settings.task_queue
 
-    def send(self, task_id: int, celery_id: str, queue: str) -> None:
-        """Send one transfer task, passing its id only."""
-        self.app.send_task(RUN_TASK, args=[task_id], task_id=celery_id, queue=queue)
+    def send(self, task_id: int, celery_id: str, queue: str, countdown: float = 0) -> None:
+        """Send one transfer task, passing its id only (``countdown``: not before that)."""
+        self.app.send_task(
+            RUN_TASK, args=[task_id], task_id=celery_id, queue=queue, countdown=countdown or None
+        )
 
     def revoke(self, celery_ids: list[str]) -> None:
         """Revoke queued messages (the worker's claim refuses them anyway)."""

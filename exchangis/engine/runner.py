@@ -9,6 +9,7 @@ import socket
 import threading
 import time
 import traceback
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -78,17 +79,18 @@ def load_context(rt: Runtime, tid: int) -> TaskContext:
 class Heartbeat(threading.Thread):
     """Refresh a running task's heartbeat until stopped (a lost process stops refreshing)."""
 
-    def __init__(self, rt: Runtime, tid: int) -> None:
+    def __init__(self, rt: Runtime, tid: int, user: str) -> None:
         super().__init__(name=f"heartbeat-{tid}", daemon=True)
         self.rt = rt
         self.tid = tid
+        self.user = user
         self.stopped = threading.Event()
 
     def run(self) -> None:
         """Beat every ``heartbeat_seconds`` until stopped."""
         while not self.stopped.wait(self.rt.settings.heartbeat_seconds):
             try:
-                self.rt.store.heartbeat(self.tid)
+                self.rt.store.heartbeat(self.tid, self.user)
             except Exception:  # a Redis blip must not kill the transfer; the reaper judges
                 logger.warning("heartbeat failed task=%s", self.tid, exc_info=True)
 
@@ -201,6 +203,9 @@ class TaskRunner:
             },
             heartbeat="add",
         )
+        if claim.full:  # the running-task limits are reached: stay Scheduled, come back later
+            self._defer(eid, task)
+            return None
         if not claim.moved:
             logger.info("claim refused task=%s status=%s", self.tid, claim.previous)
             return None
@@ -216,7 +221,8 @@ class TaskRunner:
             f"Task {task.get('name', '')} (id {self.tid}) is Running, attempt {attempts}, on "
             f"{worker_info()}"
         )
-        heartbeat = Heartbeat(self.rt, self.tid)
+        user = (self.store.execution(eid) or {}).get("execute_user", "")
+        heartbeat = Heartbeat(self.rt, self.tid, user)
         heartbeat.start()
         try:
             status, error, meter = self._transfer(eid, task, attempts)
@@ -247,6 +253,22 @@ class TaskRunner:
         else:  # Paused: it rolled back and waits for a resume
             self.rt.job_log(eid).info(f"Task {task.get('name', '')} (id {self.tid}) is {status}")
         return status
+
+    def _defer(self, eid: str, task: dict[str, str]) -> None:
+        """Offer a Scheduled task again after ``admission_retry_seconds`` (a new message)."""
+        celery_id = str(uuid.uuid4())
+        self.store.update_task(self.tid, {"celery_id": celery_id})
+        queue = (self.store.execution(eid) or {}).get("queue") or self.rt.settings.task_queue
+        if self.store.first_time(eid, f"waited:{self.tid}"):
+            total, per_user = self.store.limits
+            self.rt.job_log(eid).info(
+                f"Task {task.get('name', '')} (id {self.tid}) waits in Scheduled for a free slot "
+                f"(at most {total or 'unlimited'} running tasks, {per_user or 'unlimited'} per "
+                "user)"
+            )
+        self.rt.dispatcher.send(
+            self.tid, celery_id, queue, countdown=self.rt.settings.admission_retry_seconds
+        )
 
     def _transfer(
         self, eid: str, task: dict[str, str], attempt: int

@@ -14,6 +14,7 @@ Layout (prefix ``exg:`` by default):
 - ``exg:task:<tid>``           hash: task status, progress, metrics, worker, times
 - ``exg:task:<tid>:log:*``     the same keys for a task's log
 - ``exg:heartbeats``           sorted set: running task id → last heartbeat (Redis clock, s)
+- ``exg:running:user:<user>`` sorted set: that execute user's running task id → heartbeat
 - ``exg:retries``              sorted set: WaitForRetry task id → when to send it again
 - ``exg:deadlines``            sorted set: execution id → when it times out
 - ``exg:unpersisted``          set: completed executions whose SQL record is not written yet
@@ -71,6 +72,10 @@ class Keys:
     def heartbeats(self) -> str:
         """Return the sorted-set key of running tasks' heartbeats."""
         return f"{self.prefix}heartbeats"
+
+    def running_user(self, user: str) -> str:
+        """Return the sorted-set key of one execute user's running tasks (id → heartbeat)."""
+        return f"{self.prefix}running:user:{user}"
 
     def retries(self) -> str:
         """Return the sorted-set key of tasks waiting to retry: task id → due time (Redis s)."""

@@ -12,10 +12,12 @@ from redis import Redis
 from exchangis.state.keys import Keys
 
 # KEYS[1] = the hash whose status moves; KEYS[2] = the execution hash that counts final tasks;
-# KEYS[3] = the heartbeat sorted set. ARGV: target, allowed sources ("," joined, with
-# leading/trailing ","), final flag, now, heartbeat action ("add" / "rem" / ""), member, the
-# number of expected field/value pairs, those pairs (all must match: e.g. the attempt), then
-# field/value pairs to set with the move. Returns {moved, previous, n_final, total}.
+# KEYS[3] = the heartbeat sorted set (running tasks); KEYS[4] = the execute user's running set.
+# ARGV: target, allowed sources ("," joined, with leading/trailing ","), final flag, now,
+# heartbeat action ("add|<total limit>|<user limit>|<heartbeat timeout>" / "rem" / ""), member,
+# the number of expected field/value pairs, those pairs (all must match: e.g. the attempt),
+# then field/value pairs to set with the move. Returns {moved, previous, n_final, total}; n_final
+# is -1 when a claim waits for a free slot (running tasks with fresh heartbeats at a limit).
 # The heartbeat moves with the status, so no crash between two commands can leave a Running
 # task that the reaper cannot see.
 _TRANSITION = """
@@ -28,12 +30,29 @@ local first = 8 + 2 * tonumber(ARGV[7])
 for i = 8, first - 1, 2 do
   if redis.call('HGET', KEYS[1], ARGV[i]) ~= ARGV[i + 1] then return {0, current, 0, 0} end
 end
+local action = ARGV[5]
+if string.sub(action, 1, 3) == 'add' then
+  -- admission: a claim waits while the running tasks (fresh heartbeats) reach a limit
+  local limits = {}
+  for part in string.gmatch(action, '[^|]+') do table.insert(limits, part) end
+  action = 'add'
+  local since = tonumber(redis.call('TIME')[1]) - tonumber(limits[4] or '0')
+  for i, key in ipairs({KEYS[3], KEYS[4]}) do
+    local limit = tonumber(limits[i + 1] or '0')
+    if limit > 0 and redis.call('ZCOUNT', key, since, '+inf') >= limit then
+      return {0, current, -1, 0}
+    end
+  end
+end
 redis.call('HSET', KEYS[1], 'status', ARGV[1], 'last_update_time', ARGV[4])
 for i = first, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
-if ARGV[5] == 'add' then
-  redis.call('ZADD', KEYS[3], redis.call('TIME')[1], ARGV[6])
-elseif ARGV[5] == 'rem' then
+if action == 'add' then
+  local now = redis.call('TIME')[1]
+  redis.call('ZADD', KEYS[3], now, ARGV[6])
+  redis.call('ZADD', KEYS[4], now, ARGV[6])
+elseif action == 'rem' then
   redis.call('ZREM', KEYS[3], ARGV[6])
+  redis.call('ZREM', KEYS[4], ARGV[6])
 end
 local n_final, total = 0, 0
 if ARGV[3] == '1' and KEYS[2] ~= KEYS[1] then
@@ -45,7 +64,11 @@ return {1, current, n_final, total}
 """
 
 
-_HEARTBEAT = "return redis.call('ZADD', KEYS[1], redis.call('TIME')[1], ARGV[1])"
+_HEARTBEAT = """
+local now = redis.call('TIME')[1]
+redis.call('ZADD', KEYS[2], now, ARGV[1])
+return redis.call('ZADD', KEYS[1], now, ARGV[1])
+"""
 
 
 @dataclass(frozen=True)
@@ -70,6 +93,11 @@ class Transition:
     total: int = 0
 
     @property
+    def full(self) -> bool:
+        """Return True when a claim was refused because the running-task limits are reached."""
+        return not self.moved and self.final_count == -1
+
+    @property
     def last(self) -> bool:
         """Return True when this move made the execution's last task final."""
         return self.moved and self.total > 0 and self.final_count == self.total
@@ -87,11 +115,22 @@ class StateStore:
     """Read and change the live state; every status change goes through ``transition_*``."""
 
     def __init__(
-        self, redis: Redis, keys: Keys, rules: Rules, clock: Callable[[], float] = time.time
+        self,
+        redis: Redis,
+        keys: Keys,
+        rules: Rules,
+        clock: Callable[[], float] = time.time,
+        *,
+        limits: tuple[int, int] = (0, 0),
+        stale_seconds: float = 30.0,
     ) -> None:
         self.redis = redis
         self.keys = keys
         self.rules = rules
+        self.limits = limits
+        """Most running tasks in total and per execute user (0: no limit)."""
+        self.stale_seconds = stale_seconds
+        """A running task whose heartbeat is older than this no longer counts for the limits."""
         self.clock = clock
         self._transition = redis.register_script(_TRANSITION)
         self._heartbeat = redis.register_script(_HEARTBEAT)
@@ -201,11 +240,14 @@ class StateStore:
         task_key = self.keys.task(tid)
         eid = self.redis.hget(task_key, "execution_id")
         exec_key = self.keys.execution(str(eid)) if eid else task_key
+        user = self.redis.hget(exec_key, "execute_user") if eid else None
         final = target in self.rules.task_final
         action = "rem" if final else heartbeat
-        return self._run(
-            [task_key, exec_key], target, allowed, final, fields, action, str(tid), expect
-        )
+        if action == "add":
+            total, per_user = self.limits
+            action = f"add|{total}|{per_user}|{int(self.stale_seconds)}"
+        keys = [task_key, exec_key, self.keys.heartbeats(), self.keys.running_user(str(user))]
+        return self._run(keys, target, allowed, final, fields, action, str(tid), expect)
 
     def transition_execution(
         self,
@@ -223,7 +265,8 @@ class StateStore:
         extra = dict(fields or {})
         if target in self.rules.execution_final:
             extra.setdefault("completed_time", self.now_ms())
-        return self._run([key, key], target, allowed, False, extra, "", "", None)
+        keys = [key, key, self.keys.heartbeats(), self.keys.heartbeats()]
+        return self._run(keys, target, allowed, False, extra, "", "", None)
 
     def _run(
         self,
@@ -248,9 +291,7 @@ class StateStore:
             *_flat(expect),
             *_flat(fields),
         ]
-        moved, previous, n_final, total = self._transition(
-            keys=[*keys, self.keys.heartbeats()], args=args
-        )
+        moved, previous, n_final, total = self._transition(keys=keys, args=args)
         return Transition(bool(moved), previous or None, int(n_final), int(total))
 
     # -- control, progress, heartbeats -------------------------------------------------------
@@ -316,9 +357,11 @@ class StateStore:
         members: set[str] = self.redis.smembers(self.keys.unpersisted())  # type: ignore[assignment]
         return sorted(members)
 
-    def heartbeat(self, tid: int | str) -> None:
+    def heartbeat(self, tid: int | str, user: str) -> None:
         """Record that a running task is alive now (scored by the Redis server's clock)."""
-        self._heartbeat(keys=[self.keys.heartbeats()], args=[str(tid)])
+        self._heartbeat(
+            keys=[self.keys.heartbeats(), self.keys.running_user(user)], args=[str(tid)]
+        )
 
     def drop_heartbeat(self, tid: int | str) -> None:
         """Forget a task's heartbeat (it is no longer running)."""
