@@ -39,12 +39,37 @@ def cmd_api(_: argparse.Namespace) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    """Run one Celery worker (the reaper runs in its main process)."""
-    from workers.celery_app import create_celery, worker_argv
+    """Run one Celery worker, and start it again whenever it dies on its own.
 
-    settings = load_settings()
-    create_celery(settings).worker_main(worker_argv(settings, args.extra))
-    return 0
+    The worker (whose main process also runs the reaper) is a child process: a worker that
+    crashes (an OOM kill, a broker library failing on reconnection) is replaced after a second,
+    so queued tasks never wait for an operator. SIGTERM/SIGINT stop it for good.
+    """
+    if args.child:
+        from workers.celery_app import create_celery, worker_argv
+
+        settings = load_settings()
+        create_celery(settings).worker_main(worker_argv(settings, args.extra))
+        return 0
+    stopping = False
+    child: subprocess.Popen[bytes] | None = None
+
+    def stop(signum: int, _frame: FrameType | None) -> None:
+        nonlocal stopping
+        stopping = True
+        if child is not None and child.poll() is None:
+            child.send_signal(signum)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    command = [sys.executable, "-m", "exchangis.cli", "worker", "--child", *args.extra]
+    while True:
+        child = subprocess.Popen(command)
+        code = child.wait()
+        if stopping:
+            return 0
+        logger.error("worker exited with code %s: starting a new one", code)
+        time.sleep(1)
 
 
 def cmd_reap(_: argparse.Namespace) -> int:
@@ -144,7 +169,8 @@ def main(argv: list[str] | None = None) -> int:
         func=cmd_db_upgrade
     )
     sub.add_parser("api", help="serve the HTTP API").set_defaults(func=cmd_api)
-    worker = sub.add_parser("worker", help="run a Celery worker")
+    worker = sub.add_parser("worker", help="run a Celery worker (restarted if it dies)")
+    worker.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     worker.add_argument("extra", nargs="*", help="extra celery worker options")
     worker.set_defaults(func=cmd_worker)
     sub.add_parser("reap", help="one reaper pass").set_defaults(func=cmd_reap)

@@ -28,7 +28,10 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "accept_content": ["json"],
         "result_expires": 3600,
         "worker_prefetch_multiplier": 1,
-        "worker_cancel_long_running_tasks_on_connection_loss": True,
+        # Off on purpose: with it on, this Celery/kombu crashes the worker when the Redis
+        # broker comes back ("Unrecoverable error ... 'hostname'"), and a task redelivered
+        # after a connection loss is harmless here (its claim token refuses the duplicate).
+        "worker_cancel_long_running_tasks_on_connection_loss": False,
         "worker_hijack_root_logger": False,
         "worker_concurrency": settings.worker_concurrency,
         "timezone": settings.timezone,

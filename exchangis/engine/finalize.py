@@ -17,7 +17,7 @@ from exchangis.engine.states import (
     ExecutionStatus,
     TaskStatus,
 )
-from exchangis.models import JobExecution
+from exchangis.models import JobExecution, TaskExecution
 from exchangis.runtime import Runtime
 
 logger = logging.getLogger(__name__)
@@ -35,6 +35,7 @@ EARLIER = {
 
 def task_finished(rt: Runtime, eid: str, tid: int, status: TaskStatus, error: str | None) -> None:
     """React to one task reaching a final status (called once per final move, after it)."""
+    persist_task(rt, tid)
     log = rt.job_log(eid)
     name = (rt.store.task(tid) or {}).get("name", str(tid))
     line = f"Task {name} (id {tid}) is {status}" + (f": {error}" if error else "")
@@ -98,6 +99,7 @@ def cancel_remaining(rt: Runtime, eid: str, control: str) -> None:
             continue
         if task.get("celery_id"):
             revoke.append(task["celery_id"])
+        persist_task(rt, tid)
         rt.job_log(eid).warn(f"Task {task.get('name')} (id {tid}) is Cancelled before it ran")
         _final_logged(rt, eid)
     try:
@@ -251,17 +253,28 @@ def persist(
         row.execute_node = ",".join(sorted(h for h in hosts if h)) or None
         for task_row in row.tasks:
             live = by_id.get(task_row.id)
-            if live is None:
-                continue
-            task_row.status = live["status"]
-            task_row.progress = (
-                1.0 if live["status"] == TaskStatus.SUCCESS else float(live.get("progress") or 0)
-            )
-            task_row.error = live.get("error") or None
-            task_row.worker_info = live.get("worker_info") or None
-            task_row.attempts = int(live.get("attempts") or 0)
-            task_row.metrics = task_metrics(live)
-            task_row.launch_time = _time(live.get("launch_time"))
-            task_row.last_update_time = (
-                _time(live.get("last_update_time")) or task_row.last_update_time
-            )
+            if live is not None:
+                _copy_task(task_row, live)
+
+
+def _copy_task(row: TaskExecution, live: dict[str, str]) -> None:
+    """Copy a task's live state onto its row."""
+    row.status = live["status"]
+    row.progress = 1.0 if live["status"] == TaskStatus.SUCCESS else float(live.get("progress") or 0)
+    row.error = live.get("error") or None
+    row.worker_info = live.get("worker_info") or None
+    row.attempts = int(live.get("attempts") or 0)
+    row.metrics = task_metrics(live)
+    row.launch_time = _time(live.get("launch_time"))
+    row.last_update_time = _time(live.get("last_update_time")) or row.last_update_time
+
+
+def persist_task(rt: Runtime, tid: int) -> None:
+    """Write one task's final state to its row as soon as it ends (a Redis loss keeps it)."""
+    live = rt.store.task(tid)
+    if live is None:
+        return
+    with rt.sessions.begin() as session:
+        row = session.get(TaskExecution, tid)
+        if row is not None:
+            _copy_task(row, live)

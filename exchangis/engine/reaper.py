@@ -9,8 +9,12 @@ from __future__ import annotations
 import logging
 import threading
 
-from exchangis.engine import finalize, retry
+from sqlalchemy import select
+
+from exchangis.engine import control, finalize, retry
 from exchangis.engine.states import ExecutionStatus, TaskStatus
+from exchangis.errors import ExchangisError
+from exchangis.models import JobExecution
 from exchangis.runtime import Runtime
 
 logger = logging.getLogger(__name__)
@@ -20,7 +24,18 @@ STOPPING = {"kill": TaskStatus.CANCELLED, "timeout": TaskStatus.TIMEOUT}
 
 
 def reap(rt: Runtime) -> list[int]:
-    """Run one pass (idempotent; any number of reapers may run). Return the task ids moved."""
+    """Run one pass; one reaper at a time does (a short leader lock), and every step is
+    idempotent besides. Return the task ids moved."""
+    if not rt.store.lock("reaper", max(1, int(rt.settings.reaper_interval_seconds * 3))):
+        return []
+    try:
+        return _pass(rt)
+    finally:
+        rt.store.unlock("reaper")
+
+
+def _pass(rt: Runtime) -> list[int]:
+    _recover_lost_executions(rt)
     moved = [
         tid
         for tid in rt.store.stale_tasks(rt.settings.heartbeat_timeout_seconds)
@@ -51,7 +66,7 @@ def _reap_task(rt: Runtime, tid: int) -> bool:
     else:
         target = TaskStatus.UNDEFINED
         error = f"worker lost: no heartbeat for {timeout:g}s (last on {task.get('worker_info')})"
-        if retry.try_retry(rt, eid, tid, int(task.get("attempts") or 1), error):
+        if retry.try_retry(rt, eid, tid, task.get("claim", ""), error):
             rt.task_log(tid, eid).error(f"Attempt lost: {error}")
             return True
     move = rt.store.transition_task(
@@ -59,7 +74,7 @@ def _reap_task(rt: Runtime, tid: int) -> bool:
         target,
         sources={TaskStatus.RUNNING},
         fields={"error": error},
-        expect={"attempts": task.get("attempts", "")},
+        expect={"claim": task.get("claim", "")},
     )
     if not move.moved:
         rt.store.drop_heartbeat(tid)
@@ -68,6 +83,37 @@ def _reap_task(rt: Runtime, tid: int) -> bool:
     rt.task_log(tid, eid).error(f"Task is {target}: {error}")
     finalize.task_finished(rt, eid, tid, target, error)
     return True
+
+
+RECOVERY_BATCH = 100
+
+
+def _recover_lost_executions(rt: Runtime) -> None:
+    """Start again executions that SQL says are running but Redis no longer knows (it lost its
+    data): the tasks that had not succeeded run again; the others keep their result."""
+    with rt.sessions() as session:
+        ids = session.scalars(
+            select(JobExecution.id)
+            .where(JobExecution.status.in_([ExecutionStatus.SCHEDULED, ExecutionStatus.RUNNING]))
+            .order_by(JobExecution.create_time.desc())
+            .limit(RECOVERY_BATCH)
+        ).all()
+    known = rt.redis.pipeline(transaction=False)
+    for eid in ids:
+        known.exists(rt.keys.execution(eid))
+    for eid, live in zip(ids, known.execute(), strict=True):
+        if live:
+            continue
+        with rt.sessions() as session:
+            row = session.get(JobExecution, eid)
+            rerun = [t.id for t in row.tasks if t.status != TaskStatus.SUCCESS] if row else []
+        if not rerun:
+            continue
+        logger.warning("execution=%s lost its live state: starting its unfinished tasks again", eid)
+        try:
+            control.reopen(rt, eid, rerun, "Live state lost (Redis restarted?)")
+        except ExchangisError as exc:
+            logger.warning("recovering execution=%s failed: %s", eid, exc.message)
 
 
 def _time_out_executions(rt: Runtime) -> None:

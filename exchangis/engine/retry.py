@@ -29,16 +29,17 @@ def try_retry(
     rt: Runtime,
     eid: str,
     tid: int,
-    attempts: int,
+    claim: str,
     error: str,
     fields: dict[str, Any] | None = None,
 ) -> bool:
-    """Move a task Running its attempt ``attempts`` to ``WaitForRetry`` if attempts are left.
+    """Move a task Running the attempt ``claim`` to ``WaitForRetry`` if attempts are left.
 
     False when none are left (or the attempt is no longer the current one): the caller then
     ends the task as it would have without retries.
     """
     task = rt.store.task(tid) or {}
+    attempts = int(task.get("attempts") or 1)
     allowed = int(task.get("max_attempts") or 1)
     if attempts >= allowed or (rt.store.execution(eid) or {}).get("control"):
         return False
@@ -49,7 +50,7 @@ def try_retry(
         sources={TaskStatus.RUNNING},
         fields={**(fields or {}), "error": error},
         heartbeat="rem",
-        expect={"attempts": attempts},
+        expect={"claim": claim},
     )
     if not move.moved:
         return False

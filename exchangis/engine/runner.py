@@ -36,10 +36,12 @@ CONTROL_OUTCOME = {
 class StopTransfer(Exception):  # noqa: N818 - a control-flow signal, not an error
     """Raised inside the loop to stop with a given final status."""
 
-    def __init__(self, status: TaskStatus, reason: str) -> None:
+    def __init__(self, status: TaskStatus, reason: str, *, lost: bool = False) -> None:
         super().__init__(reason)
         self.status = status
         self.reason = reason
+        self.lost = lost
+        """The attempt is no longer the task's current one: it must not move the task."""
 
 
 @dataclass
@@ -180,7 +182,8 @@ class TaskRunner:
         self.rt = rt
         self.tid = tid
         self.store = rt.store
-        self.attempt = 0
+        self.claim = ""
+        self.lost = False
 
     def run(self) -> TaskStatus | None:
         """Claim and run the task; return its final status, or None when the claim failed."""
@@ -190,7 +193,7 @@ class TaskRunner:
             return None
         eid = task["execution_id"]
         attempts = int(task.get("attempts") or 0) + 1
-        self.attempt = attempts
+        self.claim = uuid.uuid4().hex  # this attempt's token: every later move must match it
         claim = self.store.transition_task(
             self.tid,
             TaskStatus.RUNNING,
@@ -199,6 +202,7 @@ class TaskRunner:
                 "launch_time": self.store.now_ms(),
                 "worker_info": worker_info(),
                 "attempts": attempts,
+                "claim": self.claim,
                 "error": "",
             },
             heartbeat="add",
@@ -228,10 +232,13 @@ class TaskRunner:
             status, error, meter = self._transfer(eid, task, attempts)
         finally:
             heartbeat.stop()  # the final move below ends the heartbeat; a crash leaves it stale
+        if self.lost:  # a reaper or a recovery took the task over: leave it to them
+            logger.info("task=%s attempt lost its claim: %s", self.tid, error)
+            return None
         fields: dict[str, Any] = {"error": error or "", **meter.fields()}
         if status is TaskStatus.WAIT_FOR_RETRY:  # a transient failure: retry if attempts are left
             fields["progress"] = 0
-            if retry.try_retry(self.rt, eid, self.tid, attempts, error or "", fields):
+            if retry.try_retry(self.rt, eid, self.tid, self.claim, error or "", fields):
                 return status
             status = TaskStatus.FAILED
         if status is TaskStatus.SUCCESS:
@@ -243,7 +250,7 @@ class TaskRunner:
             status,
             sources={TaskStatus.RUNNING},
             fields=fields,
-            expect={"attempts": attempts},
+            expect={"claim": self.claim},
         )
         if not done.moved:
             logger.warning("task=%s could not move to %s: now %s", self.tid, status, done.previous)
@@ -317,6 +324,7 @@ class TaskRunner:
         except StopTransfer as stop:
             self._rollback(sink, log)
             log.warn(f"Task {name} stopped: {stop.reason}; the sink was rolled back")
+            self.lost = stop.lost
             return stop.status, stop.reason, meter
         except ExchangisError as exc:  # connector and input errors carry safe messages
             self._rollback(sink, log)
@@ -349,11 +357,12 @@ class TaskRunner:
             log.error(f"rollback failed: {type(exc).__name__}: {exc}")
 
     def _check(self, eid: str, meter: Meter, timeout: float) -> None:
-        control, status, attempt = self.store.control_and_status(eid, self.tid)
-        if status != TaskStatus.RUNNING or attempt != str(self.attempt):
+        control, status, claim = self.store.control_and_status(eid, self.tid)
+        if status != TaskStatus.RUNNING or claim != self.claim:
             raise StopTransfer(
-                TaskStatus(status) if status else TaskStatus.UNDEFINED,
-                f"the task is {status or 'gone'} (taken as lost)",
+                TaskStatus.UNDEFINED,
+                f"this attempt is no longer the task's (it is {status or 'gone'} now)",
+                lost=True,
             )
         if control in CONTROL_OUTCOME:
             raise StopTransfer(CONTROL_OUTCOME[control], f"execution {control} requested")

@@ -219,8 +219,12 @@ def load_execution(rt: Runtime, eid: str) -> tuple[dict[str, Any], list[dict[str
 
 
 def _completed(execution: Mapping[str, Any], tasks: list[dict[str, Any]]) -> bool:
-    return execution.get("status") in EXECUTION_FINAL and all(
-        t.get("status") in TASK_FINAL for t in tasks
+    """Return True once the execution and its tasks are final and its record is written (so
+    its logs are complete, and delete, resume and restart accept it)."""
+    return (
+        execution.get("status") in EXECUTION_FINAL
+        and all(t.get("status") in TASK_FINAL for t in tasks)
+        and bool(execution.get("persisted"))
     )
 
 

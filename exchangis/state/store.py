@@ -231,7 +231,7 @@ class StateStore:
 
         ``sources`` narrows the allowed previous statuses (a compare-and-set); it can never
         widen the transition table. ``expect`` adds fields that must hold their values (e.g.
-        ``attempts``: a stale attempt cannot move a newer one). ``heartbeat`` = ``add`` starts
+        ``claim``: a stale attempt cannot move a newer one). ``heartbeat`` = ``add`` starts
         the task's heartbeat with the move, ``rem`` ends it; a final move always ends it.
         """
         allowed = self.rules.task_sources(target)
@@ -302,12 +302,13 @@ class StateStore:
         )
 
     def control_and_status(self, eid: str, tid: int | str) -> tuple[str, str, str]:
-        """Return the execution's control flag, the task's status and attempt, in one trip."""
+        """Return the execution's control flag, the task's status and the claim token of its
+        current attempt, in one round trip."""
         pipe = self.redis.pipeline(transaction=False)
         pipe.hget(self.keys.execution(eid), "control")
-        pipe.hmget(self.keys.task(tid), ["status", "attempts"])
-        control, (status, attempts) = pipe.execute()
-        return str(control or ""), str(status or ""), str(attempts or "")
+        pipe.hmget(self.keys.task(tid), ["status", "claim"])
+        control, (status, claim) = pipe.execute()
+        return str(control or ""), str(status or ""), str(claim or "")
 
     def update_task(self, tid: int | str, fields: Mapping[str, Any]) -> None:
         """Set progress/metric fields of a task (not its status)."""

@@ -1,0 +1,103 @@
+"""Redis restarted (its data lost) mid-run: the execution still finishes, rows exact."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask.testing import FlaskClient
+
+from exchangis.app import create_app
+from exchangis.embedded import EmbeddedRedis, free_port
+from exchangis.settings import Settings
+from tests.conftest import WorkerProcess
+from tests.helpers import API, create_job, datasource, execute, sub_job
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+def private(
+    migrated: Settings, tmp_path: Path
+) -> Iterator[tuple[FlaskClient, EmbeddedRedis, Settings]]:
+    """An API and a worker on a Redis of their own, which the test may restart."""
+    port = free_port()
+    redis = EmbeddedRedis(tmp_path / "redis-1", port)
+    redis.start()
+    settings = migrated.with_overrides(
+        {
+            "redis_url": redis.url,
+            "redis_prefix": f"exgloss-{uuid.uuid4().hex[:6]}:",
+            "task_queue": f"loss-{uuid.uuid4().hex[:6]}",
+            "queues": (),
+        }
+    )
+    process = WorkerProcess(settings, tmp_path)
+    process.start()
+    try:
+        yield create_app(settings).test_client(), redis, settings
+    finally:
+        process.stop()
+        redis.stop()
+
+
+def _status(client: FlaskClient, eid: str) -> dict[str, Any] | None:
+    response = client.get(f"{API}/job/execution/{eid}/status")
+    return response.get_json()["data"] if response.status_code == 200 else None
+
+
+def test_an_execution_survives_a_redis_restart_that_lost_everything(
+    private: tuple[FlaskClient, EmbeddedRedis, Settings], tmp_path: Path
+) -> None:
+    client, redis, _ = private
+    memory = datasource(client, "mem-loss", "MEMORY", {})
+    lite = datasource(client, "lite-loss", "SQLITE", {"path": str(tmp_path / "loss.db")})
+    job_id = create_job(
+        client,
+        "survivor",
+        [
+            sub_job(
+                "fast", ("MEMORY", memory, "gen"), ("SQLITE", lite, "fast"), sources={"rows": 10}
+            ),
+            sub_job(
+                "slow",
+                ("MEMORY", memory, "gen"),
+                ("SQLITE", lite, "slow"),
+                sources={"rows": 60, "batchSize": 5, "sleepPerBatch": 0.5},
+            ),
+        ],
+    )
+    eid = execute(client, job_id, permit=True)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:  # until the slow task has moved some rows
+        tasks = client.get(f"{API}/job/execution/{eid}/tasklist").get_json()["data"]["tasks"]
+        slow = tasks[1]
+        metrics = client.post(
+            f"{API}/task/execution/{slow['taskId']}/metrics", json={"jobExecutionId": eid}
+        ).get_json()["data"]
+        if slow["status"] == "Running" and metrics["task"]["metrics"]["readRecords"] > 0:
+            break
+        time.sleep(0.05)
+    else:
+        raise AssertionError("the slow task never got going")
+    redis.stop()  # everything in Redis is gone: live state, logs, queued messages
+    EmbeddedRedis(tmp_path / "redis-2", redis.port).start()
+    final = None
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        final = _status(client, eid)
+        if final and final["allTaskStatus"]:
+            break
+        time.sleep(0.2)
+    assert final == {"status": "Success", "progress": 1.0, "allTaskStatus": True}
+    with sqlite3.connect(tmp_path / "loss.db") as conn:
+        assert conn.execute("SELECT count(*) FROM fast").fetchone()[0] == 10
+        assert conn.execute("SELECT count(*), count(DISTINCT id) FROM slow").fetchone() == (60, 60)
+    log = client.get(f"{API}/job/execution/{eid}/log?pageSize=500").get_json()["data"]
+    assert "Live state lost" in log["logs"]["all"]
+    assert log["isEnd"] is True
