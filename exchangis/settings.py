@@ -50,6 +50,9 @@ class Settings:
     heartbeat_timeout_seconds: float = 30.0
     """A running task whose heartbeat is older than this is taken as lost by the reaper."""
     reaper_interval_seconds: float = 10.0
+    resend_after_seconds: float = 600.0
+    """A task still Scheduled (or Inited) this long is sent again: its message may be lost
+    (a duplicate is harmless: the claim refuses it)."""
     kill_grace_seconds: float = 30.0
     """A task still running this long after a kill has its worker process terminated."""
     progress_interval_seconds: float = 1.0

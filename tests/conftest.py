@@ -48,6 +48,7 @@ def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
             "reaper_interval_seconds": 0.5,
             "kill_grace_seconds": 2,
             "retry_backoff_seconds": 0.2,
+            "resend_after_seconds": 3,
             "progress_interval_seconds": 0.2,
             "enable_memory_connector": True,
             "worker_concurrency": 2,

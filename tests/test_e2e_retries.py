@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import uuid
 from typing import Any
 
 import pytest
@@ -162,3 +163,32 @@ def test_retries_run_out_and_terminal_errors_never_retry(
     assert rt.store.task(tasks["down"]["taskId"])["attempts"] == "2"
     assert rt.store.task(tasks["violates"]["taskId"])["attempts"] == "1"
     assert data.postgres_rows(tables["pg_dst"]) == []
+
+
+def test_a_task_whose_message_was_lost_is_sent_again(
+    client: FlaskClient, worker: WorkerProcess, sources: dict[str, int], rt: Any
+) -> None:
+    from redis import Redis
+
+    from exchangis.runtime import Runtime
+    from exchangis.services import execution
+
+    lost_queue = f"nowhere-{uuid.uuid4().hex[:6]}"  # no worker listens: the messages are lost
+    sender = Runtime(rt.settings.with_overrides({"task_queue": lost_queue}))
+    job_id = create_job(
+        client,
+        "lost-message",
+        [
+            sub_job(
+                "a",
+                ("MEMORY", sources["MEMORY"], "gen"),
+                ("SQLITE", sources["SQLITE"], "lm"),
+                sources={"rows": 20},
+            )
+        ],
+    )
+    eid = execution.submit_execution(sender, job_id, "admin", {})
+    rt.store.update_execution(eid, {"queue": rt.settings.task_queue})  # where workers listen
+    assert wait_until_done(client, eid, timeout=60)["status"] == "Success"
+    Redis.from_url(rt.settings.broker()).delete(lost_queue)
+    sender.close()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import uuid
 
 from sqlalchemy import select
 
@@ -36,6 +37,7 @@ def reap(rt: Runtime) -> list[int]:
 
 def _pass(rt: Runtime) -> list[int]:
     _recover_lost_executions(rt)
+    _resend_waiting_tasks(rt)
     moved = [
         tid
         for tid in rt.store.stale_tasks(rt.settings.heartbeat_timeout_seconds)
@@ -88,16 +90,58 @@ def _reap_task(rt: Runtime, tid: int) -> bool:
 RECOVERY_BATCH = 100
 
 
+def _running_in_sql(rt: Runtime) -> list[str]:
+    """Return the newest executions that SQL records as Scheduled or Running."""
+    with rt.sessions() as session:
+        return list(
+            session.scalars(
+                select(JobExecution.id)
+                .where(
+                    JobExecution.status.in_([ExecutionStatus.SCHEDULED, ExecutionStatus.RUNNING])
+                )
+                .order_by(JobExecution.create_time.desc())
+                .limit(RECOVERY_BATCH)
+            )
+        )
+
+
+def _resend_waiting_tasks(rt: Runtime) -> None:
+    """Send again tasks left Scheduled or Inited for ``resend_after_seconds``: their message may
+    be lost (an API that died before sending, a broker that dropped it). A duplicate is refused
+    by the claim, so sending one too many costs nothing."""
+    limit_ms = rt.store.now_ms() - int(rt.settings.resend_after_seconds * 1000)
+    for eid in _running_in_sql(rt):
+        execution = rt.store.execution(eid)
+        if execution is None or execution.get("control"):
+            continue
+        queue = execution.get("queue") or rt.settings.task_queue
+        for task in rt.store.tasks(eid):
+            if task["status"] not in (TaskStatus.SCHEDULED, TaskStatus.INITED):
+                continue
+            if int(task.get("last_update_time") or 0) > limit_ms:
+                continue
+            tid, celery_id = int(task["id"]), str(uuid.uuid4())
+            if task["status"] == TaskStatus.INITED:
+                move = rt.store.transition_task(
+                    tid,
+                    TaskStatus.SCHEDULED,
+                    sources={TaskStatus.INITED},
+                    fields={"celery_id": celery_id},
+                )
+                if not move.moved:
+                    continue
+            else:  # Scheduled: a new message id, and the clock starts again
+                rt.store.update_task(
+                    tid, {"celery_id": celery_id, "last_update_time": rt.store.now_ms()}
+                )
+            logger.warning("task=%s waited too long in %s: sending it again", tid, task["status"])
+            finalize.queue_or_fail(rt, eid, tid, celery_id, queue)
+
+
 def _recover_lost_executions(rt: Runtime) -> None:
     """Start again executions that SQL says are running but Redis no longer knows (it lost its
     data): the tasks that had not succeeded run again; the others keep their result."""
-    with rt.sessions() as session:
-        ids = session.scalars(
-            select(JobExecution.id)
-            .where(JobExecution.status.in_([ExecutionStatus.SCHEDULED, ExecutionStatus.RUNNING]))
-            .order_by(JobExecution.create_time.desc())
-            .limit(RECOVERY_BATCH)
-        ).all()
+    ids = _running_in_sql(rt)
     known = rt.redis.pipeline(transaction=False)
     for eid in ids:
         known.exists(rt.keys.execution(eid))

@@ -264,7 +264,9 @@ class TaskRunner:
     def _defer(self, eid: str, task: dict[str, str]) -> None:
         """Offer a Scheduled task again after ``admission_retry_seconds`` (a new message)."""
         celery_id = str(uuid.uuid4())
-        self.store.update_task(self.tid, {"celery_id": celery_id})
+        self.store.update_task(
+            self.tid, {"celery_id": celery_id, "last_update_time": self.store.now_ms()}
+        )
         queue = (self.store.execution(eid) or {}).get("queue") or self.rt.settings.task_queue
         if self.store.first_time(eid, f"waited:{self.tid}"):
             total, per_user = self.store.limits
