@@ -1,7 +1,9 @@
-"""Find running tasks whose worker is gone (stale heartbeat) and give them a final state.
+"""The periodic sweep that keeps every execution moving, run by each worker (one at a time).
 
-Also: terminate tasks that ignore a kill for longer than ``kill_grace_seconds``, and write the
-durable record of completed executions whose SQL write failed before.
+A pass: starts again executions whose live state Redis lost; sends again tasks whose message
+may be lost; retries or ends tasks whose worker is gone (stale heartbeat); terminates tasks that
+ignore a kill or a timeout for ``kill_grace_seconds``; times out executions past their deadline;
+sends the retries that are due; writes the record of completed executions whose SQL write failed.
 """
 
 from __future__ import annotations
