@@ -73,7 +73,8 @@ def test_a_sigkilled_attempt_is_retried_and_the_sink_gets_each_row_once(
     os.kill(json.loads(task["linkisJobInfo"])["pid"], signal.SIGKILL)
     final = wait_until_done(client, eid, timeout=60)
     assert final["status"] == "Success"
-    assert rt.store.task(task["taskId"])["attempts"] == "2"
+    # at least one retry (a loaded machine may also lose the second attempt's heartbeat)
+    assert int(rt.store.task(task["taskId"])["attempts"]) >= 2
     assert data.checksum(data.postgres_rows(tables["pg_dst"])) == data.checksum(
         data.mysql_rows(tables["my_src"])
     )
