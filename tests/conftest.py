@@ -44,7 +44,7 @@ def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
             "database_url": f"sqlite:///{base / 'meta.db'}",
             "data_dir": str(base / "var"),
             "heartbeat_seconds": 0.5,
-            "heartbeat_timeout_seconds": 4,
+            "heartbeat_timeout_seconds": 6,
             "reaper_interval_seconds": 0.5,
             "kill_grace_seconds": 2,
             "retry_backoff_seconds": 0.2,
