@@ -171,6 +171,7 @@ def test_a_task_whose_message_was_lost_is_sent_again(
 ) -> None:
     from redis import Redis
 
+    from exchangis.models import JobExecution
     from exchangis.runtime import Runtime
     from exchangis.services import execution
 
@@ -189,7 +190,10 @@ def test_a_task_whose_message_was_lost_is_sent_again(
         ],
     )
     eid = execution.submit_execution(sender, job_id, "admin", {})
-    rt.store.update_execution(eid, {"queue": rt.settings.task_queue})  # where workers listen
+    # the execution belongs where workers listen; only its messages went astray
+    rt.store.update_execution(eid, {"queue": rt.settings.task_queue})
+    with rt.sessions.begin() as session:
+        session.get(JobExecution, eid).queue = rt.settings.task_queue
     assert wait_until_done(client, eid, timeout=60)["status"] == "Success"
     Redis.from_url(rt.settings.broker()).delete(lost_queue)
     sender.close()

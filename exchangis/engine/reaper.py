@@ -93,13 +93,16 @@ RECOVERY_BATCH = 100
 
 
 def _running_in_sql(rt: Runtime) -> list[str]:
-    """Return the newest executions that SQL records as Scheduled or Running."""
+    """Return the newest executions that SQL records as Scheduled or Running, on this
+    deployment's queues (a pool of workers looks after its own executions only)."""
+    queues = [rt.settings.task_queue, *rt.settings.queues]
     with rt.sessions() as session:
         return list(
             session.scalars(
                 select(JobExecution.id)
                 .where(
-                    JobExecution.status.in_([ExecutionStatus.SCHEDULED, ExecutionStatus.RUNNING])
+                    JobExecution.status.in_([ExecutionStatus.SCHEDULED, ExecutionStatus.RUNNING]),
+                    JobExecution.queue.in_(queues),
                 )
                 .order_by(JobExecution.create_time.desc())
                 .limit(RECOVERY_BATCH)
