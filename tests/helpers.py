@@ -134,3 +134,31 @@ def data_log(client: FlaskClient, eid: str, task_id: int | None = None) -> str:
     rt = client.application.extensions["exchangis"]
     key = rt.keys.execution_log(eid) if task_id is None else rt.keys.task_log(task_id)
     return "\n".join(text for _, text in LiveLog(rt.redis, key).fetch(1, 1_000_000))
+
+
+def mysql_to_postgres_job(
+    client: FlaskClient,
+    sources: dict[str, int],
+    tables: dict[str, str],
+    name: str,
+    rows: int,
+    settings: dict[str, Any] | None = None,
+) -> int:
+    """Fill a MariaDB table with ``rows`` mixed rows, empty a PostgreSQL one, and save a job
+    with one sub-job ``copy`` between them; return the job id."""
+    from tests import data
+
+    data.mysql_table(tables["my_src"], rows)
+    data.postgres_table(tables["pg_dst"], 0)
+    return create_job(
+        client,
+        name,
+        [
+            sub_job(
+                "copy",
+                ("MYSQL", sources["MYSQL"], tables["my_src"]),
+                ("POSTGRESQL", sources["POSTGRESQL"], tables["pg_dst"]),
+                settings=settings,
+            ),
+        ],
+    )

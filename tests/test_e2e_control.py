@@ -17,6 +17,7 @@ from tests.helpers import (
     data_log,
     datasource,
     execute,
+    mysql_to_postgres_job,
     ok,
     sub_job,
     tasks_by_name,
@@ -40,19 +41,8 @@ def test_pause_mid_run_then_resume_moves_every_row_exactly_once(
     tables: dict[str, str],
     rt: Any,
 ) -> None:
-    data.mysql_table(tables["my_src"], 3000)
-    data.postgres_table(tables["pg_dst"], 0)
-    job_id = create_job(
-        client,
-        "pausable",
-        [
-            sub_job(
-                "copy",
-                ("MYSQL", sources["MYSQL"], tables["my_src"]),
-                ("POSTGRESQL", sources["POSTGRESQL"], tables["pg_dst"]),
-                settings={"setting.speed.record": 1000},
-            ),
-        ],
+    job_id = mysql_to_postgres_job(
+        client, sources, tables, "pausable", 3000, {"setting.speed.record": 1000}
     )
     eid = execute(client, job_id)
     wait_for(lambda: ok(client, "GET", f"/job/execution/{eid}/status")["progress"] > 0.1)

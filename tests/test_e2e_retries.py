@@ -18,6 +18,7 @@ from tests.helpers import (
     data_log,
     datasource,
     execute,
+    mysql_to_postgres_job,
     sub_job,
     tasks_by_name,
     wait_for,
@@ -44,19 +45,8 @@ def test_a_sigkilled_attempt_is_retried_and_the_sink_gets_each_row_once(
     tables: dict[str, str],
     rt: Any,
 ) -> None:
-    data.mysql_table(tables["my_src"], 3000)
-    data.postgres_table(tables["pg_dst"], 0)
-    job_id = create_job(
-        client,
-        "retried",
-        [
-            sub_job(
-                "copy",
-                ("MYSQL", sources["MYSQL"], tables["my_src"]),
-                ("POSTGRESQL", sources["POSTGRESQL"], tables["pg_dst"]),
-                settings={"setting.speed.record": 1000, **RETRY_TWICE},
-            ),
-        ],
+    job_id = mysql_to_postgres_job(
+        client, sources, tables, "retried", 3000, {"setting.speed.record": 1000, **RETRY_TWICE}
     )
     eid = execute(client, job_id)
     task = wait_for(
