@@ -6,6 +6,10 @@ import contextlib
 import socket
 import struct
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from flask.testing import FlaskClient
 
 
 class FlakyProxy:
@@ -52,3 +56,18 @@ class FlakyProxy:
         """Stop accepting."""
         self._stop.set()
         self.server.close()
+
+
+@contextmanager
+def flaky_postgres(client: FlaskClient, name: str, refuse: int) -> Iterator[int]:
+    """Yield the id of a POSTGRESQL data source reached through a proxy that resets its first
+    ``refuse`` connections."""
+    from tests.helpers import datasource
+    from tests.services import postgres_params
+
+    params = postgres_params()
+    proxy = FlakyProxy((params["host"], params["port"]), refuse=refuse)
+    try:
+        yield datasource(client, name, "POSTGRESQL", {**params, "port": proxy.port})
+    finally:
+        proxy.close()

@@ -15,7 +15,6 @@ from tests.helpers import (
     call,
     create_job,
     data_log,
-    datasource,
     execute,
     mysql_to_postgres_job,
     ok,
@@ -24,8 +23,7 @@ from tests.helpers import (
     wait_for,
     wait_until_done,
 )
-from tests.proxy import FlakyProxy
-from tests.services import postgres_params
+from tests.proxy import flaky_postgres
 
 pytestmark = pytest.mark.e2e
 
@@ -72,12 +70,7 @@ def test_resume_reruns_only_what_failed_and_recomputes_the_status(
     run_id: str,
     rt: Any,
 ) -> None:
-    params = postgres_params()
-    proxy = FlakyProxy((params["host"], params["port"]), refuse=1)
-    try:
-        flaky = datasource(
-            client, f"flaky-r-{run_id}", "POSTGRESQL", {**params, "port": proxy.port}
-        )
+    with flaky_postgres(client, f"flaky-r-{run_id}", refuse=1) as flaky:
         data.mysql_table(tables["my_src"], 300)
         data.postgres_table(tables["pg_dst"], 0)
         job_id = create_job(
@@ -105,8 +98,6 @@ def test_resume_reruns_only_what_failed_and_recomputes_the_status(
             == "Scheduled"
         )
         final = wait_until_done(client, eid)
-    finally:
-        proxy.close()
     assert final == {"status": "Success", "progress": 1.0, "allTaskStatus": True}
     tasks = tasks_by_name(client, eid)
     assert tasks["fine"]["launchTime"] == fine_launch  # kept its result, did not run again

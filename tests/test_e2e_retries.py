@@ -16,7 +16,6 @@ from tests.conftest import WorkerProcess
 from tests.helpers import (
     create_job,
     data_log,
-    datasource,
     execute,
     mysql_to_postgres_job,
     sub_job,
@@ -24,8 +23,7 @@ from tests.helpers import (
     wait_for,
     wait_until_done,
 )
-from tests.proxy import FlakyProxy
-from tests.services import postgres_params
+from tests.proxy import flaky_postgres
 
 pytestmark = pytest.mark.e2e
 RETRY_TWICE = {"setting.retry.times": 2}
@@ -80,10 +78,7 @@ def test_a_sink_that_refuses_connections_twice_waits_and_then_succeeds(
     run_id: str,
     rt: Any,
 ) -> None:
-    params = postgres_params()
-    proxy = FlakyProxy((params["host"], params["port"]), refuse=2)
-    try:
-        flaky = datasource(client, f"flaky-{run_id}", "POSTGRESQL", {**params, "port": proxy.port})
+    with flaky_postgres(client, f"flaky-{run_id}", refuse=2) as flaky:
         data.mysql_table(tables["my_src"], 500)
         data.postgres_table(tables["pg_dst"], 0)
         job_id = create_job(
@@ -101,8 +96,6 @@ def test_a_sink_that_refuses_connections_twice_waits_and_then_succeeds(
         eid = execute(client, job_id)
         seen: list[str] = []
         wait_for(lambda: _statuses(client, eid, "copy", seen), timeout=60, interval=0.02)
-    finally:
-        proxy.close()
     assert wait_until_done(client, eid)["status"] == "Success"
     assert seen.count("WaitForRetry") == 2, seen
     tid = tasks_by_name(client, eid)["copy"]["taskId"]
@@ -119,10 +112,7 @@ def test_retries_run_out_and_terminal_errors_never_retry(
     run_id: str,
     rt: Any,
 ) -> None:
-    params = postgres_params()
-    proxy = FlakyProxy((params["host"], params["port"]), refuse=100)
-    try:
-        down = datasource(client, f"down-{run_id}", "POSTGRESQL", {**params, "port": proxy.port})
+    with flaky_postgres(client, f"down-{run_id}", refuse=100) as down:
         data.mysql_table(tables["my_src"], 100)
         data.postgres_table(
             tables["pg_dst"], 0, data.POSTGRES_COLUMNS + ", CONSTRAINT no_50 CHECK (id <> 50)"
@@ -147,8 +137,6 @@ def test_retries_run_out_and_terminal_errors_never_retry(
         )
         eid = execute(client, job_id, permit=True)
         final = wait_until_done(client, eid, timeout=60)
-    finally:
-        proxy.close()
     assert final["status"] == "Failed"
     tasks = tasks_by_name(client, eid)
     assert rt.store.task(tasks["down"]["taskId"])["attempts"] == "2"
