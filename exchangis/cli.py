@@ -63,8 +63,11 @@ def cmd_worker(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     command = [sys.executable, "-m", "exchangis.cli", "worker", "--child", *args.extra]
+    # glibc gives every thread of the bulk drivers a malloc arena that keeps its freed memory;
+    # two arenas keep a worker's resident size near what a transfer really holds.
+    env = {"MALLOC_ARENA_MAX": "2", **os.environ}
     while True:
-        child = subprocess.Popen(command)
+        child = subprocess.Popen(command, env=env)
         code = child.wait()
         if stopping:
             return 0

@@ -98,3 +98,17 @@ class TransientConnectorError(ConnectorError):
 
 class TerminalConnectorError(ConnectorError):
     """A failure that a retry will not fix (bad table, constraint violation, bad file)."""
+
+
+class RecordError(TerminalConnectorError):
+    """Rows do not fit the sink (a value or a constraint); the batch's other rows can go.
+
+    A sink that raises it for a batch finds the bad rows by splitting the batch; each becomes
+    an error record (dirty record) counted against ``setting.errorLimit``.
+    """
+
+
+class BulkRowRefusedError(TerminalConnectorError):
+    """A bulk path failed on a row it cannot set apart or name (a binary ``COPY`` aborts the
+    whole transaction; connectorx stops at a value it cannot read): the transfer must start
+    again with row-level reads and writes."""

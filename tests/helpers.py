@@ -7,6 +7,7 @@ from typing import Any
 
 from flask.testing import FlaskClient
 
+from exchangis.client import sub_job
 from exchangis.state.logs import LiveLog
 
 API = "/api/rest_j/v1/exchangis"
@@ -52,35 +53,6 @@ def datasource(client: FlaskClient, name: str, kind: str, params: dict[str, Any]
             expect=201,
         )["id"]
     )
-
-
-def sub_job(
-    name: str,
-    source: tuple[str, int, str],
-    sink: tuple[str, int, str],
-    sources: dict[str, Any] | None = None,
-    sinks: dict[str, Any] | None = None,
-    settings: dict[str, Any] | None = None,
-    mapping: list[tuple[str, str]] | None = None,
-) -> dict[str, Any]:
-    """Build one sub-job of the wire shape."""
-
-    def pairs(options: dict[str, Any] | None) -> list[dict[str, Any]]:
-        return [{"config_key": k, "config_value": v} for k, v in (options or {}).items()]
-
-    return {
-        "subJobName": name,
-        "dataSources": {
-            "source": {"type": source[0], "id": source[1], "table": source[2]},
-            "sink": {"type": sink[0], "id": sink[1], "table": sink[2]},
-        },
-        "params": {"sources": pairs(sources), "sinks": pairs(sinks)},
-        "transforms": {
-            "type": "MAPPING",
-            "mapping": [{"source_field_name": s, "sink_field_name": d} for s, d in mapping or []],
-        },
-        "settings": pairs(settings),
-    }
 
 
 def create_job(client: FlaskClient, name: str, content: list[dict[str, Any]]) -> int:

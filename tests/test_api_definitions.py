@@ -223,6 +223,89 @@ def test_bad_job_bodies_are_rejected_and_change_nothing(
     assert _count(client, "/job") == before
 
 
+BAD_SETTINGS = [
+    ("setting.speed.record", -1),
+    ("setting.speed.record", 10**10),
+    ("setting.speed.record", 2.5),
+    ("setting.speed.record", "1000"),
+    ("setting.speed.record", True),
+    ("setting.speed.record", None),
+    ("setting.speed.byte", -1),
+    ("setting.speed.byte", 10**13),
+    ("setting.speed.byte", "1m"),
+    ("setting.speed.byte", False),
+    ("setting.speed.channel", 0),
+    ("setting.speed.channel", 65),
+    ("setting.errorLimit.record", -1),
+    ("setting.errorLimit.record", 0.5),
+    ("setting.errorLimit.percentage", -0.5),
+    ("setting.errorLimit.percentage", 50),
+    ("setting.errorLimit.percentage", [0.1]),
+]
+
+
+def test_bad_setting_values_are_a_400_at_save_and_change_nothing(
+    client: FlaskClient, files: int, lite: int
+) -> None:
+    def content(key: str, value: Any) -> list[dict[str, Any]]:
+        return [
+            sub_job("a", ("FILE", files, "in.csv"), ("SQLITE", lite, "t"), settings={key: value})
+        ]
+
+    job_id = create_job(client, _name("job"), content("setting.speed.record", 1000))
+    before = ok(client, "GET", f"/job/{job_id}")
+    jobs = _count(client, "/job")
+    for key, value in BAD_SETTINGS:
+        for method, path in (("POST", "/job"), ("PUT", f"/job/{job_id}")):
+            body = {"jobName": "bad", "content": content(key, value)}
+            reply = call(client, method, path, body, expect=400)
+            assert "config_value" in str(reply["data"]), (key, value, reply)
+            if value is not None:
+                assert key in reply["message"] or key in str(reply["data"]), (key, value, reply)
+    raw = (
+        '{"jobName": "nan", "content": [{"subJobName": "a", "dataSources": {"source": {"type": '
+        f'"FILE", "id": {files}, "table": "in.csv"}}, "sink": {{"type": "SQLITE", "id": {lite}, '
+        '"table": "t"}}, "settings": [{"config_key": "setting.speed.byte", "config_value": NaN}]}]}'
+    )
+    call(client, "POST", "/job", data=raw, content_type="application/json", expect=400)
+    assert _count(client, "/job") == jobs
+    assert ok(client, "GET", f"/job/{job_id}") == before
+    for key, value in [
+        ("setting.speed.record", 0),
+        ("setting.speed.byte", 10**12),
+        ("setting.speed.channel", 64),
+        ("setting.errorLimit.record", 0),
+        ("setting.errorLimit.percentage", 1),
+    ]:
+        ok(client, "PUT", f"/job/{job_id}", {"jobName": "good", "content": content(key, value)})
+
+
+def test_bad_stored_setting_is_a_400_at_execute_and_starts_nothing(
+    client: FlaskClient, files: int, lite: int
+) -> None:
+    """A definition saved before a check existed (or edited in SQL) is checked again at execute."""
+    from exchangis.models import Job, JobExecution
+
+    rt = client.application.extensions["exchangis"]
+    good = sub_job(
+        "a",
+        ("FILE", files, "in.csv"),
+        ("SQLITE", lite, "t"),
+        settings={"setting.speed.record": 1000},
+    )
+    job_id = create_job(client, _name("job"), [good])
+    for value in (-1, 2.5, "1000", True, 10**13, None):
+        with rt.sessions.begin() as session:
+            stored = session.get(Job, job_id)
+            item = {"config_key": "setting.speed.byte", "config_value": value}
+            stored.content = [{**good, "settings": [*good["settings"], item]}]
+        reply = call(client, "POST", f"/job/{job_id}/execute", {}, expect=400)
+        assert "content[0].settings[1].config_value" in reply["message"], reply
+        assert "setting.speed.byte" in reply["message"], reply
+    with rt.sessions() as session:
+        assert session.query(JobExecution).filter_by(job_id=job_id).count() == 0
+
+
 def test_unknown_ids_are_404_in_the_envelope(client: FlaskClient) -> None:
     for method, path in [
         ("GET", "/job/999999"),

@@ -6,7 +6,7 @@ from datetime import datetime
 
 import pytest
 
-from exchangis.engine.planner import plan_job
+from exchangis.engine.planner import plan_job, setting_problem
 from exchangis.errors import InvalidInputError
 
 SUB = {
@@ -49,3 +49,66 @@ def test_one_plan_per_sub_job_in_order() -> None:
     second = {**SUB, "subJobName": "b"}
     plans = plan_job([SUB, second], {"region": "x"}, datetime(2026, 3, 1))
     assert [(p.name, p.position) for p in plans] == [("orders", 0), ("b", 1)]
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "problem"),
+    [
+        ("setting.speed.record", -1, "between 0 and"),
+        ("setting.speed.record", 10**10, "between 0 and"),
+        ("setting.speed.record", 1e300, "between 0 and"),
+        ("setting.speed.record", 2.5, "integer"),
+        ("setting.speed.record", "1000", "number"),
+        ("setting.speed.record", True, "number"),
+        ("setting.speed.record", None, "number"),
+        ("setting.speed.record", [1000], "number"),
+        ("setting.speed.record", float("nan"), "finite"),
+        ("setting.speed.byte", float("inf"), "finite"),
+        ("setting.speed.byte", -1024, "between 0 and"),
+        ("setting.speed.byte", 10**13, "between 0 and"),
+        ("setting.speed.byte", False, "number"),
+        ("setting.speed.channel", 0, "between 1 and 64"),
+        ("setting.speed.channel", 65, "between 1 and 64"),
+        ("setting.speed.channel", 1.5, "integer"),
+        ("setting.errorLimit.record", -1, "between 0 and"),
+        ("setting.errorLimit.record", 0.5, "integer"),
+        ("setting.errorLimit.percentage", -0.01, "between 0 and 1"),
+        ("setting.errorLimit.percentage", 2, "between 0 and 1"),
+        ("setting.errorLimit.percentage", float("nan"), "finite"),
+        ("setting.errorLimit.percentage", "0.1", "number"),
+        ("setting.bogus", 1, "not a known setting"),
+    ],
+)
+def test_bad_setting_values_are_named(key: str, value: object, problem: str) -> None:
+    assert problem in (setting_problem(key, value) or "")
+    sub = {**SUB, "settings": [{"config_key": key, "config_value": value}]}
+    with pytest.raises(InvalidInputError, match=r"content\[0\]\.settings\[0\]") as caught:
+        plan_job([sub], {"region": "eu"}, datetime(2026, 3, 1))
+    assert caught.value.errors == {
+        "content[0].settings[0].config_value": [setting_problem(key, value)]
+    }
+
+
+def test_good_setting_values_are_planned_as_numbers() -> None:
+    settings = [
+        ("setting.speed.record", 0),
+        ("setting.speed.byte", 1048576.0),
+        ("setting.speed.channel", 64),
+        ("setting.errorLimit.record", 0),
+        ("setting.errorLimit.percentage", 0.025),
+        ("setting.timeout.seconds", 0),
+    ]
+    for key, value in settings:
+        assert setting_problem(key, value) is None, key
+    sub = {**SUB, "settings": [{"config_key": k, "config_value": v} for k, v in settings]}
+    (plan,) = plan_job([sub], {"region": "eu"}, datetime(2026, 3, 1))
+    assert plan.settings == {
+        "retry_times": 0,
+        "speed_record": 0,
+        "speed_byte": 1048576,
+        "channel": 64,
+        "error_limit_record": 0,
+        "error_limit_percentage": 0.025,
+        "timeout_seconds": 0,
+    }
+    assert isinstance(plan.settings["speed_byte"], int)

@@ -7,12 +7,15 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from types import SimpleNamespace
+from typing import Any, cast
 
+import pyarrow as pa
 import pytest
 from redis import Redis
 
-from exchangis.engine.runner import TaskRunner
+from exchangis.connectors.memory import SCHEMA, row_values
+from exchangis.engine.runner import Meter, Pace, TaskRunner
 from exchangis.engine.states import TaskStatus
 from exchangis.runtime import Runtime
 from exchangis.services import datasource, execution, job
@@ -106,3 +109,51 @@ def test_cancelled_task_is_not_run(quiet: Runtime, tmp_path: Path) -> None:
     assert TaskRunner(quiet, tid).run() is None
     assert quiet.store.task(tid)["status"] == "Cancelled"  # type: ignore[index]
     assert execution.get_status(quiet, eid)["all_task_status"] is True
+
+
+def _batch(rows: int) -> pa.RecordBatch:
+    columns = list(zip(*(row_values(i) for i in range(1, rows + 1)), strict=True))
+    return pa.RecordBatch.from_arrays(
+        [pa.array(c, type=f.type) for c, f in zip(columns, SCHEMA, strict=True)], schema=SCHEMA
+    )
+
+
+def test_pace_keeps_the_schedule_and_does_not_burst_after_a_stall() -> None:
+    meter = SimpleNamespace(started=100.0, read=0, bytes=0)
+    pace = Pace(cast(Meter, meter), 1000, 0)
+    meter.read = 250
+    assert pace.charge(100.01) == pytest.approx(100.25)
+    meter.read = 500  # woke 20 ms late: the next deadline keeps the schedule
+    assert pace.charge(100.27) == pytest.approx(100.5)
+    meter.read = 750  # a 2.5 s stall: no wait ...
+    assert pace.charge(103.0) == pytest.approx(100.75)
+    meter.read = 1000  # ... and no burst to make the time up
+    assert pace.charge(103.01) == pytest.approx(103.25)
+    meter.read = 250  # the meter was reset (a second pass): its rows are charged again
+    assert pace.charge(103.3) == pytest.approx(103.5)
+    both = Pace(cast(Meter, SimpleNamespace(started=0.0, read=0, bytes=0)), 100, 1000)
+    both.meter.read, both.meter.bytes = 10, 500  # 0.1 s of records, 0.5 s of bytes
+    assert both.charge(0.0) == pytest.approx(0.5)
+
+
+def test_speed_limits_cut_batches_to_a_quarter_second(rt: Runtime) -> None:
+    batch = _batch(1000)
+    meter = cast(Meter, SimpleNamespace(started=0.0, read=0, bytes=0))
+    per_row = batch.nbytes / batch.num_rows
+    assert Pace(meter, 1000, 0).rows_per_batch(batch) == 250
+    assert Pace(meter, 0, 4000).rows_per_batch(batch) == int(1000 / per_row)
+    assert Pace(meter, 0, 1).rows_per_batch(batch) == 1
+    assert Pace(meter, 100_000, 10**9).rows_per_batch(batch) == 1000
+    runner = TaskRunner(rt, 0)
+    pieces = list(runner._paced(iter([batch, _batch(3)]), meter, 0, 4000))
+    assert sum(p.num_rows for p in pieces) == 1003
+    assert max(p.nbytes for p in pieces) <= 4000 * 0.25 + 8  # a string offset over
+    assert pa.Table.from_batches(pieces).equals(pa.Table.from_batches([batch, _batch(3)]))
+    unlimited = [batch]
+    assert list(TaskRunner(rt, 0)._paced(iter(unlimited), meter, 0, 0)) == unlimited
+    settings = {"speed_record": 1000}
+    endpoint = SimpleNamespace(options={"batchSize": 100})
+    assert runner._batch_size_for(cast(Any, endpoint), settings) == 100
+    endpoint.options = {}
+    assert runner._batch_size_for(cast(Any, endpoint), settings) == 250
+    assert runner._batch_size_for(cast(Any, endpoint), {"speed_record": 2}) == 1

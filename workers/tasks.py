@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 
+import pyarrow as pa
 from celery import Celery
 
 from exchangis.engine.dispatch import RUN_TASK
@@ -29,4 +30,7 @@ def register(app: Celery, settings: Settings) -> None:
     @app.task(name=RUN_TASK, ignore_result=True)
     def run_task(task_id: int) -> None:
         """Run one transfer task (claimed atomically; a duplicate exits quietly)."""
-        TaskRunner(runtime(settings), int(task_id)).run()
+        try:
+            TaskRunner(runtime(settings), int(task_id)).run()
+        finally:  # hand freed Arrow buffers back to the system between tasks
+            pa.default_memory_pool().release_unused()

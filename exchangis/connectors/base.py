@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -96,6 +96,25 @@ class Endpoint:
     table: str
     db: str | None = None
     options: Mapping[str, Any] = field(default_factory=dict)
+    split: Mapping[str, Any] | None = None
+    """A source's share of a channelled sub-job: ``{key, lower, upper, nulls}`` (see
+    :mod:`exchangis.engine.channels`); None reads everything."""
+    like: str | None = None
+    """A sink's model table: a missing table is created with its columns (channel stages)."""
+    shared: bool = False
+    """Several tasks write this sink table at once (channels): a missing table is created and
+    committed first, under a lock, instead of inside the task's transaction."""
+
+    @classmethod
+    def of_plan(cls, kind: str, connect: Mapping[str, Any], spec: Mapping[str, Any]) -> Endpoint:
+        """Return the endpoint of a task plan's ``source``/``sink`` spec (table, db, options)."""
+        return cls(
+            type=kind,
+            connect=dict(connect),
+            table=spec["table"],
+            db=spec.get("db"),
+            options=dict(spec.get("options") or {}),
+        )
 
     def option(self, key: str, default: Any = None) -> Any:
         """Return a connector option, or ``default`` when absent or empty."""
@@ -113,6 +132,14 @@ class Endpoint:
             parts.append(f"db={self.db}")
         parts.append(f"table={self.table}")
         return " ".join(parts)
+
+
+@dataclass(frozen=True)
+class Reject:
+    """One row a sink refused (an error record): its values and the sink's reason."""
+
+    row: Mapping[str, Any]
+    reason: str
 
 
 class Source(ABC):
@@ -171,6 +198,19 @@ class Sink(ABC):
     def traffic(self) -> str:
         """Return the name shown in metrics."""
         return self.type.lower()
+
+    def check_columns(self, names: Sequence[str]) -> None:  # noqa: B027 - optional hook
+        """Check, without I/O, that the sink's options fit the columns a sub-job will write.
+
+        Called when a job is saved with a column mapping (``names``: its sink columns).
+
+        Raises:
+            InvalidInputError: an option names a column that is not written.
+        """
+
+    def take_rejects(self) -> list[Reject]:
+        """Return (and forget) the rows the last writes refused: the error records."""
+        return []
 
     @abstractmethod
     def open(self, schema: pa.Schema) -> None:

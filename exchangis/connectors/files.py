@@ -25,6 +25,7 @@ import pyarrow.csv as pacsv
 import pyarrow.json as pajson
 
 from exchangis.connectors.base import DataSourceType, Endpoint, ParamSpec, Sink, Source
+from exchangis.connectors.bulk import decimal_text
 from exchangis.connectors.registry import Registry
 from exchangis.connectors.sql import effective_batch_size, positive_int, write_mode
 from exchangis.errors import ConnectorError, InvalidInputError, TerminalConnectorError
@@ -481,16 +482,28 @@ class CsvSink(FileSink):
         self._schema: pa.Schema | None = None
 
     def _prepare(self, batch: pa.RecordBatch) -> pa.RecordBatch:
-        if not any(_is_binary(t) for t in batch.schema.types):
+        if not any(_is_binary(t) or pa.types.is_decimal(t) for t in batch.schema.types):
             return batch
-        arrays = [_base64(c) if _is_binary(c.type) else c for c in batch.columns]
+        arrays = [
+            _base64(c)
+            if _is_binary(c.type)
+            else decimal_text(c)
+            if pa.types.is_decimal(c.type)
+            else c
+            for c in batch.columns
+        ]
         return pa.RecordBatch.from_arrays(arrays, names=batch.schema.names)
 
     def _fast(self) -> bool:
         return self.encoding == "utf-8" and self.quote == '"'
 
     def _start(self, schema: pa.Schema, appending: bool) -> None:
-        fields = [pa.field(f.name, pa.string()) if _is_binary(f.type) else f for f in schema]
+        fields = [
+            pa.field(f.name, pa.string())
+            if _is_binary(f.type) or pa.types.is_decimal(f.type)
+            else f
+            for f in schema
+        ]
         self._schema = pa.schema(fields)
         include_header = self.header and not appending
         if self._fast():
@@ -550,7 +563,9 @@ class JsonlSink(FileSink):
         if pa.types.is_timestamp(t):
             text = pc.cast(column, pa.string())
             return pc.replace_substring(text, " ", "T", max_replacements=1).to_pylist()
-        if pa.types.is_decimal(t) or pa.types.is_temporal(t):
+        if pa.types.is_decimal(t):
+            return decimal_text(column).to_pylist()
+        if pa.types.is_temporal(t):
             return pc.cast(column, pa.string()).to_pylist()
         return column.to_pylist()
 

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import tempfile
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from exchangis.connectors import bulk
 from exchangis.connectors.base import DataSourceType, Endpoint, ParamSpec
 from exchangis.connectors.registry import Registry
 from exchangis.connectors.sql import (
+    KEYS_NOT_NULL,
     ColumnConverter,
     Dialect,
     ErrorClass,
@@ -22,11 +25,13 @@ from exchangis.connectors.sql import (
     chunks,
     per_value,
     probe_server,
+    sql_literal,
     unsupported_type,
     validate_table,
 )
 from exchangis.errors import (
     ConnectorError,
+    RecordError,
     TerminalConnectorError,
     TransientConnectorError,
 )
@@ -49,6 +54,11 @@ _BINARY_CHARSET = 63
 # Server error codes worth a retry: connection lost/refused, deadlock, lock wait, shutdown.
 _TRANSIENT_CODES = frozenset(
     {1040, 1053, 1205, 1213, 1317, 2002, 2003, 2005, 2006, 2012, 2013, 2055}
+)
+# Server error codes of a row's own fault: NULL in NOT NULL, duplicate key, out of range,
+# truncated, bad date or number, too long, foreign key, CHECK constraint.
+_RECORD_CODES = frozenset(
+    {1048, 1062, 1138, 1264, 1265, 1292, 1366, 1367, 1406, 1411, 1451, 1452, 1690, 3819, 4025}
 )
 # Extra connect params passed through to pymysql; JDBC-style ones (useSSL...) are ignored.
 _PASSTHROUGH = frozenset(
@@ -76,6 +86,8 @@ def classify(exc: BaseException) -> type[ConnectorError] | None:
     code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
     if code in _TRANSIENT_CODES:
         return TransientConnectorError
+    if code in _RECORD_CODES:
+        return RecordError
     if isinstance(exc, pymysql.err.InterfaceError) or (
         isinstance(exc, pymysql.err.OperationalError) and code is None
     ):
@@ -152,12 +164,116 @@ class MySqlDialect(Dialect):
         """Return the table options: InnoDB (transactional) and utf8mb4 (emoji)."""
         return " ENGINE=InnoDB DEFAULT CHARSET=utf8mb4"
 
+    def key_column_type(self, data_type: pa.DataType) -> str:
+        """Return a key column's type: text and blobs cannot be keys, so VARCHAR(255) (binary
+        collation: keys compare exactly, as in PostgreSQL and SQLite) and VARBINARY(255)."""
+        t = data_type
+        if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_null(t):
+            return "VARCHAR(255) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"
+        if pa.types.is_binary(t) or pa.types.is_large_binary(t):
+            return "VARBINARY(255)"
+        return self.column_type(t)
+
+    def primary_key(self, table: str) -> str:
+        """Return the primary key's columns of ``table`` in key order."""
+        schema, name = _split_name(table)
+        database = sql_literal(schema) if schema else "DATABASE()"
+        return (
+            "SELECT column_name FROM information_schema.key_column_usage"
+            f" WHERE table_schema = {database} AND table_name = {sql_literal(name)}"
+            " AND constraint_name = 'PRIMARY' ORDER BY ordinal_position"
+        )
+
+    def create_like(self, table: str, model: str) -> str:
+        """Return CREATE TABLE ... LIKE (columns, keys and table options of ``model``)."""
+        return f"CREATE TABLE {self.quote_table(table)} LIKE {self.quote_table(model)}"
+
+    def rename(self, table: str, new: str) -> str:
+        """Return RENAME TABLE (``new`` in the same database as ``table``)."""
+        schema, _ = _split_name(table)
+        short = new.rsplit(".", maxsplit=1)[-1]
+        target = f"{schema}.{short}" if schema else short
+        return f"RENAME TABLE {self.quote_table(table)} TO {self.quote_table(target)}"
+
+    def lock(self, name: str) -> str | None:
+        """Return GET_LOCK: a named lock held until the session ends (up to 10 min wait)."""
+        return f"SELECT GET_LOCK({sql_literal(name)}, 600)"
+
+    def unique_keys(self, table: str) -> str:
+        """Return the columns of the unique indexes of ``table`` (a prefix part counts as an
+        expression: NULL)."""
+        parts = validate_table(table)
+        schema = sql_literal(parts[0]) if len(parts) == 2 else "DATABASE()"
+        return (
+            "SELECT index_name, CASE WHEN sub_part IS NULL THEN column_name END"
+            " FROM information_schema.statistics"
+            f" WHERE table_schema = {schema} AND table_name = {sql_literal(parts[-1])}"
+            " AND non_unique = 0"
+        )
+
+    def stage_table(self, target: str, name: str) -> str:
+        """Return ``name`` in the target's database (a temporary table of this session)."""
+        parts = validate_table(target)
+        return f"{parts[0]}.{name}" if len(parts) == 2 else name
+
+    def create_stage(
+        self,
+        stage: str,
+        target: str,
+        columns: Sequence[str],
+        keys: Sequence[str],
+        ordinal: str,
+    ) -> list[str]:
+        """Return ``CREATE TEMPORARY TABLE ... AS SELECT`` of the written columns (their types
+        and NOT NULL, no index: ``LIKE`` would copy the primary key and refuse duplicate keys)
+        with an AUTO_INCREMENT ``ordinal`` that numbers rows in write order. Temporary-table
+        DDL does not commit the transaction (ALTER TABLE would: all is in this statement)."""
+        cols = ", ".join(self.quote(c) for c in columns)
+        not_null = " AND ".join(f"{self.quote(k)} IS NOT NULL" for k in keys)
+        check = self.quote(f"{KEYS_NOT_NULL}_{ordinal}")  # MySQL 8: unique per database
+        return [
+            f"CREATE TEMPORARY TABLE {self.quote_table(stage)}"
+            f" ({self.quote(ordinal)} BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,"
+            f" CONSTRAINT {check} CHECK ({not_null})) ENGINE=InnoDB"
+            f" AS SELECT {cols} FROM {self.quote_table(target)} WHERE 1 = 0"
+        ]
+
+    def merge(
+        self,
+        target: str,
+        stage: str,
+        columns: Sequence[str],
+        keys: Sequence[str],
+        ordinal: str,
+    ) -> str:
+        """Return ``INSERT ... SELECT ... ORDER BY ordinal ON DUPLICATE KEY UPDATE c = VALUES(c)``.
+
+        Rows are applied in write order, so a later row with the same key updates the one
+        before it: the last wins.
+        """
+        cols = ", ".join(self.quote(c) for c in columns)
+        target_sql = self.quote_table(target)
+        updates = [self.quote(c) for c in columns if c not in keys] or [self.quote(keys[0])]
+        sets = ", ".join(f"{target_sql}.{c} = VALUES({c})" for c in updates)
+        return (
+            f"INSERT INTO {target_sql} ({cols}) SELECT {cols} FROM {self.quote_table(stage)}"
+            f" ORDER BY {self.quote(ordinal)} ON DUPLICATE KEY UPDATE {sets}"
+        )
+
+    def drop_stage(self, stage: str) -> str | None:
+        """Return ``DROP TEMPORARY TABLE`` (no implicit commit, unlike DROP TABLE)."""
+        return f"DROP TEMPORARY TABLE IF EXISTS {self.quote_table(stage)}"
+
 
 DIALECT = MySqlDialect()
 
 
 def _split(endpoint: Endpoint) -> tuple[str | None, str]:
-    parts = validate_table(endpoint.table)
+    return _split_name(endpoint.table)
+
+
+def _split_name(name: str) -> tuple[str | None, str]:
+    parts = validate_table(name)
     return (parts[0], parts[1]) if len(parts) == 2 else (None, parts[0])
 
 
@@ -226,11 +342,33 @@ def arrow_field(field: Any) -> tuple[pa.Field, ColumnConverter | None]:
     return pa.field(field.name, t), conv
 
 
+def _bulk_exact(field: Any) -> bool:
+    """Return whether connectorx reads a column exactly (then cast to our type losslessly).
+
+    Left to pymysql: TIMESTAMP (connectorx's session is not in UTC), TIME, YEAR, BIT, JSON,
+    ENUM/SET, binary strings, TINYINT(1), FLOAT (kept as MySQL prints it) and decimals beyond
+    what connectorx's 28-digit decimal with 10 decimals holds.
+    """
+    code = field.type_code
+    if code in (_DECIMAL, _NEWDECIMAL):
+        return field.scale <= 10 and field.length - field.scale <= 19
+    if code == _TINY:
+        return field.length != 1
+    if code in _STRINGS or code in _BLOBS:
+        return field.charsetnr != _BINARY_CHARSET
+    return code in _BULK_CODES
+
+
+_BULK_CODES = frozenset({_SHORT, _LONG, _INT24, _LONGLONG, _DOUBLE, _DATE, _NEWDATE, _DATETIME})
+
+
 class MySqlSource(SqlSource):
-    """Stream a MySQL/MariaDB table with an unbuffered server-side cursor (SSCursor)."""
+    """Stream a MySQL/MariaDB table: connectorx (Arrow) when every column allows it, else
+    pymysql's unbuffered server-side cursor (SSCursor)."""
 
     type = NAME
     dialect = DIALECT
+    options = SqlSource.options | frozenset({"bulk"})
 
     def __init__(self, endpoint: Endpoint) -> None:
         super().__init__(endpoint)
@@ -268,6 +406,22 @@ class MySqlSource(SqlSource):
     def _fetch(self, size: int) -> Sequence[Sequence[Any]]:
         return self._cursor.fetchmany(size)
 
+    def _bulk_url(self) -> str | None:
+        if not bulk.wanted(self.endpoint, "connectorx"):
+            return None
+        return bulk.url("mysql", self.endpoint.connect, 3306, self.endpoint.db)
+
+    def _describe(self, sql: str) -> tuple[pa.Schema, bool]:
+        with self._conn.cursor() as cur:
+            cur.execute(sql)
+            described = list(cur._result.fields)
+        self._conn.commit()
+        fields = [arrow_field(f) for f in described]
+        exact = all(
+            conv is None and _bulk_exact(f) for f, (_, conv) in zip(described, fields, strict=True)
+        )
+        return pa.schema([f for f, _ in fields]), exact
+
     def _release(self) -> None:
         # Closing an SSCursor drains the rest of the result; close the socket instead, and mark
         # the unfinished result done so its __del__ does not try to drain a closed socket.
@@ -285,21 +439,37 @@ def _prepare(column: pa.Array) -> pa.Array:
     if pa.types.is_timestamp(column.type) and column.type.tz is not None:
         # The session time zone is UTC: store the UTC wall time.
         return pc.cast(column, pa.timestamp(column.type.unit))
+    if pa.types.is_decimal(column.type):  # plain digits fit DECIMAL and text columns alike
+        return bulk.decimal_text(column)
     return column
 
 
 class MySqlSink(SqlSink):
-    """Insert with batched multi-row INSERTs inside one transaction (pymysql ``executemany``)."""
+    """Write inside one transaction: ``LOAD DATA LOCAL INFILE`` of each batch, else INSERTs.
+
+    The bulk path encodes a batch as MySQL's default tab-separated format with Arrow kernels
+    and loads it. ``LOAD DATA LOCAL`` turns data errors into warnings (the server cannot stop
+    the client's stream), so a batch whose load warns or loses rows is undone to a savepoint
+    and written again with strict multi-row INSERTs, which fail loudly on the bad row.
+    """
 
     type = NAME
     dialect = DIALECT
+    options = SqlSink.options | frozenset({"bulk"})
 
     def __init__(self, endpoint: Endpoint) -> None:
         super().__init__(endpoint)
+        self.bulk = bulk.wanted(endpoint, "pymysql")
         self._insert: str | None = None
+        self._load: str | None = None
+        self._spool: Any = None
+        self._flags: frozenset[str] | None = None
 
     def _connect(self) -> Any:
-        conn = open_connection(self.endpoint.connect, self.endpoint.db)
+        connect = dict(self.endpoint.connect)
+        if self.bulk:
+            connect["params"] = {**dict(connect.get("params") or {}), "local_infile": True}
+        conn = open_connection(connect, self.endpoint.db)
         with conn.cursor() as cur:
             # Fail loudly instead of truncating or rounding values.
             cur.execute(
@@ -314,8 +484,8 @@ class MySqlSink(SqlSink):
     def _begin(self) -> None:
         self._conn.begin()
 
-    def _table_exists(self) -> bool:
-        schema, table = _split(self.endpoint)
+    def _exists(self, name: str) -> bool:
+        schema, table = _split_name(name)
         with self._conn.cursor() as cur:
             cur.execute(
                 "SELECT 1 FROM information_schema.tables"
@@ -332,12 +502,92 @@ class MySqlSink(SqlSink):
             cur.execute(sql)
 
     def _write_rows(self, batch: pa.RecordBatch) -> None:
+        batch = self._text_flags(batch)
+        if self.bulk and all(bulk.tsv_supported(f.type) for f in batch.schema):
+            with self._conn.cursor() as cur:
+                cur.execute("SAVEPOINT exchangis_load")
+                if self._load_batch(cur, batch):
+                    cur.execute("RELEASE SAVEPOINT exchangis_load")
+                    return
+                cur.execute("ROLLBACK TO SAVEPOINT exchangis_load")
+        self._insert_rows(batch)
+
+    def _text_flags(self, batch: pa.RecordBatch) -> pa.RecordBatch:
+        """Return ``batch`` with text bound for TINYINT(1)/BIT(1) columns as booleans.
+
+        Strict mode refuses ``'true'`` for an integer column; ``true``/``false``/``1``/``0``
+        text (what CSV holds) becomes 1/0, anything else fails that row.
+        """
+        if self._flags is None:
+            schema, table = _split(self.endpoint)
+            with self._conn.cursor() as cur:
+                cur.execute(
+                    "SELECT column_name FROM information_schema.columns"
+                    " WHERE table_schema = COALESCE(%s, DATABASE()) AND table_name = %s"
+                    " AND (column_type LIKE 'tinyint(1)%%' OR column_type = 'bit(1)')",
+                    (schema, table),
+                )
+                self._flags = frozenset(str(row[0]).casefold() for row in cur.fetchall())
+        names = [
+            i
+            for i, f in enumerate(batch.schema)
+            if f.name.casefold() in self._flags and pa.types.is_string(f.type)
+        ]
+        if not names:
+            return batch
+        arrays = list(batch.columns)
+        for i in names:
+            try:
+                flags = pc.cast(pc.utf8_lower(pc.utf8_trim_whitespace(arrays[i])), pa.bool_())
+            except pa.ArrowInvalid as exc:
+                raise RecordError(f"column {batch.schema.field(i).name!r}: {exc}") from None
+            arrays[i] = pc.cast(flags, pa.int8())
+        fields = [
+            pa.field(f.name, pa.int8()) if i in names else f for i, f in enumerate(batch.schema)
+        ]
+        return pa.RecordBatch.from_arrays(arrays, schema=pa.schema(fields))
+
+    def _load_batch(self, cur: Any, batch: pa.RecordBatch) -> bool:
+        """Load ``batch``; return False when the server warned or did not take every row."""
+        if self._spool is None:
+            self._spool = tempfile.NamedTemporaryFile(  # noqa: SIM115 - closed in _release
+                prefix="exchangis-load-", suffix=".tsv"
+            )
+            names = ", ".join(self.dialect.quote(n) for n in batch.schema.names)
+            self._load = (
+                f"LOAD DATA LOCAL INFILE %s INTO TABLE {self.dialect.quote_table(self.write_table)}"
+                f" CHARACTER SET utf8mb4 ({names})"
+            )
+        self._spool.seek(0)
+        self._spool.truncate()
+        self._spool.write(bulk.encode_tsv(batch))
+        self._spool.flush()
+        loaded = cur.execute(self._load, (self._spool.name,))
+        cur.execute("SELECT @@warning_count")
+        warnings = cur.fetchone()[0]
+        if loaded == batch.num_rows and not warnings:
+            return True
+        log.info(
+            "load data took %s of %s rows with %s warnings; the batch is written with INSERTs",
+            loaded,
+            batch.num_rows,
+            warnings,
+        )
+        return False
+
+    def _insert_rows(self, batch: pa.RecordBatch) -> None:
         if self._insert is None:
-            self._insert = self.dialect.insert(self.endpoint.table, batch.schema.names, "%s")
+            self._insert = self.dialect.insert(self.write_table, batch.schema.names, "%s")
         rows = batch_to_rows(batch, _prepare)
         with self._conn.cursor() as cur:
             for part in chunks(rows, self.chunk_size):
                 cur.executemany(self._insert, part)
+
+    def _release(self) -> None:
+        if self._spool is not None:
+            self._spool.close()
+            self._spool = None
+        super()._release()
 
 
 def register(registry: Registry) -> None:

@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
+from urllib.parse import quote, urlencode
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
+from exchangis.connectors import bulk
 from exchangis.connectors.base import DataSourceType, Endpoint, ParamSpec
 from exchangis.connectors.registry import Registry
 from exchangis.connectors.sql import (
+    KEYS_NOT_NULL,
     ColumnConverter,
     Dialect,
     ErrorClass,
@@ -21,8 +26,14 @@ from exchangis.connectors.sql import (
     per_value,
     probe_server,
     unsupported_type,
+    validate_table,
 )
-from exchangis.errors import ConnectorError, TerminalConnectorError, TransientConnectorError
+from exchangis.errors import (
+    ConnectorError,
+    RecordError,
+    TerminalConnectorError,
+    TransientConnectorError,
+)
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +64,8 @@ _TYPES: dict[int, pa.DataType] = {
 # SQLSTATE classes/codes worth a retry: connection, serialization, deadlock, resources, shutdown.
 _TRANSIENT_CLASSES = ("08", "53", "57P")
 _TRANSIENT_STATES = frozenset({"40001", "40P01", "55P03", "57014"})
+# SQLSTATE classes of a row's own fault: data exception (22), integrity constraint (23).
+_RECORD_CLASSES = ("22", "23")
 
 PARAMS = (
     ParamSpec("host"),
@@ -65,20 +78,31 @@ PARAMS = (
 
 
 def classify(exc: BaseException) -> type[ConnectorError] | None:
-    """Return the connector error class for a psycopg exception (None: not a driver error)."""
+    """Return the connector error class for a psycopg or ADBC exception (None: neither)."""
     import psycopg
 
-    if not isinstance(exc, psycopg.Error):
+    if isinstance(exc, psycopg.Error):
+        state = getattr(exc, "sqlstate", None)
+        lost = isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError)
+    elif bulk.available("adbc_driver_manager") and _is_adbc_error(exc):
+        state = getattr(exc, "sqlstate", None) or None
+        lost = type(exc).__name__ in ("OperationalError", "InterfaceError")
+    else:
         return None
-    state = getattr(exc, "sqlstate", None)
     if state is None:
         # No SQLSTATE: the failure happened before or outside the server (refused, lost, DNS).
-        if isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError):
-            return TransientConnectorError
-        return TerminalConnectorError
+        return TransientConnectorError if lost else TerminalConnectorError
     if state in _TRANSIENT_STATES or state.startswith(_TRANSIENT_CLASSES):
         return TransientConnectorError
+    if state.startswith(_RECORD_CLASSES):
+        return RecordError
     return TerminalConnectorError
+
+
+def _is_adbc_error(exc: BaseException) -> bool:
+    import adbc_driver_manager
+
+    return isinstance(exc, adbc_driver_manager.Error)
 
 
 def open_connection(connect: Mapping[str, Any], database: str | None = None) -> Any:
@@ -139,6 +163,90 @@ class PostgresDialect(Dialect):
             return "time"
         raise unsupported_type(t)
 
+    def primary_key(self, table: str) -> str:
+        """Return the primary key's columns of ``table`` in key order."""
+        return (
+            "SELECT a.attname::text FROM pg_index i"
+            " CROSS JOIN LATERAL unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, n)"
+            " JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum"
+            f" WHERE i.indrelid = to_regclass('{self.quote_table(table)}') AND i.indisprimary"
+            " ORDER BY k.n"
+        )
+
+    def create_like(self, table: str, model: str) -> str:
+        """Return CREATE TABLE ... (LIKE model INCLUDING ALL): defaults, constraints, indexes."""
+        return (
+            f"CREATE TABLE {self.quote_table(table)} (LIKE {self.quote_table(model)} INCLUDING ALL)"
+        )
+
+    def lock(self, name: str) -> str | None:
+        """Return a transaction-scoped advisory lock on ``name``."""
+        return f"SELECT pg_advisory_xact_lock(hashtext('{name}'))"  # a checked plain name
+
+    def unique_keys(self, table: str) -> str:
+        """Return the key columns of the immediate, non-partial unique indexes of ``table``."""
+        return (
+            "SELECT i.indexrelid::int8, a.attname::text FROM pg_index i"
+            " CROSS JOIN LATERAL unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, n)"
+            " JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum"
+            f" WHERE i.indrelid = to_regclass('{self.quote_table(table)}')"
+            " AND i.indisunique AND i.indimmediate AND i.indisvalid AND i.indpred IS NULL"
+            " AND i.indexprs IS NULL AND k.n <= i.indnkeyatts"
+        )
+
+    def stage_table(self, target: str, name: str) -> str:
+        """Return ``pg_temp.name``: the session's temporary schema, whatever the search path."""
+        return f"pg_temp.{name}"
+
+    def create_stage(
+        self,
+        stage: str,
+        target: str,
+        columns: Sequence[str],
+        keys: Sequence[str],
+        ordinal: str,
+    ) -> list[str]:
+        """Return a temporary copy of the written columns' types, dropped at COMMIT, plus an
+        identity ``ordinal`` that numbers rows in write order (ctid is no order: an insert may
+        reuse free space of an earlier page)."""
+        cols = ", ".join(self.quote(c) for c in columns)
+        stage_sql = self.quote_table(stage)
+        not_null = " AND ".join(f"{self.quote(k)} IS NOT NULL" for k in keys)
+        return [
+            f"CREATE TEMP TABLE {stage_sql} ON COMMIT DROP AS SELECT {cols}"
+            f" FROM {self.quote_table(target)} WITH NO DATA",
+            f"ALTER TABLE {stage_sql} ADD COLUMN {self.quote(ordinal)} bigint"
+            f" GENERATED ALWAYS AS IDENTITY, ADD CONSTRAINT {KEYS_NOT_NULL} CHECK ({not_null})",
+        ]
+
+    def merge(
+        self,
+        target: str,
+        stage: str,
+        columns: Sequence[str],
+        keys: Sequence[str],
+        ordinal: str,
+    ) -> str:
+        """Return ``INSERT ... SELECT DISTINCT ON (keys) ... ON CONFLICT (keys) DO UPDATE``.
+
+        ON CONFLICT cannot change one row twice in a statement: DISTINCT ON keeps the last
+        staged row of each key (highest ordinal).
+        """
+        cols = ", ".join(self.quote(c) for c in columns)
+        key_list = ", ".join(self.quote(k) for k in keys)
+        updates = [self.quote(c) for c in columns if c not in keys]
+        action = (
+            "DO UPDATE SET " + ", ".join(f"{c} = EXCLUDED.{c}" for c in updates)
+            if updates
+            else "DO NOTHING"
+        )
+        return (
+            f"INSERT INTO {self.quote_table(target)} ({cols})"
+            f" SELECT DISTINCT ON ({key_list}) {cols} FROM {self.quote_table(stage)}"
+            f" ORDER BY {key_list}, {self.quote(ordinal)} DESC"
+            f" ON CONFLICT ({key_list}) {action}"
+        )
+
 
 DIALECT = PostgresDialect()
 
@@ -166,11 +274,30 @@ def arrow_field(column: Any) -> tuple[pa.Field, ColumnConverter | None, bool]:
     return pa.field(column.name, pa.string()), None, True
 
 
+_BULK_OIDS = frozenset(
+    {_BOOL, _INT2, _INT4, _INT8, _FLOAT4, _FLOAT8, _TEXT, _VARCHAR, _DATE, _TIMESTAMP}
+    | {_TIMESTAMPTZ, _BYTEA}
+)
+
+
+def _bulk_exact(column: Any) -> bool:
+    """Return whether connectorx reads a column exactly (numeric: within 28 digits, scale 10)."""
+    if column.type_code == _NUMERIC:
+        return (
+            column.scale is not None
+            and column.scale <= 10
+            and column.precision - column.scale <= 18
+        )
+    return column.type_code in _BULK_OIDS
+
+
 class PostgresSource(SqlSource):
-    """Stream a PostgreSQL table with a named cursor inside a read-only transaction."""
+    """Stream a PostgreSQL table: connectorx (binary COPY to Arrow) when every column allows
+    it, else a psycopg named cursor inside a read-only transaction."""
 
     type = NAME
     dialect = DIALECT
+    options = SqlSource.options | frozenset({"bulk"})
 
     def __init__(self, endpoint: Endpoint) -> None:
         super().__init__(endpoint)
@@ -211,6 +338,21 @@ class PostgresSource(SqlSource):
     def _fetch(self, size: int) -> Sequence[Sequence[Any]]:
         return self._cursor.fetchmany(size)
 
+    def _bulk_url(self) -> str | None:
+        if not bulk.wanted(self.endpoint, "connectorx"):
+            return None
+        return bulk.url("postgresql", self.endpoint.connect, 5432, self.endpoint.db)
+
+    def _describe(self, sql: str) -> tuple[pa.Schema, bool]:
+        described = self._conn.execute(sql).description or []
+        self._conn.rollback()
+        fields = [arrow_field(column) for column in described]
+        exact = all(
+            conv is None and not as_text and _bulk_exact(column)
+            for column, (_, conv, as_text) in zip(described, fields, strict=True)
+        )
+        return pa.schema([f for f, _, _ in fields]), exact
+
     def _release(self) -> None:
         try:
             self._conn.close()  # ends the transaction and the named cursor with it
@@ -220,44 +362,204 @@ class PostgresSource(SqlSource):
 
 
 class PostgresSink(SqlSink):
-    """Write with ``COPY ... FROM STDIN`` inside one transaction."""
+    """Write inside one transaction: binary ``COPY`` from Arrow (ADBC), else psycopg ``COPY``.
+
+    The ADBC path casts each batch to the target table's column types (a checked Arrow cast)
+    and ingests it with binary ``COPY``; columns of types it cannot send in binary (json,
+    uuid, arrays...) make that batch go through a bound ``INSERT`` with text casts instead.
+    """
 
     type = NAME
     dialect = DIALECT
+    options = SqlSink.options | frozenset({"bulk"})
 
     def __init__(self, endpoint: Endpoint) -> None:
         super().__init__(endpoint)
+        self.bulk = bulk.wanted(endpoint, "adbc_driver_postgresql")
         self._copy_sql: str | None = None
+        self._cursor: Any = None
+        self._plans: dict[tuple[str, tuple[str, ...]], _IngestPlan] = {}
+
+    @property
+    def splits(self) -> bool:
+        """Return False on ADBC: after a failed ``COPY`` it accepts nothing but a rollback."""
+        return not self.bulk
 
     def _connect(self) -> Any:
-        return open_connection(self.endpoint.connect, self.endpoint.db)
+        if not self.bulk:
+            return open_connection(self.endpoint.connect, self.endpoint.db)
+        import adbc_driver_postgresql.dbapi as adbc
+
+        conn = adbc.connect(adbc_uri(self.endpoint.connect, self.endpoint.db))
+        self._cursor = conn.cursor()
+        return conn
 
     def _classify(self, exc: BaseException) -> ErrorClass | None:
         return classify(exc)
 
     def _begin(self) -> None:
-        """Nothing: psycopg begins the transaction with the first statement."""
+        """Nothing: both drivers begin the transaction with the first statement."""
 
-    def _table_exists(self) -> bool:
-        row = self._conn.execute(
-            "SELECT to_regclass(%s) IS NOT NULL",
-            (self.dialect.quote_table(self.endpoint.table),),
-        ).fetchone()
-        return bool(row and row[0])
+    def _query(self, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+        if self._cursor is not None:  # ADBC: $n placeholders
+            self._cursor.execute(sql.replace("%s", "$1"), params)
+            return list(self._cursor.fetchall())
+        return list(self._conn.execute(sql, params).fetchall())
+
+    def _exists(self, name: str) -> bool:
+        rows = self._query("SELECT to_regclass(%s) IS NOT NULL", (self.dialect.quote_table(name),))
+        return bool(rows and rows[0][0])
 
     def _execute(self, sql: str) -> None:
-        self._conn.execute(sql)
+        if self._cursor is not None:
+            self._cursor.execute(sql)
+        else:
+            self._conn.execute(sql)
 
     def _write_rows(self, batch: pa.RecordBatch) -> None:
+        if self._cursor is None:
+            self._copy_rows(batch)
+            return
+        plan = self._plan(batch.schema)
+        data = plan.cast(batch)
+        if plan.insert_sql is None:
+            schema, table = _split_name(self.write_table)
+            self._cursor.adbc_ingest(table, data, mode="append", db_schema_name=schema)
+        else:
+            self._cursor.executemany(plan.insert_sql, data)
+
+    def _plan(self, schema: pa.Schema) -> _IngestPlan:
+        key = (self.write_table, tuple(schema.names))
+        if key not in self._plans:
+            rows = self._query(_COLUMNS_SQL, (self.dialect.quote_table(self.write_table),))
+            columns = {name: (oid, typmod, spelled) for name, oid, typmod, spelled in rows}
+            self._plans[key] = _IngestPlan.build(self.dialect, self.write_table, schema, columns)
+        return self._plans[key]
+
+    def _copy_rows(self, batch: pa.RecordBatch) -> None:
         if self._copy_sql is None:
             names = ", ".join(self.dialect.quote(n) for n in batch.schema.names)
             self._copy_sql = (
-                f"COPY {self.dialect.quote_table(self.endpoint.table)} ({names}) FROM STDIN"
+                f"COPY {self.dialect.quote_table(self.write_table)} ({names}) FROM STDIN"
             )
-        rows = batch_to_rows(batch)
+        rows = batch_to_rows(batch, _plain_decimals)
         with self._conn.cursor() as cur, cur.copy(self._copy_sql) as copy:
             for row in rows:
                 copy.write_row(row)
+
+    def _release(self) -> None:
+        if self._cursor is not None:
+            try:
+                self._cursor.close()
+            except Exception:
+                log.debug("adbc cursor close failed", exc_info=True)
+            self._cursor = None
+        super()._release()
+
+
+def _plain_decimals(column: pa.Array) -> pa.Array:
+    """Return decimals as plain digits (numeric and text columns both take them)."""
+    return bulk.decimal_text(column) if pa.types.is_decimal(column.type) else column
+
+
+_COLUMNS_SQL = (
+    "SELECT a.attname::text, a.atttypid::int8, a.atttypmod::int8,"
+    " format_type(a.atttypid, a.atttypmod) FROM pg_attribute a"
+    " WHERE a.attrelid = to_regclass(%s) AND a.attnum > 0 AND NOT a.attisdropped"
+)
+
+
+def _split_name(table: str) -> tuple[str | None, str]:
+    parts = validate_table(table)
+    return (parts[0], parts[1]) if len(parts) == 2 else (None, parts[0])
+
+
+def binary_type(oid: int, typmod: int, incoming: pa.DataType) -> pa.DataType | None:
+    """Return the Arrow type ADBC sends in binary for a column (None: not sendable so)."""
+    if oid == _NUMERIC:
+        if typmod < 4:  # numeric without precision: keep an incoming decimal as it is
+            return incoming if pa.types.is_decimal(incoming) else None
+        precision, scale = ((typmod - 4) >> 16) & 0xFFFF, (typmod - 4) & 0xFFFF
+        return pa.decimal128(precision, scale) if precision <= 38 else None
+    return _BINARY_TYPES.get(oid)
+
+
+_BINARY_TYPES: dict[int, pa.DataType] = {
+    _BOOL: pa.bool_(),
+    _BYTEA: pa.binary(),
+    _INT2: pa.int16(),
+    _INT4: pa.int32(),
+    _INT8: pa.int64(),
+    _FLOAT4: pa.float32(),
+    _FLOAT8: pa.float64(),
+    _TEXT: pa.string(),
+    _BPCHAR: pa.string(),
+    _VARCHAR: pa.string(),
+    _DATE: pa.date32(),
+    _TIME: pa.time64("us"),
+    _TIMESTAMP: pa.timestamp("us"),
+    _TIMESTAMPTZ: pa.timestamp("us", tz="UTC"),
+}
+
+
+@dataclass(frozen=True)
+class _IngestPlan:
+    """How batches of one shape go into one table: target Arrow types, and COPY or INSERT."""
+
+    schema: pa.Schema
+    insert_sql: str | None
+    """None: binary COPY (``adbc_ingest``); else a bound INSERT with text casts."""
+
+    @classmethod
+    def build(
+        cls,
+        dialect: Dialect,
+        table: str,
+        incoming: pa.Schema,
+        columns: Mapping[str, tuple[int, int, str]],
+    ) -> _IngestPlan:
+        fields, marks, copyable = [], [], True
+        for i, field in enumerate(incoming, start=1):
+            if field.name not in columns:
+                raise TerminalConnectorError(f"table {table} has no column {field.name!r}")
+            oid, typmod, spelled = columns[field.name]
+            target = binary_type(oid, typmod, field.type)
+            if target is None or not _castable(field.type, target):
+                copyable = False
+                fields.append(pa.field(field.name, pa.string()))
+                marks.append(f"${i}::text::{spelled}")
+            else:
+                fields.append(pa.field(field.name, target))
+                marks.append(f"${i}")
+        if copyable:
+            return cls(pa.schema(fields), None)
+        names = ", ".join(dialect.quote(f.name) for f in incoming)
+        sql = f"INSERT INTO {dialect.quote_table(table)} ({names}) VALUES ({', '.join(marks)})"
+        return cls(pa.schema(fields), sql)
+
+    def cast(self, batch: pa.RecordBatch) -> pa.RecordBatch:
+        """Return ``batch`` in the plan's types; a value that does not fit fails its column."""
+        return bulk.conform(batch, self.schema, RecordError)
+
+
+def _castable(source: pa.DataType, target: pa.DataType) -> bool:
+    if source == target or pa.types.is_null(source):
+        return True
+    if pa.types.is_binary(target) and not pa.types.is_binary(source):
+        return False  # text into bytea: PostgreSQL's own text input (\x...) must parse it
+    try:
+        pc.cast(pa.array([], source), target)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return False
+    return True
+
+
+def adbc_uri(connect: Mapping[str, Any], db: str | None) -> str:
+    """Return the libpq URI of ADBC's connection (UTC session; extra ``params`` as options)."""
+    extra = {str(k): str(v) for k, v in dict(connect.get("params") or {}).items()}
+    extra.setdefault("connect_timeout", "10")
+    extra["options"] = (extra.get("options", "") + " -c TimeZone=UTC").strip()
+    return bulk.url("postgresql", connect, 5432, db) + "?" + urlencode(extra, quote_via=quote)
 
 
 def register(registry: Registry) -> None:

@@ -20,8 +20,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from exchangis.connectors.base import DataSourceType, Endpoint, ParamSpec
+from exchangis.connectors.bulk import decimal_text
 from exchangis.connectors.registry import Registry
 from exchangis.connectors.sql import (
+    KEYS_NOT_NULL,
     ColumnConverter,
     Dialect,
     ErrorClass,
@@ -31,11 +33,17 @@ from exchangis.connectors.sql import (
     chunks,
     default_converter,
     per_value,
+    sql_literal,
     translate_errors,
     unsupported_type,
     validate_table,
 )
-from exchangis.errors import ConnectorError, TerminalConnectorError, TransientConnectorError
+from exchangis.errors import (
+    ConnectorError,
+    RecordError,
+    TerminalConnectorError,
+    TransientConnectorError,
+)
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +64,9 @@ def classify(exc: BaseException) -> type[ConnectorError] | None:
         if "locked" in text or "busy" in text:
             return TransientConnectorError
         return TerminalConnectorError
-    if isinstance(exc, sqlite3.Error | OverflowError):
+    if isinstance(exc, sqlite3.IntegrityError | OverflowError):
+        return RecordError
+    if isinstance(exc, sqlite3.Error):
         return TerminalConnectorError
     return None
 
@@ -109,6 +119,19 @@ class SqliteDialect(Dialect):
     name = "sqlite"
     quote_char = '"'
 
+    def primary_key(self, table: str) -> str:
+        """Return the primary key's columns of ``table`` in key order."""
+        parts = validate_table(table)
+        args = ", ".join(sql_literal(p) for p in reversed(parts))
+        return f"SELECT name FROM pragma_table_info({args}) WHERE pk > 0 ORDER BY pk"
+
+    def create_like(self, table: str, model: str) -> str:
+        """Return CREATE TABLE ... AS SELECT of no row (the columns and their declared types)."""
+        return (
+            f"CREATE TABLE {self.quote_table(table)} AS "
+            f"SELECT * FROM {self.quote_table(model)} WHERE 0"
+        )
+
     def column_type(self, data_type: pa.DataType) -> str:
         """Return the declared type for ``data_type`` (its affinity keeps values exact)."""
         t = data_type
@@ -132,6 +155,83 @@ class SqliteDialect(Dialect):
         if pa.types.is_time(t):
             return "TIME"
         raise unsupported_type(t)
+
+    def unique_keys(self, table: str) -> str:
+        """Return the columns of the unique, non-partial indexes of ``table`` and of its
+        PRIMARY KEY (an INTEGER PRIMARY KEY is the rowid: it has no index)."""
+        parts = validate_table(table)
+        schema = sql_literal(parts[0] if len(parts) == 2 else "main")
+        name = sql_literal(parts[-1])
+        return (
+            f"SELECT il.name, ii.name FROM pragma_index_list({name}, {schema}) AS il"
+            f" JOIN pragma_index_info(il.name, {schema}) AS ii"
+            ' WHERE il."unique" AND NOT il.partial'
+            f" UNION ALL SELECT 'PRIMARY KEY', name FROM pragma_table_info({name}, {schema})"
+            " WHERE pk > 0"
+        )
+
+    def stage_table(self, target: str, name: str) -> str:
+        """Return ``temp.name``: the connection's temporary database."""
+        return f"temp.{name}"
+
+    def create_stage(
+        self,
+        stage: str,
+        target: str,
+        columns: Sequence[str],
+        keys: Sequence[str],
+        ordinal: str,
+    ) -> list[str]:
+        """Return ``CREATE TEMP TABLE ... AS SELECT`` of the written columns (same affinities,
+        no constraint: CTAS copies none) and a trigger that refuses a NULL key; rowids number
+        the rows in write order (nothing is deleted there)."""
+        cols = ", ".join(self.quote(c) for c in columns)
+        null = " OR ".join(f"NEW.{self.quote(k)} IS NULL" for k in keys)
+        bare = self.quote(validate_table(stage)[-1])  # a trigger's table name is unqualified
+        return [
+            f"CREATE TEMP TABLE {self.quote_table(stage)} AS SELECT {cols}"
+            f" FROM {self.quote_table(target)} WHERE 0",
+            f"CREATE TEMP TRIGGER {self.quote(ordinal)} BEFORE INSERT ON {bare} WHEN {null}"
+            f" BEGIN SELECT RAISE(ABORT, 'CHECK constraint failed: {KEYS_NOT_NULL}'); END",
+        ]
+
+    def merge(
+        self,
+        target: str,
+        stage: str,
+        columns: Sequence[str],
+        keys: Sequence[str],
+        ordinal: str,
+    ) -> str:
+        """Return ``INSERT ... SELECT ... ORDER BY rowid ON CONFLICT (keys) DO UPDATE``.
+
+        SQLite applies the rows one by one in rowid (write) order, so a later row with the same
+        key updates the one before it: the last wins.
+        """
+        taken = {c.casefold() for c in columns}
+        rowid = next((a for a in ("rowid", "_rowid_", "oid") if a not in taken), None)
+        if rowid is None:
+            raise TerminalConnectorError(
+                "upsert cannot order rows: rowid, _rowid_ and oid are columns"
+            )
+        cols = ", ".join(self.quote(c) for c in columns)
+        key_list = ", ".join(self.quote(k) for k in keys)
+        updates = [self.quote(c) for c in columns if c not in keys]
+        action = (
+            "DO UPDATE SET " + ", ".join(f"{c} = excluded.{c}" for c in updates)
+            if updates
+            else "DO NOTHING"
+        )
+        # "WHERE true": without a WHERE, SQLite would read ON CONFLICT as a join constraint.
+        return (
+            f"INSERT INTO {self.quote_table(target)} ({cols}) SELECT {cols}"
+            f" FROM {self.quote_table(stage)} WHERE true ORDER BY {rowid}"
+            f" ON CONFLICT ({key_list}) {action}"
+        )
+
+    def drop_stage(self, stage: str) -> str | None:
+        """Return ``DROP TABLE`` of the staging table (inside the transaction)."""
+        return f"DROP TABLE {self.quote_table(stage)}"
 
 
 DIALECT = SqliteDialect()
@@ -323,7 +423,9 @@ def _prepare(column: pa.Array) -> pa.Array:
     t = column.type
     if pa.types.is_boolean(t):
         return pc.cast(column, pa.int64())
-    if pa.types.is_decimal(t) or pa.types.is_temporal(t):
+    if pa.types.is_decimal(t):
+        return decimal_text(column)  # plain digits: never 1E-10
+    if pa.types.is_temporal(t):
         return pc.cast(column, pa.string())
     return column
 
@@ -357,8 +459,8 @@ class SqliteSink(SqlSink):
         if self._conn.in_transaction:
             self._conn.execute("ROLLBACK")
 
-    def _table_exists(self) -> bool:
-        master, table = _qualified(self.endpoint.table, "sqlite_master")
+    def _exists(self, name: str) -> bool:
+        master, table = _qualified(name, "sqlite_master")
         row = self._conn.execute(
             f"SELECT 1 FROM {master} WHERE type IN ('table', 'view') AND name = ?", (table,)
         ).fetchone()
@@ -369,7 +471,7 @@ class SqliteSink(SqlSink):
 
     def _write_rows(self, batch: pa.RecordBatch) -> None:
         if self._insert is None:
-            self._insert = self.dialect.insert(self.endpoint.table, batch.schema.names, "?")
+            self._insert = self.dialect.insert(self.write_table, batch.schema.names, "?")
         rows = batch_to_rows(batch, _prepare)
         for part in chunks(rows, self.chunk_size):
             self._conn.executemany(self._insert, part)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -22,6 +23,56 @@ SETTING_KEYS: dict[str, str] = {
     "setting.timeout.seconds": "timeout_seconds",
 }
 """Sub-job setting keys (DataX/Exchangis names) and the plan field each one fills."""
+
+SETTING_RANGES: dict[str, tuple[int | float, int | float]] = {
+    "setting.speed.record": (0, 10**9),
+    "setting.speed.byte": (0, 10**12),
+    "setting.speed.channel": (1, 64),
+    "setting.errorLimit.record": (0, 10**12),
+    "setting.errorLimit.percentage": (0, 1),
+    "setting.retry.times": (0, 10),
+    "setting.timeout.seconds": (0, 10**9),
+}
+"""Accepted values of each setting, both ends included. Every setting is an integer except
+``setting.errorLimit.percentage`` (a fraction of the rows read, as in DataX: 0.02 is 2 %). A
+speed or timeout of 0 means none."""
+
+
+def setting_problem(key: str, value: Any) -> str | None:
+    """Return why ``value`` is not a valid value of setting ``key``, or None when it is."""
+    if key not in SETTING_RANGES:
+        return f"is not a known setting (accepted: {', '.join(sorted(SETTING_RANGES))})"
+    low, high = SETTING_RANGES[key]
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return "must be a number"
+    if not math.isfinite(value):
+        return "must be a finite number"
+    if key != "setting.errorLimit.percentage" and value != int(value):
+        return "must be an integer"
+    if not low <= value <= high:
+        return f"must be between {low} and {high}"
+    return None
+
+
+def plan_settings(items: list[Mapping[str, Any]] | None, where: str) -> dict[str, Any]:
+    """Return a sub-job's settings as plan fields (integers as ``int``), each value checked.
+
+    Raises:
+        InvalidInputError: naming the setting at fault.
+    """
+    settings: dict[str, Any] = {}
+    for i, item in enumerate(items or []):
+        key: Any = None
+        value: Any = None
+        if isinstance(item, Mapping):
+            key, value = item.get("config_key"), item.get("config_value")
+        problem = setting_problem(str(key), value)
+        if problem:
+            field = f"{where}.settings[{i}].config_value"
+            raise InvalidInputError(f"{field}: {key} {problem}", errors={field: [problem]})
+        number = value if key == "setting.errorLimit.percentage" else int(value)
+        settings[SETTING_KEYS[str(key)]] = number
+    return settings
 
 
 EXECUTION_TIMEOUT_PARAM = "execution.timeout.seconds"
@@ -99,10 +150,14 @@ class TaskPlan:
     sink: dict[str, Any]
     mapping: list[list[str]]
     settings: dict[str, Any]
+    split: dict[str, Any] | None = None
+    """A channel's key range of the source (see :mod:`exchangis.engine.channels`)."""
+    stage: dict[str, Any] | None = None
+    """A channel's stage tables when the sub-job overwrites its sink (published together)."""
 
     def to_json(self) -> dict[str, Any]:
         """Return the plan as a JSON-able dict."""
-        return {
+        plan = {
             "name": self.name,
             "position": self.position,
             "source": self.source,
@@ -110,6 +165,11 @@ class TaskPlan:
             "mapping": self.mapping,
             "settings": self.settings,
         }
+        if self.split is not None:
+            plan["split"] = self.split
+        if self.stage is not None:
+            plan["stage"] = self.stage
+        return plan
 
 
 def _options(pairs: list[Mapping[str, Any]] | None) -> dict[str, Any]:
@@ -139,9 +199,10 @@ def plan_job(
         where = f"content[{position}]"
         sub = render(dict(raw), variables, where)
         params = sub.get("params") or {}
-        settings: dict[str, Any] = {"retry_times": default_retries}
-        for item in sub.get("settings") or []:
-            settings[SETTING_KEYS[item["config_key"]]] = item["config_value"]
+        settings: dict[str, Any] = {
+            "retry_times": default_retries,
+            **plan_settings(sub.get("settings"), where),
+        }
         mapping = [
             [m["source_field_name"], m["sink_field_name"]]
             for m in (sub.get("transforms") or {}).get("mapping") or []

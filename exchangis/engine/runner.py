@@ -10,16 +10,24 @@ import threading
 import time
 import traceback
 import uuid
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
 from typing import Any
 
 import psutil
+import pyarrow as pa
 
 from exchangis.connectors.base import Endpoint, Sink, Source
 from exchangis.engine import finalize, retry
+from exchangis.engine.dirty import ErrorRecords
 from exchangis.engine.states import TASK_FINAL, ExecutionStatus, TaskStatus
 from exchangis.engine.transform import ColumnMapping
-from exchangis.errors import ExchangisError, InvalidInputError, TransientConnectorError
+from exchangis.errors import (
+    BulkRowRefusedError,
+    ExchangisError,
+    InvalidInputError,
+    TransientConnectorError,
+)
 from exchangis.models import DataSource, TaskExecution
 from exchangis.runtime import Runtime
 from exchangis.state.logs import LogWriter
@@ -51,6 +59,9 @@ class TaskContext:
     plan: dict[str, Any]
     source: Endpoint
     sink: Endpoint
+    """Where batches go: the sink table, or a channel's own stage table (see ``target``)."""
+    target: Endpoint | None = None
+    """A staged channel's real sink table (its content is replaced once all stages are in)."""
 
 
 def load_context(rt: Runtime, tid: int) -> TaskContext:
@@ -66,16 +77,19 @@ def load_context(rt: Runtime, tid: int) -> TaskContext:
             ds = session.get(DataSource, spec["datasource_id"])
             if ds is None:
                 raise InvalidInputError(f"{side} data source {spec['datasource_id']} was deleted")
-            endpoints.append(
-                Endpoint(
-                    type=ds.type,
-                    connect=dict(ds.connect_params),
-                    table=spec["table"],
-                    db=spec.get("db"),
-                    options=dict(spec.get("options") or {}),
-                )
-            )
-    return TaskContext(plan, endpoints[0], endpoints[1])
+            endpoints.append(Endpoint.of_plan(ds.type, ds.connect_params, spec))
+    source, sink = endpoints
+    source = replace(source, split=plan.get("split"))
+    stage = plan.get("stage")
+    if not stage:
+        return TaskContext(plan, source, replace(sink, shared=bool(plan.get("split"))))
+    work = replace(
+        sink,
+        table=stage["work"],
+        options={**sink.options, "writeMode": "overwrite", "createTable": True},
+        like=sink.table,
+    )
+    return TaskContext(plan, source, work, target=sink)
 
 
 class Heartbeat(threading.Thread):
@@ -124,6 +138,12 @@ class Meter:
         self._last_records = 0
         self._last_at = self.started
 
+    def reset(self) -> None:
+        """Forget the rows counted so far (the transfer starts again from the first row)."""
+        self.read = self.written = self.errors = self.ignored = self.bytes = 0
+        self.source_progress = None
+        self._last_records = 0
+
     def progress(self) -> float:
         """Return the fraction done, below 1 until the task succeeds."""
         if self.source_progress is not None:
@@ -170,6 +190,57 @@ class Meter:
             )
 
 
+PACE_SECONDS = 0.25
+"""Most seconds' worth of a task's speed limits that one batch carries."""
+
+
+class Pace:
+    """The schedule of a speed-limited task (``setting.speed.record`` / ``setting.speed.byte``).
+
+    Each batch is charged ``max(records / speed, bytes / speed_bytes)`` seconds. Its deadline
+    is that charge after the moment it began: the previous deadline while the task keeps up, or
+    the end of the previous batch when it fell behind (a slow source or sink, a busy host). The
+    rate since the start never exceeds the limits by more than one batch, and time lost in a
+    stall is not made up by a burst.
+    """
+
+    def __init__(self, meter: Meter, speed: int, speed_bytes: int) -> None:
+        self.meter = meter
+        self.speed = speed
+        self.speed_bytes = speed_bytes
+        self.began = meter.started
+        """When the batch being moved began (on schedule: its predecessor's deadline)."""
+        self.records = 0
+        self.bytes = 0
+
+    def rows_per_batch(self, batch: pa.RecordBatch) -> int:
+        """Return the most rows of ``batch`` that fit in ``PACE_SECONDS`` of the limits.
+
+        Bytes per row are ``batch``'s own average (its Arrow ``nbytes``).
+        """
+        rows = batch.num_rows
+        if self.speed:
+            rows = min(rows, max(1, int(self.speed * PACE_SECONDS)))
+        if self.speed_bytes and batch.num_rows and batch.nbytes:
+            per_row = batch.nbytes / batch.num_rows
+            rows = min(rows, max(1, int(self.speed_bytes * PACE_SECONDS / per_row)))
+        return rows
+
+    def charge(self, now: float) -> float:
+        """Charge what the meter counted since the last call; return the batch's deadline."""
+        read, nbytes = self.meter.read, self.meter.bytes
+        if read < self.records or nbytes < self.bytes:  # the meter was reset: a new pass
+            self.records = self.bytes = 0
+        cost = max(
+            (read - self.records) / self.speed if self.speed else 0.0,
+            (nbytes - self.bytes) / self.speed_bytes if self.speed_bytes else 0.0,
+        )
+        self.records, self.bytes = read, nbytes
+        due = self.began + cost
+        self.began = max(due, now)
+        return due
+
+
 def worker_info() -> str:
     """Return the JSON string that tasklist shows as ``linkisJobInfo``."""
     return json.dumps({"host": socket.gethostname(), "pid": os.getpid()})
@@ -184,6 +255,7 @@ class TaskRunner:
         self.store = rt.store
         self.claim = ""
         self.lost = False
+        self._pace: Pace | None = None
 
     def run(self) -> TaskStatus | None:
         """Claim and run the task; return its final status, or None when the claim failed."""
@@ -289,8 +361,6 @@ class TaskRunner:
         name = task.get("name", "")
         log = self.rt.task_log(self.tid, eid)
         meter = Meter(self.rt, self.tid, log)
-        source: Source | None = None
-        sink: Sink | None = None
         try:
             ctx = load_context(self.rt, self.tid)
             settings = ctx.plan.get("settings") or {}
@@ -305,17 +375,22 @@ class TaskRunner:
             limits = {k: v for k, v in settings.items() if v} or "none"
             batch = self._batch_size_for(ctx.source, settings)
             log.info(f"Limits: {limits}; batch size {batch}")
-            source = self.rt.registry.source(ctx.source)
-            sink = self.rt.registry.sink(ctx.sink)
-            meter.traffic = {"source_type": source.traffic, "sink_type": sink.traffic}
-            schema = source.open()
-            mapping = ColumnMapping(schema, ctx.plan.get("mapping") or [])
-            log.info(f"Columns: {mapping.describe(schema)}")
-            meter.estimate = source.estimate()
-            sink.open(mapping.schema)
-            self._loop(eid, source, sink, mapping, meter, settings)
-            self._check(eid, meter, 0)
-            sink.commit()
+            try:
+                columns = self._move(eid, ctx, settings, meter, log)
+            except BulkRowRefusedError as exc:
+                log.warn(
+                    f"{exc.message}; the sink was rolled back and the transfer starts again with "
+                    "row-level reads and writes, which name the row at fault"
+                )
+                meter.reset()
+                ctx = replace(
+                    ctx,
+                    source=replace(ctx.source, options={**ctx.source.options, "bulk": False}),
+                    sink=replace(ctx.sink, options={**ctx.sink.options, "bulk": False}),
+                )
+                columns = self._move(eid, ctx, settings, meter, log)
+            if ctx.target is not None:
+                self._publish_stage(eid, ctx, ctx.target, columns, meter, log)
             meter.publish(force=True)
             log.info(
                 f"Task {name} succeeded: read {meter.read} records, wrote {meter.written}, "
@@ -324,12 +399,10 @@ class TaskRunner:
             )
             return TaskStatus.SUCCESS, None, meter
         except StopTransfer as stop:
-            self._rollback(sink, log)
             log.warn(f"Task {name} stopped: {stop.reason}; the sink was rolled back")
             self.lost = stop.lost
             return stop.status, stop.reason, meter
         except ExchangisError as exc:  # connector and input errors carry safe messages
-            self._rollback(sink, log)
             transient = isinstance(exc, TransientConnectorError)
             kind = "a transient error" if transient else "an error"
             log.error(f"Task {name} failed with {kind}: {exc.message}; the sink was rolled back")
@@ -337,10 +410,71 @@ class TaskRunner:
             return outcome, log.mask(exc.message), meter
         except Exception as exc:
             logger.error("task=%s failed: %s", self.tid, log.mask(traceback.format_exc()))
-            self._rollback(sink, log)
             text = f"{type(exc).__name__}: {exc}"
             log.error(f"Task {name} failed: {text}; the sink was rolled back")
             return TaskStatus.FAILED, log.mask(text), meter
+
+    def _publish_stage(
+        self,
+        eid: str,
+        ctx: TaskContext,
+        target: Endpoint,
+        columns: list[str],
+        meter: Meter,
+        log: LogWriter,
+    ) -> None:
+        """Publish this channel's committed stage; the channel that finds every stage in
+        replaces the sink table's content with them (see :mod:`exchangis.engine.channels`)."""
+        stage = ctx.plan["stage"]
+        self._check(eid, meter, 0)
+        sink = self.rt.registry.sink(target)
+        publish = getattr(sink, "publish_stage", None)
+        swap = getattr(sink, "swap_stages", None)
+        if publish is None or swap is None:
+            raise InvalidInputError(f"{target.type} sinks cannot stage channels")
+        publish(stage["work"], stage["done"])
+        log.info(f"Stage {stage['done']} of table {target.table} is complete")
+        if swap(stage["all"], columns):
+            log.info(
+                f"Every channel's stage is complete: the content of table {target.table} was "
+                f"replaced with the {len(stage['all'])} stages in one transaction"
+            )
+        else:
+            log.info("Other channels are still running: the last one to finish replaces the table")
+
+    def _move(
+        self,
+        eid: str,
+        ctx: TaskContext,
+        settings: dict[str, Any],
+        meter: Meter,
+        log: LogWriter,
+    ) -> list[str]:
+        """Open the source and the sink, stream every batch, commit; roll back on any error.
+
+        Returns the names of the columns written.
+        """
+        source: Source | None = None
+        sink: Sink | None = None
+        try:
+            source = self.rt.registry.source(ctx.source)
+            sink = self.rt.registry.sink(ctx.sink)
+            meter.traffic = {"source_type": source.traffic, "sink_type": sink.traffic}
+            schema = source.open()
+            mapping = ColumnMapping(schema, ctx.plan.get("mapping") or [])
+            log.info(f"Columns: {mapping.describe(schema)}")
+            meter.estimate = source.estimate()
+            sink.open(mapping.schema)
+            dirty = ErrorRecords(settings, log)
+            log.info(f"Error records: {dirty.describe()}")
+            self._loop(eid, source, sink, mapping, meter, settings, dirty)
+            dirty.finish(meter.read)
+            self._check(eid, meter, 0)
+            sink.commit()
+            return list(mapping.schema.names)
+        except BaseException:
+            self._rollback(sink, log)
+            raise
         finally:
             for end in (source, sink):
                 if end is not None:
@@ -379,16 +513,21 @@ class TaskRunner:
         mapping: ColumnMapping,
         meter: Meter,
         settings: dict[str, Any],
+        dirty: ErrorRecords,
     ) -> None:
         speed = int(settings.get("speed_record") or 0)
         speed_bytes = int(settings.get("speed_byte") or 0)
         timeout = float(settings.get("timeout_seconds") or 0)
         batch_size = self._batch_size_for(source.endpoint, settings)
         self._check(eid, meter, timeout)
-        for batch in source.batches(batch_size):
+        for batch in self._paced(source.batches(batch_size), meter, speed, speed_bytes):
             meter.read += batch.num_rows
             meter.bytes += batch.nbytes
             meter.written += sink.write(mapping.apply(batch))
+            rejects = sink.take_rejects()
+            if rejects:
+                meter.errors += len(rejects)
+                dirty.add(rejects)
             meter.source_progress = source.progress()
             self._check(eid, meter, timeout)
             meter.publish()
@@ -397,20 +536,41 @@ class TaskRunner:
         self._check(eid, meter, timeout)
 
     def _batch_size_for(self, endpoint: Endpoint, settings: dict[str, Any]) -> int:
-        """Return the rows per batch: ``batchSize`` or the default, at most a second's worth."""
+        """Return the rows per batch: ``batchSize`` or the default, at most ``PACE_SECONDS`` of
+        ``speed_record``."""
         size = int(endpoint.options.get("batchSize") or self.rt.settings.batch_size)
         speed = int(settings.get("speed_record") or 0)
-        return max(1, min(size, speed)) if speed else size
+        return max(1, min(size, int(speed * PACE_SECONDS))) if speed else size
+
+    def _pace_for(self, meter: Meter, speed: int, speed_bytes: int) -> Pace:
+        if self._pace is None or self._pace.meter is not meter:
+            self._pace = Pace(meter, speed, speed_bytes)
+        return self._pace
+
+    def _paced(
+        self, batches: Iterator[pa.RecordBatch], meter: Meter, speed: int, speed_bytes: int
+    ) -> Iterator[pa.RecordBatch]:
+        """Yield ``batches``, under speed limits cut into slices of ``PACE_SECONDS`` at most."""
+        if not (speed or speed_bytes):
+            yield from batches
+            return
+        pace = self._pace_for(meter, speed, speed_bytes)
+        for batch in batches:
+            rows = pace.rows_per_batch(batch)
+            if batch.num_rows <= rows:
+                yield batch
+                continue
+            for offset in range(0, batch.num_rows, rows):
+                yield batch.slice(offset, rows)
 
     def _throttle(
         self, eid: str, meter: Meter, speed: int, speed_bytes: int, timeout: float
     ) -> None:
-        """Sleep until within ``speed`` records/s and ``speed_bytes`` B/s; check control often."""
-        due = max(
-            meter.read / speed if speed else 0.0, meter.bytes / speed_bytes if speed_bytes else 0.0
-        )
+        """Sleep until the last batch's deadline under ``speed`` records/s and ``speed_bytes``
+        B/s (see :class:`Pace`); check control and publish progress every 0.2 s meanwhile."""
+        due = self._pace_for(meter, speed, speed_bytes).charge(time.monotonic())
         while True:
-            ahead = due - (time.monotonic() - meter.started)
+            ahead = due - time.monotonic()
             if ahead <= 0:
                 return
             time.sleep(min(ahead, 0.2))

@@ -6,7 +6,7 @@ from typing import Any
 
 from marshmallow import ValidationError, fields, post_load, validate, validates_schema
 
-from exchangis.engine.planner import SETTING_KEYS
+from exchangis.engine.planner import SETTING_KEYS, setting_problem
 from exchangis.schemas.common import BodySchema, QuerySchema, WireTime
 
 TEXT = validate.Length(min=1, max=255)
@@ -70,21 +70,6 @@ class TransformsSchema(BodySchema):
     mapping = fields.List(fields.Nested(MappingItemSchema), load_default=list)
 
 
-def _setting_value(key: str, value: Any) -> str | None:
-    """Return why a setting value is invalid, or None."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return "must be a number"
-    if key == "setting.errorLimit.percentage":
-        return None if 0 <= value <= 1 else "must be between 0 and 1"
-    if value != int(value):
-        return "must be an integer"
-    if key == "setting.speed.channel":
-        return None if 1 <= value <= 64 else "must be between 1 and 64"
-    if key == "setting.retry.times":
-        return None if 0 <= value <= 10 else "must be between 0 and 10"
-    return None if value >= 0 else "must not be negative"
-
-
 class SettingItemSchema(BodySchema):
     """One sub-job setting (DataX/Exchangis names)."""
 
@@ -96,7 +81,7 @@ class SettingItemSchema(BodySchema):
         """Check the value's type and range for its key."""
         key = data.get("config_key")
         if key in SETTING_KEYS:
-            problem = _setting_value(key, data.get("config_value"))
+            problem = setting_problem(key, data.get("config_value"))
             if problem:
                 raise ValidationError(f"{key} {problem}", "config_value")
 

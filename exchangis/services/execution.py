@@ -10,7 +10,7 @@ from typing import Any
 
 from redis.exceptions import RedisError
 
-from exchangis.engine import finalize
+from exchangis.engine import channels, finalize
 from exchangis.engine.finalize import NOT_FINAL, epoch_ms, execution_progress, task_metrics
 from exchangis.engine.planner import execution_timeout, plan_job
 from exchangis.engine.states import EXECUTION_FINAL, TASK_FINAL, ExecutionStatus, TaskStatus
@@ -52,6 +52,7 @@ def submit_execution(rt: Runtime, job_id: int, user: str, body: Mapping[str, Any
                 )
         route = (body.get("labels") or {}).get("route")
         eid = str(uuid.uuid4())
+        plans = channels.expand(rt, session, plans, eid)
         execution = JobExecution(
             id=eid,
             job_id=job.id,

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from exchangis.connectors.base import Endpoint
+from exchangis.connectors.base import Endpoint, Sink, Source
 from exchangis.engine.planner import VARIABLE as _VARIABLE
 from exchangis.errors import InvalidInputError, NotFoundError
 from exchangis.models import DataSource, Job
@@ -26,14 +26,14 @@ def check_endpoint(
     ref: Mapping[str, Any],
     options: Mapping[str, Any],
     where: str,
-) -> None:
+) -> Source | Sink:
     """Check one side of a sub-job: the data source exists with that type, options and table.
 
     ``${...}`` variables are checked with a placeholder; the rendered names are checked again at
-    submit.
+    submit. Returns the connector built from them (nothing opened).
 
     Raises:
-        InvalidInputError: naming the field at fault.
+        InvalidInputError: naming the field at fault (``options`` for a bad option value).
     """
     ds = session.get(DataSource, ref["id"])
     if ds is None:
@@ -59,9 +59,10 @@ def check_endpoint(
         options=dict(options),
     )
     try:
-        connector(endpoint)  # constructors validate names, paths and options without I/O
+        return connector(endpoint)  # constructors validate names, paths and options without I/O
     except InvalidInputError as exc:
-        raise _invalid(f"{where}.table", exc.message) from None
+        part = "options" if exc.errors and "options" in exc.errors else "table"
+        raise _invalid(f"{where}.{part}", exc.message) from None
 
 
 def check_content(rt: Runtime, session: Session, content: list[dict[str, Any]]) -> None:
@@ -80,7 +81,7 @@ def check_content(rt: Runtime, session: Session, content: list[dict[str, Any]]) 
                 p["config_key"]: p["config_value"]
                 for p in sub.get("params", {}).get(option_key, [])
             }
-            check_endpoint(
+            connector = check_endpoint(
                 rt,
                 session,
                 side,
@@ -88,6 +89,12 @@ def check_content(rt: Runtime, session: Session, content: list[dict[str, Any]]) 
                 options,
                 f"content[{i}].dataSources.{side}",
             )
+            mapping = (sub.get("transforms") or {}).get("mapping") or []
+            if isinstance(connector, Sink) and mapping:
+                try:
+                    connector.check_columns([m["sink_field_name"] for m in mapping])
+                except InvalidInputError as exc:
+                    raise _invalid(f"content[{i}].dataSources.sink.options", exc.message) from None
 
 
 def _dump(job: Job) -> dict[str, Any]:

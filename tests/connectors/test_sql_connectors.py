@@ -213,9 +213,15 @@ def test_sources_and_sinks_subclass_the_contract(backend: Backend) -> None:
     assert source.traffic in {"mysql", "postgresql", "sqlite", "csv", "jsonl"}
 
 
-def test_upsert_is_refused(backend: Backend) -> None:
-    with pytest.raises(InvalidInputError, match="not supported yet"):
-        backend.registry.sink(backend.endpoint(backend.new_table(), writeMode="upsert"))
+def test_upsert_needs_primary_keys_and_a_sql_sink(backend: Backend) -> None:
+    table = backend.new_table()
+    if backend.kind in SQL_BACKENDS:
+        with pytest.raises(InvalidInputError, match="needs option primaryKeys"):
+            backend.registry.sink(backend.endpoint(table, writeMode="upsert"))
+        backend.registry.sink(backend.endpoint(table, writeMode="upsert", primaryKeys="id"))
+    else:
+        with pytest.raises(InvalidInputError, match="upsert is not supported by FILE sinks"):
+            backend.registry.sink(backend.endpoint(table, writeMode="upsert", primaryKeys="id"))
 
 
 # --- SQL backends ------------------------------------------------------------------------------
@@ -507,17 +513,19 @@ def test_postgres_schema_qualified_table_and_db_override(
         _pg_exec(backend.connect, f'DROP SCHEMA "{schema}" CASCADE')
 
 
-def test_postgres_constraint_violation_is_terminal(make_backend: Factory) -> None:
+def test_postgres_constraint_violation_is_an_error_record(make_backend: Factory) -> None:
     backend = make_backend("postgres")
     table = backend.new_table()
     _pg_exec(backend.connect, f'CREATE TABLE "{table}" (id bigint PRIMARY KEY, name text)')
     data = pa.table({"id": [1, 1], "name": ["a", "b"]})
 
-    with backend.registry.sink(backend.endpoint(table)) as sink:
+    with backend.registry.sink(backend.endpoint(table, bulk=False)) as sink:
         sink.open(data.schema)
-        with pytest.raises(TerminalConnectorError):
-            sink.write(data.to_batches()[0])
-            sink.commit()
+        assert sink.write(data.to_batches()[0]) == 1
+        [reject] = sink.take_rejects()
+        sink.commit()
+    assert reject.row == {"id": 1, "name": "b"}
+    assert "duplicate key" in reject.reason
 
 
 # --- SQLite ------------------------------------------------------------------------------------
