@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 import tempfile
 from collections.abc import Mapping, Sequence
@@ -95,9 +96,31 @@ def classify(exc: BaseException) -> type[ConnectorError] | None:
     return TerminalConnectorError
 
 
+@functools.cache
+def _connection_class() -> type:
+    """Return pymysql's connection class, sharing one TLS context among all connections.
+
+    Without TLS options pymysql tries TLS (and falls back to plain) with a fresh default
+    context each time, and loading the CA store costs about 50 ms a connection. The shared
+    context is made the same way, once; explicit ``ssl_*`` params still get their own.
+    """
+    import pymysql.connections
+
+    shared: dict[str, Any] = {}
+
+    class Connection(pymysql.connections.Connection):
+        def _create_ssl_ctx(self, sslp: Any) -> Any:
+            if sslp != {}:
+                return super()._create_ssl_ctx(sslp)
+            if "ctx" not in shared:
+                shared["ctx"] = super()._create_ssl_ctx({})
+            return shared["ctx"]
+
+    return Connection
+
+
 def open_connection(connect: Mapping[str, Any], database: str | None = None) -> Any:
     """Return a pymysql connection (autocommit off, utf8mb4, UTC session time zone)."""
-    import pymysql
 
     extra = dict(connect.get("params") or {})
     kwargs: dict[str, Any] = {k: v for k, v in extra.items() if k in _PASSTHROUGH}
@@ -105,7 +128,7 @@ def open_connection(connect: Mapping[str, Any], database: str | None = None) -> 
     if ignored:
         log.info("mysql connect params ignored names=%s", ",".join(ignored))
     kwargs.setdefault("connect_timeout", 10)
-    return pymysql.connect(
+    return _connection_class()(
         host=str(connect.get("host") or "localhost"),
         port=int(connect.get("port") or 3306),
         user=connect.get("username"),
