@@ -7,7 +7,8 @@ HOST ?= 127.0.0.1
 EXCHANGIS_PORT ?= 8080
 export EXCHANGIS_PORT
 
-.PHONY: help install run test lint api worker migrate services-up bench-logs bench-history clean
+.PHONY: help install run test lint api worker migrate services-up bench-logs bench-history \
+	bench-gen bench-transfer clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -48,6 +49,12 @@ bench-logs: $(STAMP)  ## log reader benchmark: 1M-line vs 1k-line log over HTTP 
 
 bench-history: $(STAMP)  ## execution history list: 10k vs 100 executions over HTTP (needs Redis)
 	$(PY) bench/history_list.py
+
+bench-gen: $(STAMP)  ## generate bench_mixed (1M rows) in MariaDB and PostgreSQL, and its CSV
+	$(PY) bench/gen_mixed.py --csv var/bench/bench_mixed.csv $(BENCH_ARGS)
+
+bench-transfer: $(STAMP)  ## transfers vs mariadb/psql pipes, channels, orchestration (BENCH_ARGS=...)
+	$(PY) bench/transfer.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

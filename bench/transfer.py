@@ -25,8 +25,8 @@ the peak RSS of the tree's largest single process ("1 proc": the worker child mo
 the tree's sum counts the pages forked processes share several times).
 Engine time is from the submit (``POST /job/{id}/execute``) to the final status seen by polling
 ``/job/execution/{id}/status`` every 0.1 s (as a UI would, only faster; a tighter loop steals
-CPU from the worker on a small machine). Every sink (baseline and engine) is a freshly created empty table
-with the source's columns and primary key, and is checked against the source afterwards
+CPU from the worker on a small machine). Every sink (baseline and engine) is a freshly created
+empty table with the source's columns and primary key, and is checked against the source afterwards
 (count, sums of id/qty/amount/flag/seconds since 2020, lengths, distinct notes, min/max time).
 
 The source tables are generated on first use (``bench/gen_mixed.py``): ``bench_mixed`` for the
