@@ -120,6 +120,22 @@ def tree_rss(process: psutil.Process) -> int:
     return sum(member_rss(process))
 
 
+def tree_pss(process: psutil.Process) -> int:
+    """Return the summed PSS (bytes) of ``process`` and its descendants: each page shared by
+    forked processes counted once in all (0 where the system does not report PSS)."""
+    try:
+        members = [process, *process.children(recursive=True)]
+    except psutil.Error:
+        return 0
+    total = 0
+    for member in members:
+        try:
+            total += getattr(member.memory_full_info(), "pss", 0)
+        except psutil.Error:
+            continue
+    return total
+
+
 class RssMonitor:
     """Samples the RSS of a process tree every ``interval`` seconds in a thread; keeps the peak
     of the tree's sum and the peak of its largest single process (the pool child that moves
@@ -132,6 +148,7 @@ class RssMonitor:
         self.before = sum(sizes)
         self.peak = self.before
         self.peak_process = max(sizes, default=0)
+        self.peak_pss = tree_pss(self.process)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -140,6 +157,7 @@ class RssMonitor:
             sizes = member_rss(self.process)
             self.peak = max(self.peak, sum(sizes))
             self.peak_process = max(self.peak_process, max(sizes, default=0))
+            self.peak_pss = max(self.peak_pss, tree_pss(self.process))
             self._stop.wait(self.interval)
 
     def __enter__(self) -> RssMonitor:
@@ -166,6 +184,8 @@ class Sample:
     """``ok``, or why the sink does not match the source."""
     rss_process: int = 0
     """Peak RSS of the largest single process (the worker child moving the data)."""
+    pss_tree: int = 0
+    """Peak PSS of the whole process tree (shared pages counted once)."""
 
 
 @dataclass
@@ -192,6 +212,10 @@ class Side:
         """Return the highest single-process RSS peak of the good runs."""
         return max((s.rss_process for s in self.good()), default=0)
 
+    def peak_pss(self) -> int:
+        """Return the highest tree PSS peak of the good runs."""
+        return max((s.pss_tree for s in self.good()), default=0)
+
     def before(self) -> int:
         """Return the lowest RSS seen right before a run."""
         return min((s.rss_before for s in self.good()), default=0)
@@ -213,7 +237,13 @@ def run_pipeline(command: str, timeout: float = 3600) -> Sample:
         error = (
             f"exit {process.returncode}: {(err or out).decode(errors='replace').strip()[-2000:]}"
         )
-    return Sample(seconds, rss_peak=monitor.peak, error=error, rss_process=monitor.peak_process)
+    return Sample(
+        seconds,
+        rss_peak=monitor.peak,
+        error=error,
+        rss_process=monitor.peak_process,
+        pss_tree=monitor.peak_pss,
+    )
 
 
 def run_execution(
@@ -243,6 +273,7 @@ def run_execution(
         rss_before=monitor.before,
         error=error,
         rss_process=monitor.peak_process,
+        pss_tree=monitor.peak_pss,
     )
 
 

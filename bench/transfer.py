@@ -22,7 +22,8 @@ Each benchmark alternates baseline and engine runs (``--runs``, default 3) and p
 then medians: wall time, ratio engine/baseline, rows/s and the peak RSS of the worker process tree
 (psutil, every 50 ms; "before" is the tree right before the run) or of the pipe's processes, and
 the peak RSS of the tree's largest single process ("1 proc": the worker child moving the data —
-the tree's sum counts the pages forked processes share several times).
+the tree's sum counts the pages forked processes share several times) and the tree's peak PSS
+(shared pages counted once: the memory the whole worker really holds).
 Engine time is from the submit (``POST /job/{id}/execute``) to the final status seen by polling
 ``/job/execution/{id}/status`` every 0.1 s (as a UI would, only faster; a tighter loop steals
 CPU from the worker on a small machine). Every sink (baseline and engine) is a freshly created
@@ -409,6 +410,7 @@ def bench_orchestration(bench: Bench) -> Result:
             error,
             f"ok ({n} results)",
             rss_process=monitor.peak_process,
+            pss_tree=monitor.peak_pss,
         )
 
     def memory_run() -> Sample:
@@ -470,7 +472,7 @@ def summary(results: list[Result]) -> None:
     print("\n== summary: medians ==")
     print(
         f"{'benchmark':14} {'side':28} {'wall s':>8} {'ratio':>7} {'rows/s':>12} "
-        f"{'tree RSS MiB':>13} {'before':>7} {'1 proc MiB':>10}  checks"
+        f"{'tree RSS MiB':>13} {'before':>7} {'1 proc MiB':>10} {'tree PSS':>8}  checks"
     )
     for result in results:
         base = result.sides[0].median()
@@ -485,7 +487,7 @@ def summary(results: list[Result]) -> None:
                 f"{median if median is not None else float('nan'):8.2f} {ratio:>7} "
                 f"{rate(result.rows, median):>12} {mib(side.peak()):>13} "
                 f"{mib(side.before()) if side.before() else '':>7} "
-                f"{mib(side.peak_process()):>10}  {checks}"
+                f"{mib(side.peak_process()):>10} {mib(side.peak_pss()):>8}  {checks}"
             )
         for note in [f"ratio = {result.ratio_note}", *result.notes]:
             print(f"{'':14} NOTE {note}")

@@ -74,6 +74,8 @@ class Settings:
     enable_memory_connector: bool = False
     """Register the MEMORY fault-injection connector (tests only)."""
     worker_concurrency: int = 2
+    worker_max_memory_mb: int = 256
+    """A pool process whose resident size passed this after a task is replaced (0: never)."""
     max_running_tasks: int = 0
     """Most tasks running at once in total (0: no limit); others wait in Scheduled."""
     max_running_tasks_per_user: int = 0
@@ -177,6 +179,8 @@ def _validate(settings: Settings) -> None:
         problems.append("log_scan_lines: must be at least 1")
     if settings.batch_size < 1:
         problems.append("batch_size: must be at least 1")
+    if settings.worker_max_memory_mb < 0:
+        problems.append("worker_max_memory_mb: must be 0 (no limit) or more")
     if settings.heartbeat_timeout_seconds <= settings.heartbeat_seconds:
         problems.append("heartbeat_timeout_seconds: must exceed heartbeat_seconds")
     if not settings.redis_prefix:

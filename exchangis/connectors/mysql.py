@@ -26,6 +26,7 @@ from exchangis.connectors.sql import (
     chunks,
     per_value,
     probe_server,
+    split_table,
     sql_literal,
     unsupported_type,
     validate_table,
@@ -199,7 +200,7 @@ class MySqlDialect(Dialect):
 
     def primary_key(self, table: str) -> str:
         """Return the primary key's columns of ``table`` in key order."""
-        schema, name = _split_name(table)
+        schema, name = split_table(table)
         database = sql_literal(schema) if schema else "DATABASE()"
         return (
             "SELECT column_name FROM information_schema.key_column_usage"
@@ -213,7 +214,7 @@ class MySqlDialect(Dialect):
 
     def rename(self, table: str, new: str) -> str:
         """Return RENAME TABLE (``new`` in the same database as ``table``)."""
-        schema, _ = _split_name(table)
+        schema, _ = split_table(table)
         short = new.rsplit(".", maxsplit=1)[-1]
         target = f"{schema}.{short}" if schema else short
         return f"RENAME TABLE {self.quote_table(table)} TO {self.quote_table(target)}"
@@ -289,15 +290,6 @@ class MySqlDialect(Dialect):
 
 
 DIALECT = MySqlDialect()
-
-
-def _split(endpoint: Endpoint) -> tuple[str | None, str]:
-    return _split_name(endpoint.table)
-
-
-def _split_name(name: str) -> tuple[str | None, str]:
-    parts = validate_table(name)
-    return (parts[0], parts[1]) if len(parts) == 2 else (None, parts[0])
 
 
 def _timedelta_to_time(value: Any) -> dt.time:
@@ -407,7 +399,7 @@ class MySqlSource(SqlSource):
         return classify(exc)
 
     def _query_estimate(self) -> int | None:
-        schema, table = _split(self.endpoint)
+        schema, table = split_table(self.endpoint.table)
         with self._conn.cursor() as cur:
             cur.execute(
                 "SELECT table_rows FROM information_schema.tables"
@@ -508,7 +500,7 @@ class MySqlSink(SqlSink):
         self._conn.begin()
 
     def _exists(self, name: str) -> bool:
-        schema, table = _split_name(name)
+        schema, table = split_table(name)
         with self._conn.cursor() as cur:
             cur.execute(
                 "SELECT 1 FROM information_schema.tables"
@@ -542,7 +534,7 @@ class MySqlSink(SqlSink):
         text (what CSV holds) becomes 1/0, anything else fails that row.
         """
         if self._flags is None:
-            schema, table = _split(self.endpoint)
+            schema, table = split_table(self.endpoint.table)
             with self._conn.cursor() as cur:
                 cur.execute(
                     "SELECT column_name FROM information_schema.columns"

@@ -25,8 +25,8 @@ from exchangis.connectors.sql import (
     batch_to_rows,
     per_value,
     probe_server,
+    split_table,
     unsupported_type,
-    validate_table,
 )
 from exchangis.errors import (
     ConnectorError,
@@ -423,7 +423,7 @@ class PostgresSink(SqlSink):
         plan = self._plan(batch.schema)
         data = plan.cast(batch)
         if plan.insert_sql is None:
-            schema, table = _split_name(self.write_table)
+            schema, table = split_table(self.write_table)
             self._cursor.adbc_ingest(table, data, mode="append", db_schema_name=schema)
         else:
             self._cursor.executemany(plan.insert_sql, data)
@@ -467,11 +467,6 @@ _COLUMNS_SQL = (
     " format_type(a.atttypid, a.atttypmod) FROM pg_attribute a"
     " WHERE a.attrelid = to_regclass(%s) AND a.attnum > 0 AND NOT a.attisdropped"
 )
-
-
-def _split_name(table: str) -> tuple[str | None, str]:
-    parts = validate_table(table)
-    return (parts[0], parts[1]) if len(parts) == 2 else (None, parts[0])
 
 
 def binary_type(oid: int, typmod: int, incoming: pa.DataType) -> pa.DataType | None:

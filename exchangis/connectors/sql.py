@@ -67,6 +67,12 @@ def validate_table(name: str) -> list[str]:
     return name.split(".")
 
 
+def split_table(name: str) -> tuple[str | None, str]:
+    """Return ``(schema, table)`` of a validated ``table`` or ``schema.table`` name."""
+    parts = validate_table(name)
+    return (parts[0], parts[1]) if len(parts) == 2 else (None, parts[0])
+
+
 def validate_column(name: str) -> str:
     """Return ``name`` when it is a plain column name.
 

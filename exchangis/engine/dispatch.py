@@ -34,6 +34,9 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "worker_cancel_long_running_tasks_on_connection_loss": False,
         "worker_hijack_root_logger": False,
         "worker_concurrency": settings.worker_concurrency,
+        # Freed memory is not always handed back to the system: a pool process that grew past
+        # the limit is replaced after its task, so a worker's size does not creep up.
+        "worker_max_memory_per_child": settings.worker_max_memory_mb * 1024 or None,
         "timezone": settings.timezone,
     }
 
