@@ -170,3 +170,27 @@ def test_a_failed_channel_leaves_no_partial_overwrite(
         assert set(statuses.values()) <= {"Failed", "Cancelled", "Success"}
     assert data.postgres_rows(channel_tables["pg"]) == OLD
     assert sorted(data.mysql_rows(channel_tables["my"])) == OLD
+    if not permit:
+        return
+
+    # Fixed at the sinks, a resume runs only the failed channels; the last one swaps every
+    # stage in: the tables then hold exactly the source's rows.
+    with data.postgres() as conn, conn.cursor() as cur:
+        cur.execute(
+            f'ALTER TABLE "{channel_tables["pg"]}" DROP CONSTRAINT IF EXISTS'
+            f' "{channel_tables["pg"]}_id_check"'
+        )
+    with data.mysql() as conn, conn.cursor() as cur:
+        cur.execute(
+            f"SELECT constraint_name FROM information_schema.check_constraints"
+            f" WHERE table_name = '{channel_tables['my']}'"
+        )
+        for (name,) in cur.fetchall():
+            cur.execute(f"ALTER TABLE `{channel_tables['my']}` DROP CONSTRAINT `{name}`")
+    assert ok(client, "POST", f"/job/execution/{eid}/resume")["status"] == "Scheduled"
+    status = wait_until_done(client, eid, timeout=120)
+    assert status["status"] == "Success", task_errors(client, eid)
+    rows = source_rows(channel_tables["src"])
+    assert sorted(data.postgres_rows(channel_tables["pg"])) == rows
+    assert sorted(data.mysql_rows(channel_tables["my"])) == rows
+    assert leftovers() == []

@@ -950,7 +950,9 @@ class SqlSink(Sink):
                 self._begin()
                 self._in_txn = True
                 like = self.endpoint.like
-                if not self._table_exists() and like and self._exists(like):
+                if like and self._exists(like):  # a stage: always a fresh copy of the model
+                    if self._table_exists():  # left by an earlier attempt (MySQL DDL commits)
+                        self._execute(f"DROP TABLE {self.dialect.quote_table(self.endpoint.table)}")
                     self._execute(self.dialect.create_like(self.endpoint.table, like))
                 elif not self._table_exists():
                     if not self.create_missing:
