@@ -26,12 +26,12 @@ from exchangis.errors import ExchangisError, InvalidInputError, TerminalConnecto
 
 log = logging.getLogger(__name__)
 
-READ_BATCH_ROWS = 65536
+READ_BATCH_ROWS = 32768
 """Rows per batch asked of connectorx; the runner re-slices to its own batch size."""
 
-CHUNK_ROWS = 262144
+CHUNK_ROWS = 131072
 """Rows per connectorx query of a keyset read: connectorx reads ahead of a slower consumer
-without bound, so a read is cut into chunks of this many rows (about 40 MB of typical rows)."""
+without bound, so a read is cut into chunks of this many rows (about 20 MB of typical rows)."""
 
 _TSV_ESCAPES = (("\\", "\\\\"), ("\t", "\\t"), ("\n", "\\n"), ("\r", "\\r"), ("\x00", "\\0"))
 
