@@ -8,7 +8,7 @@ EXCHANGIS_PORT ?= 8080
 export EXCHANGIS_PORT
 
 .PHONY: help install run test lint api worker migrate services-up bench-logs bench-history \
-	bench-gen bench-transfer clean
+	bench-gen bench-transfer fuzz clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -40,8 +40,8 @@ test: $(STAMP)  ## run the whole test suite (real Redis, PostgreSQL, MariaDB, Ce
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)  ## ruff and mypy
-	$(VENV)/bin/ruff check exchangis workers tests bench
-	$(VENV)/bin/ruff format --check exchangis workers tests bench
+	$(VENV)/bin/ruff check exchangis workers tests bench scripts
+	$(VENV)/bin/ruff format --check exchangis workers tests bench scripts
 	$(VENV)/bin/mypy
 
 bench-logs: $(STAMP)  ## log reader benchmark: 1M-line vs 1k-line log over HTTP (needs Redis)
@@ -55,6 +55,10 @@ bench-gen: $(STAMP)  ## generate bench_mixed (1M rows) in MariaDB and PostgreSQL
 
 bench-transfer: $(STAMP)  ## transfers vs mariadb/psql pipes, channels, orchestration (BENCH_ARGS=...)
 	$(PY) bench/transfer.py $(BENCH_ARGS)
+
+fuzz: $(STAMP)  ## schemathesis over every endpoint: no 5xx, every answer in the envelope (needs Redis)
+	$(PY) -m pip install -q -e '.[fuzz]'
+	$(PY) scripts/fuzz.py $(FUZZ_ARGS)
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
