@@ -266,62 +266,51 @@ def transfer_job(bench: Bench, name: str, source: str, sink: str, **settings: An
     return bench.api.job(f"bench-{name}-{uuid.uuid4().hex[:6]}", content)
 
 
-def bench_mysql_to_pg(bench: Bench) -> Result:
-    """MariaDB → PostgreSQL: pipe vs engine."""
-    expected = checksum("mysql", bench.table)
-    query = shlex.quote(f"SELECT {COLS} FROM {bench.table}")
-    copy = shlex.quote(f"\\copy {BASE_SINK} ({COLS}) FROM STDIN")
-    command = f"{MY} --batch --quick --skip-column-names -e {query} | {PG} -qc {copy}"
+def pipe_vs_engine(
+    bench: Bench, name: str, label: str, command: str, pair: tuple[str, str], sink: str
+) -> Result:
+    """Alternate the baseline ``command`` with the engine's job from ``pair`` (source, sink
+    types); both land in ``sink`` (``pg`` or ``mysql``) and are checked against the source."""
+    expected = checksum("mysql" if pair[0] == "MYSQL" else "pg", bench.table)
     print(f"  baseline: {command}")
-    job = transfer_job(bench, "mysql-to-pg", "MYSQL", "POSTGRESQL")
+    job = transfer_job(bench, name, *pair)
     return alternate(
-        "mysql-to-pg",
+        name,
         bench.rows,
         bench.runs,
         [
-            ("baseline mariadb | psql", lambda: bench.pipe(command, expected, "pg", BASE_SINK)),
-            ("engine", lambda: bench.engine(job, expected, "pg", ENGINE_SINK)),
+            (label, lambda: bench.pipe(command, expected, sink, BASE_SINK)),
+            ("engine", lambda: bench.engine(job, expected, sink, ENGINE_SINK)),
         ],
+    )
+
+
+def bench_mysql_to_pg(bench: Bench) -> Result:
+    """MariaDB → PostgreSQL: pipe vs engine."""
+    query = shlex.quote(f"SELECT {COLS} FROM {bench.table}")
+    copy = shlex.quote(f"\\copy {BASE_SINK} ({COLS}) FROM STDIN")
+    command = f"{MY} --batch --quick --skip-column-names -e {query} | {PG} -qc {copy}"
+    return pipe_vs_engine(
+        bench, "mysql-to-pg", "baseline mariadb | psql", command, ("MYSQL", "POSTGRESQL"), "pg"
     )
 
 
 def bench_pg_to_mysql(bench: Bench) -> Result:
     """PostgreSQL → MariaDB: pipe vs engine."""
-    expected = checksum("pg", bench.table)
     copy = shlex.quote(f"\\copy (SELECT {COLS} FROM {bench.table}) TO STDOUT")
     load = shlex.quote(f"LOAD DATA LOCAL INFILE '/dev/stdin' INTO TABLE {BASE_SINK} ({COLS})")
     command = f"{PG} -qc {copy} | {MY} --local-infile=1 -e {load}"
-    print(f"  baseline: {command}")
-    job = transfer_job(bench, "pg-to-mysql", "POSTGRESQL", "MYSQL")
-    return alternate(
-        "pg-to-mysql",
-        bench.rows,
-        bench.runs,
-        [
-            (
-                "baseline psql | LOAD DATA",
-                lambda: bench.pipe(command, expected, "mysql", BASE_SINK),
-            ),
-            ("engine", lambda: bench.engine(job, expected, "mysql", ENGINE_SINK)),
-        ],
+    return pipe_vs_engine(
+        bench, "pg-to-mysql", "baseline psql | LOAD DATA", command, ("POSTGRESQL", "MYSQL"), "mysql"
     )
 
 
 def bench_csv_to_pg(bench: Bench) -> Result:
-    """CSV file → PostgreSQL: psql \\copy vs engine."""
-    expected = checksum("pg", bench.table)
+    """CSV file → PostgreSQL: psql \\copy vs engine (the source checksum is PostgreSQL's
+    table, which holds the same rows as the CSV)."""
     copy = shlex.quote(f"\\copy {BASE_SINK} ({COLS}) FROM '{bench.csv}' CSV HEADER")
-    command = f"{PG} -qc {copy}"
-    print(f"  baseline: {command}")
-    job = transfer_job(bench, "csv-to-pg", "FILE", "POSTGRESQL")
-    return alternate(
-        "csv-to-pg",
-        bench.rows,
-        bench.runs,
-        [
-            ("baseline psql \\copy", lambda: bench.pipe(command, expected, "pg", BASE_SINK)),
-            ("engine", lambda: bench.engine(job, expected, "pg", ENGINE_SINK)),
-        ],
+    return pipe_vs_engine(
+        bench, "csv-to-pg", "baseline psql \\copy", f"{PG} -qc {copy}", ("FILE", "POSTGRESQL"), "pg"
     )
 
 
