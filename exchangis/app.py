@@ -129,6 +129,7 @@ def create_app(config: Mapping[str, Any] | Settings | None = None) -> Flask:
         OPENAPI_URL_PREFIX=PREFIXES[0],
         OPENAPI_JSON_PATH="openapi.json",
         JSON_SORT_KEYS=False,
+        MAX_CONTENT_LENGTH=settings.max_request_bytes,
     )
     app.json.sort_keys = False  # type: ignore[attr-defined]
     rt = Runtime(settings)

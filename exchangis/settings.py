@@ -39,6 +39,8 @@ class Settings:
     default_user: str = "admin"
     host: str = "127.0.0.1"
     port: int = 8080
+    max_request_bytes: int = 16 * 2**20
+    """Largest request body the API reads; a larger one is a 413 in the envelope."""
     timezone: str = "UTC"
     """Zone of the ``YYYY-MM-DD HH:MM:SS`` times on the wire."""
     data_dir: str = "var"
@@ -179,6 +181,8 @@ def _validate(settings: Settings) -> None:
         problems.append("log_scan_lines: must be at least 1")
     if settings.batch_size < 1:
         problems.append("batch_size: must be at least 1")
+    if settings.max_request_bytes < 1024:
+        problems.append("max_request_bytes: must be at least 1024")
     if settings.worker_max_memory_mb < 0:
         problems.append("worker_max_memory_mb: must be 0 (no limit) or more")
     if settings.heartbeat_timeout_seconds <= settings.heartbeat_seconds:

@@ -412,3 +412,14 @@ def test_datasource_test_succeeds_on_the_real_servers(client: FlaskClient, tmp_p
         ds_id = datasource(client, _name(kind.lower()), kind, params)
         result = ok(client, "POST", f"/datasources/{ds_id}/test")
         assert result["ok"] is True, (kind, result)
+
+
+def test_a_body_over_the_size_limit_is_a_413_and_changes_nothing(client: FlaskClient) -> None:
+    limit = client.application.extensions["exchangis"].settings.max_request_bytes
+    before = _count(client, "/datasources")
+    raw = '{"name": "big", "type": "SQLITE", "connectParams": {"path": "' + "x" * limit + '"}}'
+    reply = call(
+        client, "POST", "/datasources", data=raw, content_type="application/json", expect=413
+    )
+    assert reply["status"] == 1 and "large" in reply["message"].lower()
+    assert _count(client, "/datasources") == before

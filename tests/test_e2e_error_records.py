@@ -104,3 +104,39 @@ def test_error_records_and_limits(
             [t for n, t in sinks.items() if CASES[n][0] == "my"],
             [t for n, t in sinks.items() if CASES[n][0] == "pg"],
         )
+
+
+@pytest.mark.usefixtures("worker")
+def test_a_mysql_zero_date_fails_the_task_naming_column_and_row(
+    client: FlaskClient, sources: dict[str, int], tables: dict[str, str], run_id: str
+) -> None:
+    # The bulk reader (connectorx) stops at the zero date without naming it: the runner rolls
+    # back and reads again with the driver, whose error names the column and the row.
+    source, sink = tables["my_src"], tables["pg_dst"]
+    with data.mysql() as conn, conn.cursor() as cur:
+        cur.execute("SET SESSION sql_mode = ''")
+        cur.execute(f"CREATE TABLE `{source}` (id BIGINT PRIMARY KEY, d DATE)")
+        cur.executemany(
+            f"INSERT INTO `{source}` VALUES (%s, %s)",
+            [(1, "2024-01-01"), (2, "2024-01-02"), (3, "0000-00-00"), (4, "2024-01-04")],
+        )
+    data.postgres_table(sink, 0, "id BIGINT PRIMARY KEY, d DATE")
+    job = create_job(
+        client,
+        f"zero-{run_id}",
+        [
+            sub_job(
+                "zero",
+                ("MYSQL", sources["MYSQL"], source),
+                ("POSTGRESQL", sources["POSTGRESQL"], sink),
+            )
+        ],
+    )
+    eid = execute(client, job)
+    assert wait_until_done(client, eid)["status"] == "Failed"
+    task = tasks_by_name(client, eid)["zero"]
+    output = ok(client, "GET", f"/task/execution/{task['taskId']}/output?jobExecutionId={eid}")
+    assert "column 'd', row 3" in output["error"] and "0000-00-00" in output["error"]
+    log = data_log(client, eid, int(task["taskId"]))
+    assert "row-level reads and writes" in log  # the bulk read handed over to the driver
+    assert data.postgres_rows(sink) == []
