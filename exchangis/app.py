@@ -108,7 +108,12 @@ def register_error_handlers(app: Flask) -> None:
                 {"errors": errors}, message=_first_problem(errors), status=1, http_status=400
             )
         status = {401: -1, 403: 3}.get(code, 1)
-        return envelope(None, message=exc.description or exc.name, status=status, http_status=code)
+        message = exc.description or exc.name
+        if code == 413:
+            message = (
+                f"request body too large: the limit is {app.config['MAX_CONTENT_LENGTH']} bytes"
+            )
+        return envelope(None, message=message, status=status, http_status=code)
 
     @app.errorhandler(Exception)
     def unexpected(exc: Exception) -> ResponseReturnValue:
