@@ -75,6 +75,30 @@ def cmd_worker(args: argparse.Namespace) -> int:
         time.sleep(1)
 
 
+def cmd_secrets_rotate(_: argparse.Namespace) -> int:
+    """Encrypt every stored data source secret again with the first of ``secret_keys``."""
+    from sqlalchemy import select
+
+    from exchangis.models import DataSource
+    from exchangis.runtime import Runtime
+
+    rt = Runtime(load_settings())
+    with rt.sessions.begin() as session:
+        rows = list(session.scalars(select(DataSource)))
+        for ds in rows:
+            ds.connect_params = rt.vault.rotate(rt.registry.type(ds.type), ds.connect_params)
+    print(f"{len(rows)} data source(s) encrypted with the first key")
+    return 0
+
+
+def cmd_secrets_new_key(_: argparse.Namespace) -> int:
+    """Print a new key for ``secret_keys``."""
+    from cryptography.fernet import Fernet
+
+    print(Fernet.generate_key().decode())
+    return 0
+
+
 def cmd_reap(_: argparse.Namespace) -> int:
     """Run one reaper pass and print the tasks it moved."""
     from exchangis.engine.reaper import reap
@@ -177,6 +201,14 @@ def main(argv: list[str] | None = None) -> int:
     worker.add_argument("extra", nargs="*", help="extra celery worker options")
     worker.set_defaults(func=cmd_worker)
     sub.add_parser("reap", help="one reaper pass").set_defaults(func=cmd_reap)
+    secrets = sub.add_parser("secrets", help="data source secrets at rest")
+    secrets_sub = secrets.add_subparsers(dest="what", required=True)
+    secrets_sub.add_parser(
+        "rotate", help="encrypt every stored secret with the first of secret_keys"
+    ).set_defaults(func=cmd_secrets_rotate)
+    secrets_sub.add_parser("new-key", help="print a new key for secret_keys").set_defaults(
+        func=cmd_secrets_new_key
+    )
     run = sub.add_parser("run", help="embedded default: redis, worker, API (and a demo)")
     run.add_argument("--demo", action="store_true", help="submit a demo job that moves rows")
     run.add_argument("--exit-after-demo", action="store_true", help="stop after the demo")

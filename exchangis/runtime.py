@@ -21,6 +21,7 @@ from exchangis.settings import Settings
 from exchangis.state.keys import Keys
 from exchangis.state.logs import LogWriter
 from exchangis.state.store import StateStore
+from exchangis.vault import Vault, key_file_keys
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -72,6 +73,16 @@ class Runtime:
             health_check_interval=30,
             socket_keepalive=True,
         )
+
+    @cached_property
+    def vault(self) -> Vault:
+        """Return the sealer/opener of data source secrets (keys from ``secret_keys``)."""
+        keys = [k for k in self.settings.secret_keys.split(",") if k.strip()]
+        return Vault(keys or key_file_keys(self.settings.data_dir))
+
+    def connect_params(self, ds: Any) -> dict[str, Any]:
+        """Return a data source's connect params with its secrets in clear (to connect)."""
+        return self.vault.open(self.registry.type(ds.type), ds.connect_params)
 
     @cached_property
     def keys(self) -> Keys:
@@ -135,7 +146,7 @@ class Runtime:
             ids = {plan[side]["datasource_id"] for plan in plans for side in ("source", "sink")}
             found: list[str] = []
             for ds in session.scalars(select(DataSource).where(DataSource.id.in_(ids))):
-                found += self.registry.type(ds.type).secret_values(ds.connect_params)
+                found += self.registry.type(ds.type).secret_values(self.connect_params(ds))
         return tuple(found)
 
     def close(self) -> None:

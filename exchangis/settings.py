@@ -39,6 +39,9 @@ class Settings:
     default_user: str = "admin"
     host: str = "127.0.0.1"
     port: int = 8080
+    secret_keys: str = ""
+    """Fernet keys of the data source secrets, comma-separated: the first encrypts, all
+    decrypt (empty: a key generated into ``<data_dir>/secret.key``)."""
     max_request_bytes: int = 16 * 2**20
     """Largest request body the API reads; a larger one is a 413 in the envelope."""
     timezone: str = "UTC"

@@ -60,8 +60,11 @@ def test_datasource_round_trip_masks_the_password(client: FlaskClient) -> None:
     from exchangis.models import DataSource
 
     rt = client.application.extensions["exchangis"]
-    with rt.sessions() as session:
-        assert session.get(DataSource, ds_id).connect_params["password"] == "t0p-secret"
+    with rt.sessions() as session:  # kept (the masked value sent back), encrypted at rest
+        row = session.get(DataSource, ds_id)
+        stored = row.connect_params["password"]
+        assert stored.startswith("enc:v1:") and "t0p-secret" not in stored
+        assert rt.connect_params(row)["password"] == "t0p-secret"
     ok(client, "DELETE", f"/datasources/{ds_id}")
     call(client, "GET", f"/datasources/{ds_id}", expect=404)
 
@@ -394,10 +397,12 @@ def test_secrets_nested_in_params_are_masked_and_kept(client: FlaskClient) -> No
 
     rt = client.application.extensions["exchangis"]
     with rt.sessions() as session:
-        stored = session.get(DataSource, ds_id).connect_params
-    assert stored["password"] == "p1-top"
-    assert stored["params"]["sslpassword"] == "p2-nested"
-    assert stored["host"] == "h2"
+        row = session.get(DataSource, ds_id)
+        stored, clear = row.connect_params, rt.connect_params(row)
+    assert clear["password"] == "p1-top"
+    assert clear["params"]["sslpassword"] == "p2-nested"
+    assert clear["host"] == stored["host"] == "h2"
+    assert "p1-top" not in str(stored) and "p2-nested" not in str(stored)  # encrypted at rest
 
 
 def test_datasource_test_succeeds_on_the_real_servers(client: FlaskClient, tmp_path: Path) -> None:

@@ -61,16 +61,22 @@ class DataSourceType:
                 found.append(str(value))
         return found
 
-    def masked(self, connect: Mapping[str, Any], nested: bool = False) -> dict[str, Any]:
-        """Return ``connect`` with every secret value shown as ``******``."""
+    def map_secrets(
+        self, connect: Mapping[str, Any], func: Callable[[str], str], nested: bool = False
+    ) -> dict[str, Any]:
+        """Return ``connect`` with ``func`` applied to every (non-empty) secret value."""
         return {
-            key: self.masked(value, nested=True)
+            key: self.map_secrets(value, func, nested=True)
             if isinstance(value, Mapping)
-            else MASK
+            else func(str(value))
             if value not in (None, "") and self._is_secret(key, nested)
             else value
             for key, value in connect.items()
         }
+
+    def masked(self, connect: Mapping[str, Any]) -> dict[str, Any]:
+        """Return ``connect`` with every secret value shown as ``******``."""
+        return self.map_secrets(connect, lambda _: MASK)
 
     def unmasked(self, incoming: Mapping[str, Any], stored: Mapping[str, Any]) -> dict[str, Any]:
         """Return ``incoming`` where each ``******`` takes the stored value at the same place."""

@@ -69,7 +69,7 @@ def _source(rt: Runtime, session: Session, plan: TaskPlan) -> SqlSource | None:
     ds = session.get(DataSource, spec["datasource_id"])
     if ds is None:
         raise InvalidInputError(f"content[{plan.position}]: source data source was deleted")
-    source = rt.registry.source(Endpoint.of_plan(ds.type, ds.connect_params, spec))
+    source = rt.registry.source(Endpoint.of_plan(ds.type, rt.connect_params(ds), spec))
     return source if isinstance(source, SqlSource) else None
 
 

@@ -77,7 +77,7 @@ def load_context(rt: Runtime, tid: int) -> TaskContext:
             ds = session.get(DataSource, spec["datasource_id"])
             if ds is None:
                 raise InvalidInputError(f"{side} data source {spec['datasource_id']} was deleted")
-            endpoints.append(Endpoint.of_plan(ds.type, ds.connect_params, spec))
+            endpoints.append(Endpoint.of_plan(ds.type, rt.connect_params(ds), spec))
     source, sink = endpoints
     source = replace(source, split=plan.get("split"))
     stage = plan.get("stage")

@@ -83,7 +83,7 @@ def _get(session: Any, ds_id: int) -> DataSource:
 def create_datasource(rt: Runtime, user: str, data: Mapping[str, Any]) -> dict[str, Any]:
     """Register a data source; return it (masked)."""
     ds_type = rt.registry.type(data["type"])
-    params = check_connect_params(ds_type, data["connect_params"])
+    params = rt.vault.seal(ds_type, check_connect_params(ds_type, data["connect_params"]))
     with rt.sessions.begin() as session:
         if session.scalar(select(DataSource.id).where(DataSource.name == data["name"])):
             raise ConflictError(f"a data source named {data['name']!r} exists already")
@@ -129,7 +129,7 @@ def update_datasource(rt: Runtime, ds_id: int, data: Mapping[str, Any]) -> dict[
         if "connect_params" in data:
             ds_type = rt.registry.type(ds.type)
             incoming = ds_type.unmasked(data["connect_params"], ds.connect_params)
-            ds.connect_params = check_connect_params(ds_type, incoming)
+            ds.connect_params = rt.vault.seal(ds_type, check_connect_params(ds_type, incoming))
         session.flush()
         return masked(rt, ds)
 
@@ -162,7 +162,7 @@ def check_datasource(rt: Runtime, ds_id: int) -> dict[str, Any]:
     with rt.sessions() as session:
         ds = _get(session, ds_id)
         ds_type = rt.registry.type(ds.type)
-        params = dict(ds.connect_params)
+        params = rt.connect_params(ds)
     secrets = ds_type.secret_values(params)
     started = time.monotonic()
     try:
