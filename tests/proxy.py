@@ -67,7 +67,12 @@ def flaky_postgres(client: FlaskClient, name: str, refuse: int) -> Iterator[int]
 
     params = postgres_params()
     proxy = FlakyProxy((params["host"], params["port"]), refuse=refuse)
+    # One TCP connection per attempt: with sslmode=prefer, libpq answers a reset during the
+    # TLS request by trying again in clear at once, which would use up two refusals.
+    plain = {"sslmode": "disable", "gssencmode": "disable"}
     try:
-        yield datasource(client, name, "POSTGRESQL", {**params, "port": proxy.port})
+        yield datasource(
+            client, name, "POSTGRESQL", {**params, "port": proxy.port, "params": plain}
+        )
     finally:
         proxy.close()
