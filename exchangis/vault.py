@@ -30,11 +30,20 @@ def key_file_keys(data_dir: str) -> list[str]:
     """Return the key of ``<data_dir>/secret.key``, creating the file on first use."""
     path = Path(data_dir) / "secret.key"
     if not path.exists():
+        # Written whole under another name, then linked into place: processes starting
+        # together agree on the first key linked, and none reads a half-written file.
         path.parent.mkdir(parents=True, exist_ok=True)
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        draft = path.with_name(f".secret.key.{os.getpid()}")
+        descriptor = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(descriptor, "w") as handle:
             handle.write(Fernet.generate_key().decode())
-        logger.warning("no secret_keys set: generated a data source key in %s", path)
+        try:
+            os.link(draft, path)
+            logger.warning("no secret_keys set: generated a data source key in %s", path)
+        except FileExistsError:
+            pass
+        finally:
+            draft.unlink()
     return [path.read_text().strip()]
 
 

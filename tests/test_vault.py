@@ -88,3 +88,19 @@ def test_the_rotate_command_encrypts_every_stored_secret_with_the_first_key(
         )
     assert Vault([new]).open(PG, stored) == PARAMS
     assert "pw-1" not in str(stored)
+
+
+def test_processes_starting_together_agree_on_one_generated_key(tmp_path: Path) -> None:
+    code = (
+        "import sys; from exchangis.vault import key_file_keys;"
+        " print(key_file_keys(sys.argv[1])[0])"
+    )
+    runs = [
+        subprocess.Popen(
+            [sys.executable, "-c", code, str(tmp_path)], stdout=subprocess.PIPE, text=True
+        )
+        for _ in range(6)
+    ]
+    keys = {run.communicate(timeout=60)[0].strip() for run in runs}
+    assert keys == {(tmp_path / "secret.key").read_text().strip()}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["secret.key"]
