@@ -115,9 +115,11 @@ def mysql_to_postgres_job(
     name: str,
     rows: int,
     settings: dict[str, Any] | None = None,
+    sink: int | None = None,
 ) -> int:
     """Fill a MariaDB table with ``rows`` mixed rows, empty a PostgreSQL one, and save a job
-    with one sub-job ``copy`` between them; return the job id."""
+    with one sub-job ``copy`` between them (into data source ``sink``, default the PostgreSQL
+    one); return the job id."""
     from tests import data
 
     data.mysql_table(tables["my_src"], rows)
@@ -129,7 +131,7 @@ def mysql_to_postgres_job(
             sub_job(
                 "copy",
                 ("MYSQL", sources["MYSQL"], tables["my_src"]),
-                ("POSTGRESQL", sources["POSTGRESQL"], tables["pg_dst"]),
+                ("POSTGRESQL", sink or sources["POSTGRESQL"], tables["pg_dst"]),
                 settings=settings,
             ),
         ],

@@ -79,19 +79,8 @@ def test_a_sink_that_refuses_connections_twice_waits_and_then_succeeds(
     rt: Any,
 ) -> None:
     with flaky_postgres(client, f"flaky-{run_id}", refuse=2) as flaky:
-        data.mysql_table(tables["my_src"], 500)
-        data.postgres_table(tables["pg_dst"], 0)
-        job_id = create_job(
-            client,
-            "flaky",
-            [
-                sub_job(
-                    "copy",
-                    ("MYSQL", sources["MYSQL"], tables["my_src"]),
-                    ("POSTGRESQL", flaky, tables["pg_dst"]),
-                    settings=RETRY_TWICE,
-                ),
-            ],
+        job_id = mysql_to_postgres_job(
+            client, sources, tables, "flaky", 500, settings=RETRY_TWICE, sink=flaky
         )
         eid = execute(client, job_id)
         seen: list[str] = []

@@ -930,6 +930,16 @@ class SqlSink(Sink):
             self._execute(sql)
         self.write_table = stage
 
+    @contextmanager
+    def _transaction(self, action: str) -> Iterator[None]:
+        """Connect and begin; driver errors of the body are reported as ``action`` failing."""
+        with self._errors(f"connect to {self.endpoint.describe()}", hide_cause=True):
+            self._conn = self._connect()
+        with self._errors(f"{action} {self.endpoint.describe()}"):
+            self._begin()
+            self._in_txn = True
+            yield
+
     def open(self, schema: pa.Schema) -> None:
         """Connect, begin, create the table when missing and clear it in overwrite mode.
 
@@ -943,12 +953,8 @@ class SqlSink(Sink):
         self._schema = schema
         if self.endpoint.shared and self.create_missing:
             self._create_shared(schema)
-        with self._errors(f"connect to {self.endpoint.describe()}", hide_cause=True):
-            self._conn = self._connect()
         try:
-            with self._errors(f"prepare {self.endpoint.describe()}"):
-                self._begin()
-                self._in_txn = True
+            with self._transaction("prepare"):
                 like = self.endpoint.like
                 if like and self._exists(like):  # a stage: always a fresh copy of the model
                     if self._table_exists():  # left by an earlier attempt (MySQL DDL commits)
@@ -1021,12 +1027,8 @@ class SqlSink(Sink):
         """Run a short transaction of its own (commit on success, roll back on error)."""
         if self._conn is not None:
             raise TerminalConnectorError("sink is already open")
-        with self._errors(f"connect to {self.endpoint.describe()}", hide_cause=True):
-            self._conn = self._connect()
         try:
-            with self._errors(f"{action} {self.endpoint.describe()}"):
-                self._begin()
-                self._in_txn = True
+            with self._transaction(action):
                 yield
                 self._commit()
                 self._in_txn = False
@@ -1037,16 +1039,17 @@ class SqlSink(Sink):
         """Create a missing table in a committed transaction of its own, under a lock: the
         other tasks writing it must see it, not race to create it too."""
         with self._session("create"):
-            statement = self.dialect.lock(self._lock_name())
-            if statement:
-                self._execute(statement)
+            self._lock()
             if not self._table_exists():
                 self._execute(
                     self.dialect.create_table(self.endpoint.table, schema, self.primary_keys)
                 )
 
-    def _lock_name(self) -> str:
-        return f"exchangis.{'.'.join(validate_table(self.endpoint.table))}"
+    def _lock(self) -> None:
+        """Take the lock on the table's name for the rest of this transaction or session."""
+        statement = self.dialect.lock(f"exchangis.{'.'.join(validate_table(self.endpoint.table))}")
+        if statement:
+            self._execute(statement)
 
     def publish_stage(self, work: str, done: str) -> None:
         """Rename a channel's committed stage ``work`` to ``done`` (replacing an older one).
@@ -1067,13 +1070,10 @@ class SqlSink(Sink):
         safe (the content is replaced, not added to).
         """
         target = self.endpoint.table
-        lock = self._lock_name()
         names = ", ".join(self.dialect.quote(c) for c in columns)
         swapped = False
         with self._session("replace the content of"):
-            statement = self.dialect.lock(lock)
-            if statement:
-                self._execute(statement)
+            self._lock()
             if all(self._exists(stage) for stage in stages):
                 if not self._exists(target):
                     if not self.create_missing:

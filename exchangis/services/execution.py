@@ -160,10 +160,9 @@ def _fail_unstarted(rt: Runtime, eid: str, error: str) -> None:
         for task in row.tasks:
             task.status = TaskStatus.FAILED
             task.error = error
-        keys = [rt.keys.execution(eid), rt.keys.execution_tasks(eid)]
-        keys += [rt.keys.task(task.id) for task in row.tasks]
-    try:
-        rt.redis.delete(*keys)  # a message already queued then finds no task to claim
+        task_ids = [task.id for task in row.tasks]
+    try:  # a message already queued then finds no task to claim
+        rt.store.drop_execution(eid, task_ids, logs=False)
     except RedisError:
         logger.warning("could not drop the live state of execution=%s", eid)
 

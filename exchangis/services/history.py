@@ -15,7 +15,6 @@ from exchangis.engine.states import EXECUTION_FINAL
 from exchangis.errors import ConflictError, NotFoundError
 from exchangis.models import JobExecution, LogLine
 from exchangis.runtime import Runtime
-from exchangis.state.keys import Keys
 
 TIME_FILTERS = {
     0: timedelta(days=1),
@@ -134,12 +133,7 @@ def delete_execution(rt: Runtime, eid: str) -> dict[str, Any]:
             )
         task_ids = [t.id for t in row.tasks]
         _delete_rows(session, row, task_ids)
-    logs = [rt.keys.execution_log(eid), *(rt.keys.task_log(tid) for tid in task_ids)]
-    keys = [rt.keys.execution(eid), rt.keys.execution_tasks(eid)]
-    keys += [rt.keys.task(tid) for tid in task_ids]
-    for log in logs:
-        keys += Keys.log_keys(log, rt.settings.log_max_lines)
-    rt.redis.delete(*keys)
+    rt.store.drop_execution(eid, task_ids)
     return {"job_execution_id": eid}
 
 

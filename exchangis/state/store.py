@@ -410,17 +410,26 @@ class StateStore:
         """Forget an execution's deadline; True for the caller that removed it."""
         return bool(self.redis.zrem(self.keys.deadlines(), eid))
 
+    def execution_keys(self, eid: str, task_ids: Iterable[int], logs: bool = True) -> list[str]:
+        """Return an execution's live keys: its hashes, its tasks' and (``logs``) every key of
+        its job log and task logs."""
+        tids = list(task_ids)
+        keys = [self.keys.execution(eid), self.keys.execution_tasks(eid)]
+        keys += [self.keys.task(tid) for tid in tids]
+        if logs:
+            names = [self.keys.execution_log(eid), *(self.keys.task_log(tid) for tid in tids)]
+            head_counts = self.redis.mget([Keys.log_parts(log)[3] for log in names])
+            for log, head in zip(names, head_counts, strict=True):
+                keys += Keys.log_keys(log, int(head or 0))
+        return keys
+
     def expire_execution(self, eid: str, ttl_seconds: int) -> None:
         """Give an execution's live keys (hashes, lists, logs) a time to live."""
-        logs = [self.keys.execution_log(eid)]
-        keys = [self.keys.execution(eid), self.keys.execution_tasks(eid)]
-        for tid in self.task_ids(eid):
-            keys.append(self.keys.task(tid))
-            logs.append(self.keys.task_log(tid))
-        head_counts = self.redis.mget([Keys.log_parts(log)[3] for log in logs])
-        for log, head in zip(logs, head_counts, strict=True):
-            keys += Keys.log_keys(log, int(head or 0))
         pipe = self.redis.pipeline(transaction=False)
-        for key in keys:
+        for key in self.execution_keys(eid, self.task_ids(eid)):
             pipe.expire(key, ttl_seconds)
         pipe.execute()
+
+    def drop_execution(self, eid: str, task_ids: Iterable[int], logs: bool = True) -> None:
+        """Delete an execution's live keys (``logs``: its logs too)."""
+        self.redis.delete(*self.execution_keys(eid, task_ids, logs))
