@@ -86,9 +86,10 @@ GROUPS: dict[str, tuple[str, ...]] = {
     "tsv": ("id", "txt", "big", "amount", "money", "day", "ts", "flag"),
 }
 """Column subsets that take the bulk paths: ``read``, the connectorx reads of MariaDB and
-PostgreSQL (no binary, no TINYINT(1), decimals within 28 digits); ``tsv``, the tab-separated
-writes (MariaDB LOAD DATA, PostgreSQL text COPY: no binary, no float). The whole table mostly
-takes the per-row driver paths."""
+PostgreSQL (no binary, no TINYINT(1), decimals within 28 digits; these tables have a one-column
+numeric primary key, so the keyset reads run); ``tsv``, MariaDB's tab-separated LOAD DATA (no
+binary). PostgreSQL sinks take every group through ADBC binary COPY. The whole table mostly
+takes the per-row read paths."""
 NATIVE: dict[str, dict[str, str]] = {
     "mysql": {
         "id": "BIGINT PRIMARY KEY",
