@@ -14,8 +14,6 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -24,6 +22,7 @@ from typing import Any
 
 import psutil
 
+from exchangis.client import ApiClient, ApiError
 from exchangis.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -32,38 +31,8 @@ FINAL = frozenset({"Success", "Failed", "Partial_Success", "Cancelled", "Undefin
 MIB = 2**20
 
 
-class ApiError(RuntimeError):
-    """The API answered with an error envelope."""
-
-
-class Api:
+class Api(ApiClient):
     """Calls the engine's HTTP API (``base`` ends with ``/api/rest_j/v1/exchangis``)."""
-
-    def __init__(self, base: str) -> None:
-        self.base = base
-
-    def call(self, method: str, path: str, body: Any = None) -> Any:
-        """Send one request; return the envelope's ``data`` (raise ApiError on a failure)."""
-        data = None if body is None else json.dumps(body).encode()
-        request = urllib.request.Request(
-            self.base + path, data=data, method=method, headers={"Content-Type": "application/json"}
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=120) as response:
-                answer = json.load(response)
-        except urllib.error.HTTPError as exc:
-            raise ApiError(f"{method} {path}: HTTP {exc.code}: {exc.read()[:2000]!r}") from None
-        if answer.get("status") != 0:
-            raise ApiError(f"{method} {path}: {answer.get('message')} {answer.get('data')}")
-        return answer["data"]
-
-    def get(self, path: str) -> Any:
-        """GET ``path``."""
-        return self.call("GET", path)
-
-    def post(self, path: str, body: Any) -> Any:
-        """POST ``body`` as JSON to ``path``."""
-        return self.call("POST", path, body)
 
     def datasource(self, name: str, kind: str, params: Mapping[str, Any]) -> int:
         """Register a data source; return its id."""

@@ -78,11 +78,11 @@ def main() -> None:
         fill(big_rt, args.big, "b")
         print(f"{'query':30} {args.small:>6} p50 ms {args.big:>7} p50 ms {'ratio':>6}  total")
         for label, query in QUERIES.items():
-            urls = {
-                "small": f"{small_api}/job/listJobs?{query}",
-                "big": f"{big_api}/job/listJobs?{query}",
+            calls = {
+                "small": (small_api, f"/job/listJobs?{query}"),
+                "big": (big_api, f"/job/listJobs?{query}"),
             }
-            results = timed(urls, args.runs)
+            results = timed(calls, args.runs)
             (small, _), (big, answer) = results["small"], results["big"]
             print(f"{label:30} {small:13.2f} {big:14.2f} {big / small:6.2f}  {answer['total']}")
 

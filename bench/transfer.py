@@ -515,8 +515,8 @@ def main() -> int:
         "data_dir": str(workdir / "var"),
     }
     results: list[Result] = []
-    with served(redis_url, overrides) as (base, rt):
-        api = Api(base)
+    with served(redis_url, overrides) as (admin, rt):
+        api = Api(admin.base, admin.token)
         worker = exchangis_worker(rt.settings, workdir)
         print(f"worker log: {worker.logfile}; metadata {rt.settings.database_url}")
         try:

@@ -8,17 +8,19 @@ import traceback
 from collections.abc import Mapping
 from typing import Any
 
-from flask import Flask, request
+from flask import Flask, make_response, request
 from flask.typing import ResponseReturnValue
 from flask_smorest import Api
 from redis.exceptions import RedisError
 from werkzeug.exceptions import HTTPException
 
-from exchangis.api import datasource, execution, job
-from exchangis.api.common import PREFIXES, envelope
+from exchangis.api import datasource, execution, job, project, user
+from exchangis.api.common import BASE, PREFIXES, authenticate, envelope
 from exchangis.errors import (
     ExchangisError,
     InvalidInputError,
+    TooManyRequestsError,
+    UnauthenticatedError,
     install_log_masking,
     mask_secrets,
 )
@@ -90,7 +92,16 @@ def register_error_handlers(app: Flask) -> None:
         if exc.http_status >= 500:
             logger.error("internal error: %s", exc.message)
         data = {"errors": exc.errors} if exc.errors else None
-        return envelope(data, message=exc.message, status=1, http_status=exc.http_status)
+        response = make_response(
+            envelope(
+                data, message=exc.message, status=exc.envelope_status, http_status=exc.http_status
+            )
+        )
+        if isinstance(exc, UnauthenticatedError):
+            response.headers["WWW-Authenticate"] = 'Bearer realm="exchangis"'
+        if isinstance(exc, TooManyRequestsError):
+            response.headers["Retry-After"] = str(exc.retry_after)
+        return response
 
     @app.errorhandler(RedisError)
     def redis_down(exc: RedisError) -> ResponseReturnValue:
@@ -123,10 +134,19 @@ def register_error_handlers(app: Flask) -> None:
         )
 
 
+SECURITY_SCHEMES = {
+    "bearer": {"type": "http", "scheme": "bearer"},
+    "basic": {"type": "http", "scheme": "basic"},
+    "cookie": {"type": "apiKey", "in": "cookie", "name": "exchangis_token"},
+}
+SECURITY: list[dict[str, list[str]]] = [{name: []} for name in SECURITY_SCHEMES]
+"""Every operation takes any one of them, but the sign-in (marked ``security: []``)."""
+
+
 def create_app(config: Mapping[str, Any] | Settings | None = None) -> Flask:
     """Build the API app; ``config`` is a Settings object or setting overrides."""
     settings = config if isinstance(config, Settings) else load_settings(config)
-    app = Flask("exchangis")
+    app = Flask("exchangis", static_folder=None)
     app.config.update(
         API_TITLE="exchangis",
         API_VERSION="v1",
@@ -139,17 +159,23 @@ def create_app(config: Mapping[str, Any] | Settings | None = None) -> Flask:
     app.json.sort_keys = False  # type: ignore[attr-defined]
     rt = Runtime(settings)
     app.extensions["exchangis"] = rt
-    api = Api(app)
+    api = Api(app, spec_kwargs={"security": SECURITY})
+    for name, scheme in SECURITY_SCHEMES.items():
+        api.spec.components.security_scheme(name, scheme)
+    api.register_blueprint(user.session_blp, url_prefix=BASE, name="linkis_session")
     for prefix in PREFIXES:
         tag = "dss_" if "dss" in prefix else ""
-        for module in (datasource, job, execution):
+        for module in (user, project, datasource, job, execution):
             api.register_blueprint(module.blp, url_prefix=prefix, name=tag + module.blp.name)
+        api.register_blueprint(user.session_blp, url_prefix=prefix, name=tag + "session")
     register_error_handlers(app)
     install_log_masking()
 
     @app.before_request
     def set_zone() -> None:
         wire_zone.set(rt.zone)
+
+    app.before_request(authenticate)
 
     @app.before_request
     def strict_json() -> None:

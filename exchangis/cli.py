@@ -99,6 +99,67 @@ def cmd_secrets_new_key(_: argparse.Namespace) -> int:
     return 0
 
 
+def _new_password(args: argparse.Namespace) -> tuple[str, bool]:
+    """Return the password to set and whether it was generated (then it is printed once)."""
+    import getpass
+    import secrets
+
+    if args.password_stdin:
+        return sys.stdin.readline().rstrip("\r\n"), False
+    if sys.stdin.isatty():
+        first = getpass.getpass("password: ")
+        if first != getpass.getpass("again: "):
+            raise SystemExit("the passwords differ")
+        return first, False
+    return secrets.token_urlsafe(15), True
+
+
+def cmd_users_create(args: argparse.Namespace) -> int:
+    """Create a user (``--admin``: an admin, e.g. the first one of an installation)."""
+    from exchangis.runtime import Runtime
+    from exchangis.services import user
+
+    password, generated = _new_password(args)
+    user.create_user(Runtime(load_settings()), args.name, password, admin=args.admin)
+    kind = "admin" if args.admin else "user"
+    print(f"{kind} {args.name} created" + (f"; password: {password}" if generated else ""))
+    return 0
+
+
+def cmd_users_passwd(args: argparse.Namespace) -> int:
+    """Set a user's password (every token of theirs stops working)."""
+    from exchangis.runtime import Runtime
+    from exchangis.services import user
+    from exchangis.services.access import Caller
+
+    password, generated = _new_password(args)
+    admin = Caller("exchangis-cli", admin=True)
+    user.update_user(Runtime(load_settings()), admin, args.name, {"password": password})
+    print(f"password of {args.name} set" + (f": {password}" if generated else ""))
+    return 0
+
+
+def cmd_users_list(_: argparse.Namespace) -> int:
+    """Print every user: name, admin, disabled."""
+    from exchangis.runtime import Runtime
+    from exchangis.services import user
+    from exchangis.services.access import Caller
+
+    for item in user.list_users(Runtime(load_settings()), Caller("exchangis-cli", admin=True)):
+        flags = [f for f in ("admin", "disabled") if item[f]]
+        print(item["user_name"], *flags)
+    return 0
+
+
+def cmd_users_token(args: argparse.Namespace) -> int:
+    """Print a new bearer token of a user (for scripts; it lasts ``token_ttl_seconds``)."""
+    from exchangis.runtime import Runtime
+    from exchangis.services import user
+
+    print(user.issue_token(Runtime(load_settings()), args.name)["token"])
+    return 0
+
+
 def cmd_reap(_: argparse.Namespace) -> int:
     """Run one reaper pass and print the tasks it moved."""
     from exchangis.engine.reaper import reap
@@ -120,6 +181,35 @@ def _wait_for_http(url: str, timeout: float) -> None:
         except OSError:
             time.sleep(0.2)
     raise RuntimeError(f"{url} did not answer within {timeout:g}s")
+
+
+def _embedded_admin(data_dir: Path) -> str:
+    """Return a bearer token of an admin for the demo; on a first run (no users at all)
+    create ``admin`` with a generated password kept in ``<data_dir>/admin.password``."""
+    import secrets
+
+    from sqlalchemy import select
+
+    from exchangis.models import User
+    from exchangis.runtime import Runtime
+    from exchangis.services import user
+
+    rt = Runtime(load_settings())
+    with rt.sessions() as session:
+        admin = session.scalar(select(User.name).where(User.admin.is_(True)).order_by(User.id))
+    if admin is None:
+        password = secrets.token_urlsafe(15)
+        user.create_user(rt, "admin", password, admin=True)
+        admin = "admin"
+        data_dir.mkdir(parents=True, exist_ok=True)
+        secret = data_dir / "admin.password"
+        descriptor = os.open(secret, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "w") as handle:
+            handle.write(password + "\n")
+        print(f"created the admin user 'admin'; its password is in {secret}")
+    token = str(user.issue_token(rt, admin)["token"])
+    rt.close()
+    return token
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -156,6 +246,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     try:
         upgrade(settings.database_url)
+        token = _embedded_admin(data_dir)
         me = [sys.executable, "-m", "exchangis.cli"]
         children.append(subprocess.Popen([*me, "worker"], env=env))
         children.append(subprocess.Popen([*me, "api"], env=env))
@@ -165,7 +256,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         if args.demo:
             from exchangis.demo import run_demo
 
-            ok = run_demo(base, data_dir / "demo")
+            ok = run_demo(base, data_dir / "demo", token)
             if not ok:
                 print("demo job did not succeed; see the logs above")
                 if args.exit_after_demo:
@@ -209,6 +300,25 @@ def main(argv: list[str] | None = None) -> int:
     secrets_sub.add_parser("new-key", help="print a new key for secret_keys").set_defaults(
         func=cmd_secrets_new_key
     )
+    users = sub.add_parser("users", help="users of the API")
+    users_sub = users.add_subparsers(dest="what", required=True)
+    create = users_sub.add_parser("create", help="create a user (--admin: an admin)")
+    create.add_argument("name")
+    create.add_argument("--admin", action="store_true", help="the user is an admin")
+    passwd = users_sub.add_parser("passwd", help="set a user's password")
+    passwd.add_argument("name")
+    for command, func in ((create, cmd_users_create), (passwd, cmd_users_passwd)):
+        command.add_argument(
+            "--password-stdin",
+            action="store_true",
+            help="read the password from standard input (else: asked for on a terminal, "
+            "generated and printed otherwise)",
+        )
+        command.set_defaults(func=func)
+    users_sub.add_parser("list", help="list users").set_defaults(func=cmd_users_list)
+    token = users_sub.add_parser("token", help="print a new bearer token of a user")
+    token.add_argument("name")
+    token.set_defaults(func=cmd_users_token)
     run = sub.add_parser("run", help="embedded default: redis, worker, API (and a demo)")
     run.add_argument("--demo", action="store_true", help="submit a demo job that moves rows")
     run.add_argument("--exit-after-demo", action="store_true", help="stop after the demo")

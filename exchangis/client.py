@@ -1,9 +1,64 @@
-"""Helpers for scripts that talk to the API: the wire shape of a sub-job."""
+"""Helpers for scripts that talk to the API: a client that signs its calls, the wire shape of
+a sub-job."""
 
 from __future__ import annotations
 
+import json
+import urllib.error
+import urllib.request
 from collections.abc import Mapping, Sequence
 from typing import Any
+
+
+class ApiError(RuntimeError):
+    """The API answered with an error envelope (or not with an envelope at all)."""
+
+
+class ApiClient:
+    """Calls the HTTP API as the user whose bearer token it holds.
+
+    ``base`` ends with the prefix, e.g. ``http://127.0.0.1:8080/api/rest_j/v1/exchangis``; get a
+    token from ``POST /api/rest_j/v1/user/login`` or ``exchangis users token <name>``.
+    """
+
+    def __init__(self, base: str, token: str, timeout: float = 120) -> None:
+        self.base = base
+        self.token = token
+        self.timeout = timeout
+
+    def call(self, method: str, path: str, body: Any = None, ok: Sequence[int] = (0,)) -> Any:
+        """Send one request; return the envelope's ``data``.
+
+        Raises:
+            ApiError: the envelope's ``status`` is not in ``ok`` (or the answer is no envelope).
+        """
+        data = None if body is None else json.dumps(body).encode()
+        headers = {"Content-Type": "application/json", "Authorization": f"Bearer {self.token}"}
+        request = urllib.request.Request(
+            self.base + path, data=data, method=method, headers=headers
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                answer = json.load(response)
+        except urllib.error.HTTPError as exc:
+            raw = exc.read()
+            try:
+                answer = json.loads(raw)
+            except ValueError:
+                raise ApiError(f"{method} {path}: HTTP {exc.code}: {raw[:2000]!r}") from None
+        if not isinstance(answer, dict) or answer.get("status") not in ok:
+            message = answer.get("message") if isinstance(answer, dict) else answer
+            detail = answer.get("data") if isinstance(answer, dict) else ""
+            raise ApiError(f"{method} {path}: {message} {detail or ''}".rstrip())
+        return answer["data"]
+
+    def get(self, path: str) -> Any:
+        """GET ``path``."""
+        return self.call("GET", path)
+
+    def post(self, path: str, body: Any) -> Any:
+        """POST ``body`` as JSON to ``path``."""
+        return self.call("POST", path, body)
 
 
 def sub_job(

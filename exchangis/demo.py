@@ -6,30 +6,15 @@ It drives the HTTP API the way a UI or a script would.
 from __future__ import annotations
 
 import csv
-import json
 import random
 import sqlite3
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
+from exchangis.client import ApiClient
+
 DEMO_ROWS = 5000
-
-
-def _call(method: str, url: str, body: Any = None) -> dict[str, Any]:
-    data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(
-        url, data=data, method=method, headers={"Content-Type": "application/json"}
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:
-            reply: dict[str, Any] = json.load(response)
-    except urllib.error.HTTPError as exc:
-        reply = json.load(exc)
-    if reply.get("status") != 0:
-        raise RuntimeError(f"{method} {url}: {reply.get('message')}")
-    return reply["data"]
 
 
 def write_demo_csv(path: Path, rows: int = DEMO_ROWS) -> None:
@@ -52,31 +37,30 @@ def write_demo_csv(path: Path, rows: int = DEMO_ROWS) -> None:
             )
 
 
-def _datasource(base: str, name: str, kind: str, params: dict[str, Any]) -> int:
-    for item in _call("GET", f"{base}/datasources")["result"]:
+PROJECT = "demo"
+
+
+def _datasource(api: ApiClient, name: str, kind: str, params: dict[str, Any]) -> int:
+    for item in api.get(f"/datasources?projectName={PROJECT}")["result"]:
         if item["name"] == name:
-            _call("PUT", f"{base}/datasources/{item['id']}", {"connectParams": params})
+            api.call("PUT", f"/datasources/{item['id']}", {"connectParams": params})
             return int(item["id"])
-    return int(
-        _call("POST", f"{base}/datasources", {"name": name, "type": kind, "connectParams": params})[
-            "id"
-        ]
-    )
+    body = {"name": name, "projectName": PROJECT, "type": kind, "connectParams": params}
+    return int(api.post("/datasources", body)["id"])
 
 
 def _run_job(
-    base: str,
+    api: ApiClient,
     name: str,
     source: dict[str, Any],
     sink: dict[str, Any],
     sink_params: list[dict[str, Any]],
 ) -> str:
-    job = _call(
-        "POST",
-        f"{base}/job",
+    job = api.post(
+        "/job",
         {
             "jobName": name,
-            "projectName": "demo",
+            "projectName": PROJECT,
             "content": [
                 {
                     "subJobName": name,
@@ -86,22 +70,26 @@ def _run_job(
             ],
         },
     )
-    eid = str(_call("POST", f"{base}/job/{job['id']}/execute", {})["jobExecutionId"])
+    eid = str(api.post(f"/job/{job['id']}/execute", {})["jobExecutionId"])
     print(f"  {name}: execution {eid} submitted")
     deadline = time.monotonic() + 120
     status: dict[str, Any] = {}
     while time.monotonic() < deadline:
-        status = _call("GET", f"{base}/job/execution/{eid}/status")
+        status = api.get(f"/job/execution/{eid}/status")
         if status["allTaskStatus"]:
             break
         time.sleep(0.5)
     print(f"  {name}: {status.get('status')} (progress {status.get('progress')})")
-    print(f"    curl {base}/job/execution/{eid}/progress")
+    print(f"    curl -u admin:$PASSWORD {api.base}/job/execution/{eid}/progress")
     return str(status.get("status"))
 
 
-def run_demo(base: str, demo_dir: Path) -> bool:
-    """Generate data, move it CSV → SQLite → JSON lines through the API; True on success."""
+def run_demo(base: str, demo_dir: Path, token: str) -> bool:
+    """Generate data, move it CSV → SQLite → JSON lines through the API (in project ``demo``,
+    as the admin whose bearer token this is); True on success."""
+    api = ApiClient(base, token)
+    project = {"name": PROJECT, "description": "make run's demo"}
+    api.call("POST", "/projects", project, ok=(0, 1))  # 1: it exists from an earlier run
     files = demo_dir.resolve() / "files"
     write_demo_csv(files / "orders.csv")
     print(f"demo: {DEMO_ROWS} orders in {files / 'orders.csv'}")
@@ -113,11 +101,11 @@ def run_demo(base: str, demo_dir: Path) -> bool:
             "amount DECIMAL TEXT(12,2), order_date DATE, paid BOOLEAN)"
         )
     conn.close()
-    file_ds = _datasource(base, "demo-files", "FILE", {"root": str(files)})
-    sqlite_ds = _datasource(base, "demo-sqlite", "SQLITE", {"path": str(database)})
+    file_ds = _datasource(api, "demo-files", "FILE", {"root": str(files)})
+    sqlite_ds = _datasource(api, "demo-sqlite", "SQLITE", {"path": str(database)})
     overwrite = [{"config_key": "writeMode", "config_value": "overwrite"}]
     first = _run_job(
-        base,
+        api,
         "demo-csv-to-sqlite",
         {"type": "FILE", "id": file_ds, "table": "orders.csv"},
         {"type": "SQLITE", "id": sqlite_ds, "table": "orders"},
@@ -126,7 +114,7 @@ def run_demo(base: str, demo_dir: Path) -> bool:
     if first != "Success":
         return False
     second = _run_job(
-        base,
+        api,
         "demo-sqlite-to-jsonl",
         {"type": "SQLITE", "id": sqlite_ds, "table": "orders"},
         {"type": "FILE", "id": file_ds, "table": "out/orders.jsonl"},

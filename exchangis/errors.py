@@ -53,6 +53,8 @@ class ExchangisError(Exception):
     """Base of every error this package raises on purpose."""
 
     http_status = 500
+    envelope_status = 1
+    """The envelope's ``status``: 1 error, -1 not authenticated, 3 forbidden."""
 
     def __init__(self, message: str, *, errors: dict[str, Any] | None = None) -> None:
         super().__init__(message)
@@ -66,8 +68,32 @@ class InvalidInputError(ExchangisError):
     http_status = 400
 
 
+class UnauthenticatedError(ExchangisError):
+    """The request carries no valid credentials (or they expired, or were revoked)."""
+
+    http_status = 401
+    envelope_status = -1
+
+
+class ForbiddenError(ExchangisError):
+    """The caller may see the thing but lacks the right the operation needs."""
+
+    http_status = 403
+    envelope_status = 3
+
+
+class TooManyRequestsError(ExchangisError):
+    """Too many failed sign-ins from one address or for one user name; try again later."""
+
+    http_status = 429
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class NotFoundError(ExchangisError):
-    """An id names nothing the caller may see."""
+    """An id names nothing the caller may see (existence is not revealed either)."""
 
     http_status = 404
 

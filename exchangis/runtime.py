@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from redis import Redis
@@ -22,6 +22,9 @@ from exchangis.state.keys import Keys
 from exchangis.state.logs import LogWriter
 from exchangis.state.store import StateStore
 from exchangis.vault import Vault, key_file_keys
+
+if TYPE_CHECKING:
+    from limits.strategies import MovingWindowRateLimiter
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -83,6 +86,19 @@ class Runtime:
     def connect_params(self, ds: Any) -> dict[str, Any]:
         """Return a data source's connect params with its secrets in clear (to connect)."""
         return self.vault.open(self.registry.type(ds.type), ds.connect_params)
+
+    @cached_property
+    def sign_in_limiter(self) -> MovingWindowRateLimiter:
+        """Return the moving-window counter of failed sign-ins (its windows live in Redis)."""
+        from limits.storage import RedisStorage
+        from limits.strategies import MovingWindowRateLimiter
+
+        storage = RedisStorage(
+            self.settings.redis_url,
+            connection_pool=self.redis.connection_pool,
+            key_prefix=self.keys.sign_in_limits(),
+        )
+        return MovingWindowRateLimiter(storage)
 
     @cached_property
     def keys(self) -> Keys:

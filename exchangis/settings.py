@@ -36,12 +36,21 @@ class Settings:
     """Default Celery queue of transfer tasks."""
     queues: tuple[str, ...] = ()
     """Extra worker queues that ``labels.route`` may name."""
-    default_user: str = "admin"
     host: str = "127.0.0.1"
     port: int = 8080
     secret_keys: str = ""
     """Fernet keys of the data source secrets, comma-separated: the first encrypts, all
     decrypt (empty: a key generated into ``<data_dir>/secret.key``)."""
+    token_ttl_seconds: int = 12 * 3600
+    """Life of a bearer token (and of the session cookie) from its login."""
+    login_rate_limit: str = "10/minute"
+    """Failed sign-ins (login or HTTP Basic) allowed per client address and per user name;
+    past it a sign-in is a 429 until the window moves (``limits`` notation, e.g. 5/minute)."""
+    trusted_proxies: tuple[str, ...] = ()
+    """Addresses or networks (CIDR) of proxies whose ``X-Exchangis-User`` header names the
+    caller; empty: the header is never believed."""
+    cookie_secure: bool = False
+    """Send the session cookie over HTTPS only (set it when the API is served over HTTPS)."""
     max_request_bytes: int = 16 * 2**20
     """Largest request body the API reads; a larger one is a 413 in the envelope."""
     timezone: str = "UTC"
@@ -194,8 +203,31 @@ def _validate(settings: Settings) -> None:
         problems.append("redis_prefix: must not be empty")
     if not settings.database_url:
         problems.append("database_url: must not be empty")
+    if settings.token_ttl_seconds < 60:
+        problems.append("token_ttl_seconds: must be at least 60")
+    problems += _security_problems(settings)
     if problems:
         raise SettingsError("invalid settings: " + "; ".join(problems))
+
+
+def _security_problems(settings: Settings) -> list[str]:
+    import ipaddress
+
+    from limits import parse
+
+    problems = []
+    try:
+        parse(settings.login_rate_limit)
+    except ValueError:
+        problems.append(
+            f"login_rate_limit={settings.login_rate_limit!r}: expected e.g. '10/minute'"
+        )
+    for proxy in settings.trusted_proxies:
+        try:
+            ipaddress.ip_network(proxy, strict=False)
+        except ValueError:
+            problems.append(f"trusted_proxies: {proxy!r} is not an address or a network")
+    return problems
 
 
 def load_settings(

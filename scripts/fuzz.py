@@ -1,9 +1,12 @@
 """Fuzz every endpoint of the API with schemathesis: no 5xx, every answer in the envelope.
 
 Serves the app in-process on loopback (a fresh SQLite metadata file, a private Redis key prefix,
-no worker: executions stay queued) and runs ``st run`` against its OpenAPI document
-(``/api/rest_j/v1/exchangis/openapi.json``) with the checks ``not_a_server_error`` and
-``envelope`` (``scripts/fuzz_checks.py``), over both URL prefixes.
+no worker: executions stay queued), signs in as an admin of its own, seeds a project, data
+sources, a job and an execution, and runs ``st run`` against the OpenAPI document
+(``/api/rest_j/v1/exchangis/openapi.json``) with that admin's bearer token and the checks
+``not_a_server_error``, ``ignored_auth`` (an operation answers 401 without the token) and
+``envelope`` (``scripts/fuzz_checks.py``), over both URL prefixes. ``POST /user/logout`` is left
+out: it would end the fuzzer's own session (tests/test_auth.py covers it).
 
 Usage: ``make fuzz`` (= ``.venv/bin/python scripts/fuzz.py``; ``--max-examples N`` per
 operation, default 25; ``--seed S`` to replay a run). Exits with schemathesis's status.
@@ -15,12 +18,37 @@ import argparse
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
 
 from common import served  # noqa: E402 - bench/ is not a package
+
+from exchangis.client import ApiClient  # noqa: E402
+
+
+def seed(api: ApiClient) -> None:
+    """Create a project, data sources, a job and an execution, for ids to address."""
+    api.post("/projects", {"name": "fuzz"})
+    root = Path(tempfile.mkdtemp(prefix="exg-fuzz-"))
+    ids = [
+        api.post(
+            "/datasources",
+            {
+                "name": f"lite-{side}",
+                "projectName": "fuzz",
+                "type": "SQLITE",
+                "connectParams": {"path": str(root / f"{side}.db")},
+            },
+        )["id"]
+        for side in ("source", "sink")
+    ]
+    ends = [{"type": "SQLITE", "id": ds, "table": "t"} for ds in ids]
+    sub = {"subJobName": "s", "dataSources": {"source": ends[0], "sink": ends[1]}}
+    job = api.post("/job", {"jobName": "fuzz", "projectName": "fuzz", "content": [sub]})
+    api.post(f"/job/{job['id']}/execute", {})
 
 
 def main() -> int:
@@ -32,7 +60,12 @@ def main() -> int:
         "--redis-url", default=os.environ.get("EXCHANGIS_REDIS_URL", "redis://127.0.0.1:6379/0")
     )
     args = parser.parse_args()
-    with served(args.redis_url, {"task_queue": "exchangis-fuzz-nobody"}) as (base, _rt):
+    # ignored_auth sends bad credentials to every operation: a failed sign-in limit would turn
+    # those 401s into 429s (tests/test_auth.py checks the limit)
+    overrides = {"task_queue": "exchangis-fuzz-nobody", "login_rate_limit": "1000000/minute"}
+    with served(args.redis_url, overrides) as (api, _rt):
+        seed(api)
+        token, base = api.token, api.base
         host = base.split("/api/", 1)[0]
         command = [
             str(Path(sys.executable).parent / "st"),
@@ -41,7 +74,11 @@ def main() -> int:
             "--url",
             host,
             "--checks",
-            "not_a_server_error,envelope",
+            "not_a_server_error,ignored_auth,envelope",
+            "--header",
+            f"Authorization: Bearer {token}",
+            "--exclude-path-regex",
+            "/user/logout$",
             "--max-examples",
             str(args.max_examples),
         ]
@@ -52,7 +89,8 @@ def main() -> int:
             "SCHEMATHESIS_HOOKS": "fuzz_checks",
             "PYTHONPATH": str(Path(__file__).resolve().parent),
         }
-        print("$", " ".join(command), flush=True)
+        shown = [part.replace(token, "<token>") for part in command]
+        print("$", " ".join(shown), flush=True)
         return subprocess.call(command, env=env)
 
 

@@ -21,9 +21,10 @@ from redis import Redis
 from exchangis.app import create_app
 from exchangis.migrations import upgrade
 from exchangis.runtime import Runtime
+from exchangis.services import user as users
 from exchangis.settings import Settings, load_settings
 from tests import data
-from tests.helpers import datasource
+from tests.helpers import datasource, signed_in
 from tests.services import mysql_params, postgres_params, redis_url
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -53,6 +54,7 @@ def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
             "enable_memory_connector": True,
             "worker_concurrency": 2,
             "live_ttl_seconds": 3600,
+            "login_rate_limit": "1000/minute",  # tests sign in often from 127.0.0.1
         },
         environ={},
     )
@@ -85,10 +87,20 @@ def app(migrated: Settings, rt: Runtime) -> Flask:
     return application
 
 
+ADMIN = "admin"
+
+
+@pytest.fixture(scope="session")
+def admin_token(rt: Runtime) -> str:
+    """A bearer token of the session's admin (created in the fresh metadata database)."""
+    users.create_user(rt, ADMIN, "admin-password-" + uuid.uuid4().hex[:8], admin=True)
+    return str(users.issue_token(rt, ADMIN)["token"])
+
+
 @pytest.fixture
-def client(app: Flask) -> FlaskClient:
-    """A test client of the API."""
-    return app.test_client()
+def client(app: Flask, admin_token: str) -> FlaskClient:
+    """A test client of the API, signed in as the admin."""
+    return signed_in(app, admin_token)
 
 
 def settings_file(settings: Settings, path: Path) -> Path:

@@ -5,13 +5,22 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from flask import Flask
 from flask.testing import FlaskClient
 
 from exchangis.client import sub_job
 from exchangis.state.logs import LiveLog
 
-API = "/api/rest_j/v1/exchangis"
-DSS = "/api/rest_j/v1/dss/exchangis/main"
+BASE = "/api/rest_j/v1"
+API = f"{BASE}/exchangis"
+DSS = f"{BASE}/dss/exchangis/main"
+
+
+def signed_in(app: Flask, token: str) -> FlaskClient:
+    """Return a test client that sends ``Authorization: Bearer <token>`` on every call."""
+    test_client = app.test_client()
+    test_client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {token}"
+    return test_client
 
 
 def call(
@@ -42,14 +51,30 @@ def ok(
     return data
 
 
-def datasource(client: FlaskClient, name: str, kind: str, params: dict[str, Any]) -> int:
-    """Register a data source; return its id."""
+def same_caller(client: FlaskClient, app: Flask) -> FlaskClient:
+    """Return a client of ``app`` signed in as ``client`` is (another app, same user)."""
+    return signed_in(app, client.environ_base["HTTP_AUTHORIZATION"].removeprefix("Bearer "))
+
+
+def project(client: FlaskClient, name: str) -> str:
+    """Create a project owned by the caller; return its name."""
+    return str(ok(client, "POST", "/projects", {"name": name}, expect=201)["name"])
+
+
+def datasource(
+    client: FlaskClient,
+    name: str,
+    kind: str,
+    params: dict[str, Any],
+    project_name: str = "default",
+) -> int:
+    """Register a data source (in project ``project_name``); return its id."""
     return int(
         ok(
             client,
             "POST",
             "/datasources",
-            {"name": name, "type": kind, "connectParams": params},
+            {"name": name, "projectName": project_name, "type": kind, "connectParams": params},
             expect=201,
         )["id"]
     )

@@ -328,17 +328,6 @@ def test_list_limits_are_validated(client: FlaskClient) -> None:
     call(client, "GET", "/job?size=100000", expect=400)
 
 
-def test_bad_user_header_is_rejected(client: FlaskClient, tmp_path: Path) -> None:
-    call(
-        client,
-        "POST",
-        "/datasources",
-        {"name": _name("u"), "type": "SQLITE", "connectParams": {"path": str(tmp_path / "u")}},
-        expect=400,
-        headers={"X-Exchangis-User": "bad user; drop"},
-    )
-
-
 @pytest.mark.parametrize(
     "raw",
     [

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,9 +16,11 @@ from tests.helpers import (
     call,
     create_job,
     data_log,
+    datasource,
     execute,
     mysql_to_postgres_job,
     ok,
+    project,
     sub_job,
     tasks_by_name,
     wait_for,
@@ -144,12 +147,11 @@ def test_restart_after_the_live_state_expired_runs_everything_again(
 
 
 def test_bulk_actions_report_each_execution(
-    client: FlaskClient,
-    worker: WorkerProcess,
-    sources: dict[str, int],
-    rt: Any,
+    client: FlaskClient, worker: WorkerProcess, tmp_path: Path, rt: Any
 ) -> None:
-    project = f"bulk{uuid.uuid4().hex[:6]}"
+    name = project(client, f"bulk{uuid.uuid4().hex[:6]}")
+    memory = datasource(client, f"mem-{name}", "MEMORY", {}, name)
+    lite = datasource(client, f"lite-{name}", "SQLITE", {"path": str(tmp_path / "b.db")}, name)
     job_id = int(
         ok(
             client,
@@ -157,12 +159,12 @@ def test_bulk_actions_report_each_execution(
             "/job",
             {
                 "jobName": "bulk",
-                "projectName": project,
+                "projectName": name,
                 "content": [
                     sub_job(
                         "slow",
-                        ("MEMORY", sources["MEMORY"], "gen"),
-                        ("SQLITE", sources["SQLITE"], "b"),
+                        ("MEMORY", memory, "gen"),
+                        ("SQLITE", lite, "b"),
                         sources={"rows": 1000, "batchSize": 10, "sleepPerBatch": 0.1},
                     )
                 ],
@@ -190,7 +192,7 @@ def test_bulk_actions_report_each_execution(
         client,
         "PUT",
         "/job/execution/status",
-        {"action": "DISCARD", "projectName": project, "statuses": ["Paused"]},
+        {"action": "DISCARD", "projectName": name, "statuses": ["Paused"]},
     )["results"]
     assert {r["jobExecutionId"]: r["ok"] for r in discard} == {running: True, done: False}
     assert wait_until_done(client, running)["status"] == "Cancelled"

@@ -25,6 +25,7 @@ from tests.helpers import (
     datasource,
     execute,
     ok,
+    same_caller,
     sub_job,
     tasks_by_name,
     wait_for,
@@ -512,15 +513,15 @@ def test_submit_with_redis_down_fails_cleanly(
     settings = app.extensions["exchangis"].settings.with_overrides(
         {"redis_url": f"redis://127.0.0.1:{free_port()}/0"}
     )
-    down = create_app(settings).test_client()
+    down = same_caller(client, create_app(settings))
     reply = call(down, "POST", f"/job/{job_id}/execute", {}, expect=503)
     assert "unavailable" in reply["message"]
-    call(down, "GET", f"/job/execution/{uuid.uuid4()}/status", expect=503)
     rt = app.extensions["exchangis"]
     with rt.sessions() as session:
         rows = session.query(JobExecution).filter_by(job_id=job_id).all()
     assert [r.status for r in rows] == ["Failed"]
     assert "live state unavailable" in (rows[0].error or "")
+    call(down, "GET", f"/job/execution/{rows[0].id}/status", expect=503)
 
 
 def test_task_that_ignores_a_kill_is_terminated_after_the_grace_period(

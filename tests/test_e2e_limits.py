@@ -13,13 +13,15 @@ from flask.testing import FlaskClient
 from exchangis.app import create_app
 from exchangis.settings import Settings
 from tests.conftest import WorkerProcess
-from tests.helpers import create_job, data_log, datasource, execute, ok, sub_job
+from tests.helpers import create_job, data_log, datasource, execute, ok, signed_in, sub_job
 
 pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture
-def limited(migrated: Settings, tmp_path: Path) -> Iterator[tuple[FlaskClient, Settings]]:
+def limited(
+    migrated: Settings, tmp_path: Path, admin_token: str
+) -> Iterator[tuple[FlaskClient, Settings]]:
     """An API and a worker on their own queue, at most one running task per user."""
     settings = migrated.with_overrides(
         {
@@ -32,7 +34,7 @@ def limited(migrated: Settings, tmp_path: Path) -> Iterator[tuple[FlaskClient, S
     process = WorkerProcess(settings, tmp_path)
     process.start()
     try:
-        yield create_app(settings).test_client(), settings
+        yield signed_in(create_app(settings), admin_token), settings
     finally:
         process.stop()
 

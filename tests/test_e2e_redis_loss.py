@@ -16,14 +16,14 @@ from exchangis.app import create_app
 from exchangis.embedded import EmbeddedRedis, free_port
 from exchangis.settings import Settings
 from tests.conftest import WorkerProcess
-from tests.helpers import API, create_job, datasource, execute, sub_job
+from tests.helpers import API, create_job, datasource, execute, signed_in, sub_job
 
 pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture
 def private(
-    migrated: Settings, tmp_path: Path
+    migrated: Settings, tmp_path: Path, admin_token: str
 ) -> Iterator[tuple[FlaskClient, EmbeddedRedis, Settings]]:
     """An API and a worker on a Redis of their own, which the test may restart."""
     port = free_port()
@@ -40,7 +40,7 @@ def private(
     process = WorkerProcess(settings, tmp_path)
     process.start()
     try:
-        yield create_app(settings).test_client(), redis, settings
+        yield signed_in(create_app(settings), admin_token), redis, settings
     finally:
         process.stop()
         redis.stop()

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from flask.testing import FlaskClient
 
+from exchangis.services.access import Caller
 from tests import data
 from tests.conftest import WorkerProcess
 from tests.helpers import (
@@ -156,7 +157,7 @@ def test_a_task_whose_message_was_lost_is_sent_again(
             )
         ],
     )
-    eid = execution.submit_execution(sender, job_id, "admin", {})
+    eid = execution.submit_execution(sender, job_id, Caller("admin", admin=True), {})
     # the execution belongs where workers listen; only its messages went astray
     rt.store.update_execution(eid, {"queue": rt.settings.task_queue})
     with rt.sessions.begin() as session:

@@ -22,7 +22,15 @@ from flask import Flask
 from exchangis.state.logs import LiveLog
 from tests import data
 from tests.conftest import WorkerProcess
-from tests.helpers import create_job, datasource, execute, ok, sub_job, tasks_by_name
+from tests.helpers import (
+    create_job,
+    datasource,
+    execute,
+    ok,
+    signed_in,
+    sub_job,
+    tasks_by_name,
+)
 from tests.services import postgres_params
 
 pytestmark = pytest.mark.e2e
@@ -70,10 +78,13 @@ class Run:
 
 @pytest.fixture(scope="module")
 def runs(
-    app: Flask, worker: WorkerProcess, tmp_path_factory: pytest.TempPathFactory
+    app: Flask,
+    worker: WorkerProcess,
+    tmp_path_factory: pytest.TempPathFactory,
+    admin_token: str,
 ) -> Iterator[dict[str, Run]]:
     """Run the record-limited and the byte-limited sub-jobs together; sample their metrics."""
-    client = app.test_client()
+    client = signed_in(app, admin_token)
     run_id = uuid.uuid4().hex[:8]
     table = f"e2e_speed_{run_id}"
     lite_path = tmp_path_factory.mktemp("speed") / "speed.db"

@@ -2,21 +2,34 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
 import pytest
-from sqlalchemy import create_engine, inspect
+from sqlalchemy import create_engine, inspect, text
 
 from exchangis.app import create_app
 from exchangis.migrations import upgrade
+from exchangis.services import user as users
 from exchangis.settings import load_settings
-from tests.helpers import ok
+from tests.helpers import ok, signed_in
 from tests.services import postgres_params, redis_url
 
-TABLES = {"exg_datasource", "exg_job", "exg_job_execution", "exg_task_execution", "alembic_version"}
+TABLES = {
+    "exg_datasource",
+    "exg_job",
+    "exg_job_execution",
+    "exg_task_execution",
+    "exg_log_line",
+    "exg_user",
+    "exg_token",
+    "exg_project",
+    "exg_project_member",
+    "alembic_version",
+}
 
 
 @pytest.fixture
@@ -66,7 +79,9 @@ def test_upgrade_creates_the_schema_on_postgresql_and_the_api_uses_it(
             environ={},
         )
     )
-    client = app.test_client()
+    rt = app.extensions["exchangis"]
+    users.create_user(rt, "root", "a-long-password", admin=True)
+    client = signed_in(app, users.issue_token(rt, "root")["token"])
     created = ok(
         client,
         "POST",
@@ -76,3 +91,59 @@ def test_upgrade_creates_the_schema_on_postgresql_and_the_api_uses_it(
     )
     assert ok(client, "GET", f"/datasources/{created['id']}")["name"] == "pg-meta"
     app.extensions["exchangis"].close()
+
+
+def test_existing_project_names_become_projects_and_data_sources_follow_their_jobs(
+    tmp_path: Path,
+) -> None:
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    upgrade(url, "0003")
+    engine = create_engine(url)
+    sub = {
+        "subJobName": "s",
+        "dataSources": {
+            "source": {"type": "SQLITE", "id": 1, "table": "a"},
+            "sink": {"type": "SQLITE", "id": 2, "table": "b"},
+        },
+    }
+    shared = {
+        **sub,
+        "dataSources": {"source": {"id": 3, "table": "a"}, "sink": {"id": 2, "table": "c"}},
+    }
+    with engine.begin() as conn:
+        for ds_id in (1, 2, 3):
+            conn.execute(
+                text(
+                    "INSERT INTO exg_datasource (id, name, type, description, connect_params,"
+                    " create_user, create_time, update_time) VALUES (:id, :name, 'SQLITE', '',"
+                    " '{}', 'carol', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+                ),
+                {"id": ds_id, "name": f"ds{ds_id}"},
+            )
+        for job_id, project, creator, content in (
+            (1, "sales", "carol", [sub]),
+            (2, "sales", "dave", [sub]),
+            (3, "ops", "erin", [shared]),
+        ):
+            conn.execute(
+                text(
+                    "INSERT INTO exg_job (id, job_name, job_desc, project_name, engine_type,"
+                    " job_params, content, create_user, create_time, update_time) VALUES (:id,"
+                    " 'j', '', :project, 'EXCHANGIS', '{}', :content, :creator,"
+                    " CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+                ),
+                {
+                    "id": job_id,
+                    "project": project,
+                    "creator": creator,
+                    "content": json.dumps(content),
+                },
+            )
+    upgrade(url)
+    with engine.connect() as conn:
+        projects = dict(conn.execute(text("SELECT name, owner FROM exg_project")).all())
+        homes = dict(conn.execute(text("SELECT id, project_name FROM exg_datasource")).all())
+    engine.dispose()
+    assert projects == {"default": "admin", "sales": "carol", "ops": "erin"}
+    # ds1 serves sales only, ds3 ops only; ds2 serves both: it stays in default
+    assert homes == {1: "sales", 2: "default", 3: "ops"}

@@ -42,6 +42,10 @@ def test_embedded_run_moves_the_demo_rows_and_stops_what_it_started(tmp_path: Pa
     first = json.loads(lines[0])
     assert isinstance(first["id"], int) and first["paid"] in (True, False)
     assert isinstance(first["amount"], str) and "." in first["amount"]  # exact decimal
+    secret = tmp_path / "var" / "admin.password"  # the first run's admin, for people to sign in
+    assert "created the admin user 'admin'" in output
+    assert secret.stat().st_mode & 0o777 == 0o600
+    assert secret.read_text().strip() not in output
     port = int(output.split("embedded redis: redis://127.0.0.1:")[1].split("/")[0])
     with socket.socket() as probe:  # the embedded Redis was stopped with the rest
         assert probe.connect_ex(("127.0.0.1", port)) != 0

@@ -19,7 +19,10 @@ from exchangis.engine.runner import Meter, Pace, TaskRunner
 from exchangis.engine.states import TaskStatus
 from exchangis.runtime import Runtime
 from exchangis.services import datasource, execution, job
+from exchangis.services.access import Caller
 from tests.helpers import sub_job
+
+ADMIN = Caller("t", admin=True)
 
 
 @pytest.fixture
@@ -37,21 +40,23 @@ def _submit(
 ) -> tuple[str, int]:
     mem = datasource.create_datasource(
         rt,
-        "t",
+        ADMIN,
         {
             "name": f"mem-{uuid.uuid4().hex[:8]}",
             "type": "MEMORY",
             "description": "",
+            "project_name": "default",
             "connect_params": {},
         },
     )["id"]
     lite = datasource.create_datasource(
         rt,
-        "t",
+        ADMIN,
         {
             "name": f"lite-{uuid.uuid4().hex[:8]}",
             "type": "SQLITE",
             "description": "",
+            "project_name": "default",
             "connect_params": {"path": str(tmp_path / "out.db")},
         },
     )["id"]
@@ -61,8 +66,8 @@ def _submit(
     from exchangis.schemas.job import JobCreateSchema
 
     loaded = JobCreateSchema().load({"jobName": "runner", "content": [wire]})
-    job_id = job.create_job(rt, "t", loaded)["id"]
-    eid = execution.submit_execution(rt, job_id, "t", {})
+    job_id = job.create_job(rt, ADMIN, loaded)["id"]
+    eid = execution.submit_execution(rt, job_id, ADMIN, {})
     return eid, rt.store.task_ids(eid)[0]
 
 
@@ -105,10 +110,10 @@ def test_byte_speed_limit_throttles(quiet: Runtime, tmp_path: Path) -> None:
 
 def test_cancelled_task_is_not_run(quiet: Runtime, tmp_path: Path) -> None:
     eid, tid = _submit(quiet, tmp_path, {"rows": 10})
-    execution.kill_execution(quiet, eid, "t")
+    execution.kill_execution(quiet, ADMIN, eid)
     assert TaskRunner(quiet, tid).run() is None
     assert quiet.store.task(tid)["status"] == "Cancelled"  # type: ignore[index]
-    assert execution.get_status(quiet, eid)["all_task_status"] is True
+    assert execution.get_status(quiet, ADMIN, eid)["all_task_status"] is True
 
 
 def _batch(rows: int) -> pa.RecordBatch:

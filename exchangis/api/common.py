@@ -2,20 +2,31 @@
 
 from __future__ import annotations
 
-import re
-from typing import Any
+import ipaddress
+from collections.abc import Callable
+from typing import Any, TypeVar
 
-from flask import current_app, jsonify, request
+from flask import current_app, g, jsonify, request
 from flask.typing import ResponseReturnValue
 
-from exchangis.errors import InvalidInputError
+from exchangis.errors import UnauthenticatedError
 from exchangis.runtime import Runtime
+from exchangis.services import user as users
+from exchangis.services.access import Caller
 
-PREFIXES = ("/api/rest_j/v1/exchangis", "/api/rest_j/v1/dss/exchangis/main")
+BASE = "/api/rest_j/v1"
+PREFIXES = (f"{BASE}/exchangis", f"{BASE}/dss/exchangis/main")
 """Every route is served under both: the interface document's and the released server's."""
 
 USER_HEADER = "X-Exchangis-User"
-_USER = re.compile(r"^[A-Za-z0-9_.@\-]{1,128}$")
+"""Names the caller when the request comes from one of ``trusted_proxies``."""
+COOKIE = "exchangis_token"
+"""The session cookie: the bearer token of a login, HttpOnly."""
+
+PUBLIC_ENDPOINTS = frozenset({"api-docs.openapi_json"})
+"""Endpoints of other packages that need no credentials (ours are marked :func:`public`)."""
+
+View = TypeVar("View", bound=Callable[..., Any])
 
 
 def envelope(
@@ -37,14 +48,57 @@ def runtime() -> Runtime:
     return rt
 
 
-def current_user() -> str:
-    """Return the calling user: the ``X-Exchangis-User`` header, else the default user."""
-    user = request.headers.get(USER_HEADER)
-    if user is None or user == "":
-        return runtime().settings.default_user
-    if not _USER.match(user):
-        raise InvalidInputError(
-            f"{USER_HEADER}: must be 1-128 letters, digits or _.@-",
-            errors={USER_HEADER: ["invalid user name"]},
+def public(view: View) -> View:
+    """Mark a view as open to callers without credentials (sign-in, the OpenAPI document)."""
+    view.exchangis_public = True  # type: ignore[attr-defined]
+    return view
+
+
+def _from_trusted_proxy(proxies: tuple[str, ...]) -> bool:
+    if not proxies or not request.remote_addr:
+        return False
+    try:
+        address = ipaddress.ip_address(request.remote_addr)
+    except ValueError:
+        return False
+    return any(address in ipaddress.ip_network(proxy, strict=False) for proxy in proxies)
+
+
+def authenticate() -> None:
+    """Find the caller of this request (``g.caller``) or refuse it with a 401.
+
+    In order: the ``X-Exchangis-User`` header from a trusted proxy, ``Authorization: Basic``,
+    ``Authorization: Bearer``, the session cookie. Views marked :func:`public` need none.
+    """
+    view = current_app.view_functions.get(request.endpoint or "")
+    if request.endpoint in PUBLIC_ENDPOINTS or getattr(view, "exchangis_public", False):
+        return
+    rt = runtime()
+    g.token = None
+    proxied = request.headers.get(USER_HEADER)
+    if proxied and _from_trusted_proxy(rt.settings.trusted_proxies):
+        g.caller = users.proxy_caller(rt, proxied)
+        return
+    auth = request.authorization
+    if auth is not None and auth.type == "basic":
+        address = request.remote_addr or ""
+        g.caller = users.check_password(rt, auth.username or "", auth.password or "", address)
+        return
+    if auth is not None and auth.type == "bearer" and auth.token:
+        g.token = auth.token
+    elif request.headers.get("Authorization"):
+        raise UnauthenticatedError("Authorization: expected Basic or Bearer credentials")
+    else:
+        g.token = request.cookies.get(COOKIE)
+    if not g.token:
+        raise UnauthenticatedError(
+            f"authentication required: log in (POST {BASE}/user/login) and send the session "
+            "cookie or 'Authorization: Bearer <token>', or use HTTP Basic"
         )
-    return user
+    g.caller = users.token_caller(rt, g.token)
+
+
+def current_user() -> Caller:
+    """Return the authenticated caller of this request."""
+    caller: Caller = g.caller
+    return caller

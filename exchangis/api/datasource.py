@@ -10,6 +10,7 @@ from flask_smorest import Blueprint
 from exchangis.api.common import current_user, envelope, runtime
 from exchangis.schemas.datasource import (
     DataSourceCreateSchema,
+    DataSourceListQuerySchema,
     DataSourceSchema,
     DataSourceTestSchema,
     DataSourceUpdateSchema,
@@ -28,33 +29,40 @@ def create_datasource(data: dict[str, Any]) -> ResponseReturnValue:
 
 
 @blp.route("/datasources", methods=["GET"])
-def list_datasources() -> ResponseReturnValue:
-    """List data sources (secrets masked)."""
-    items = service.list_datasources(runtime())
+@blp.arguments(DataSourceListQuerySchema, location="query")
+def list_datasources(query: dict[str, Any]) -> ResponseReturnValue:
+    """List the data sources of the projects the caller may view (secrets masked)."""
+    items = service.list_datasources(runtime(), current_user(), query.get("project_name"))
     return envelope({"result": DataSourceSchema(many=True).dump(items), "total": len(items)})
 
 
 @blp.route("/datasources/<int(max=2147483647):ds_id>", methods=["GET"])
 def get_datasource(ds_id: int) -> ResponseReturnValue:
     """Read one data source (secrets masked)."""
-    return envelope(DataSourceSchema().dump(service.get_datasource(runtime(), ds_id)))
+    return envelope(
+        DataSourceSchema().dump(service.get_datasource(runtime(), current_user(), ds_id))
+    )
 
 
 @blp.route("/datasources/<int(max=2147483647):ds_id>", methods=["PUT"])
 @blp.arguments(DataSourceUpdateSchema)
 def update_datasource(data: dict[str, Any], ds_id: int) -> ResponseReturnValue:
     """Change a data source; a secret sent as ``******`` keeps its value."""
-    return envelope(DataSourceSchema().dump(service.update_datasource(runtime(), ds_id, data)))
+    return envelope(
+        DataSourceSchema().dump(service.update_datasource(runtime(), current_user(), ds_id, data))
+    )
 
 
 @blp.route("/datasources/<int(max=2147483647):ds_id>", methods=["DELETE"])
 def delete_datasource(ds_id: int) -> ResponseReturnValue:
     """Delete a data source no job uses."""
-    service.delete_datasource(runtime(), ds_id)
+    service.delete_datasource(runtime(), current_user(), ds_id)
     return envelope({"id": ds_id})
 
 
 @blp.route("/datasources/<int(max=2147483647):ds_id>/test", methods=["POST"])
 def test_datasource(ds_id: int) -> ResponseReturnValue:
     """Connect to a data source and report how it went."""
-    return envelope(DataSourceTestSchema().dump(service.check_datasource(runtime(), ds_id)))
+    return envelope(
+        DataSourceTestSchema().dump(service.check_datasource(runtime(), current_user(), ds_id))
+    )

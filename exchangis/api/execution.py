@@ -53,41 +53,45 @@ def execute_job(body: dict[str, Any], job_id: int) -> ResponseReturnValue:
 @blp.route("/job/execution/<eid>/status", methods=["GET"])
 def execution_status(eid: str) -> ResponseReturnValue:
     """E2: status and progress of an execution."""
-    return envelope(ExecutionStatusSchema().dump(service.get_status(runtime(), eid)))
+    return envelope(
+        ExecutionStatusSchema().dump(service.get_status(runtime(), current_user(), eid))
+    )
 
 
 @blp.route("/job/execution/<eid>/tasklist", methods=["GET"])
 @blp.route("/job/execution/<eid>/taskList", methods=["GET"])
 def execution_tasks(eid: str) -> ResponseReturnValue:
     """E3: every task of an execution."""
-    return envelope(TaskListSchema().dump(service.list_tasks(runtime(), eid)))
+    return envelope(TaskListSchema().dump(service.list_tasks(runtime(), current_user(), eid)))
 
 
 @blp.route("/job/execution/<eid>/progress", methods=["GET"])
 def execution_progress(eid: str) -> ResponseReturnValue:
     """E4: progress of an execution, tasks grouped by status."""
-    return envelope(ProgressSchema().dump(service.get_progress(runtime(), eid)))
+    return envelope(ProgressSchema().dump(service.get_progress(runtime(), current_user(), eid)))
 
 
 @blp.route("/job/execution/<eid>/kill", methods=["POST"])
 @blp.arguments(LabelsOnlyBodySchema, required=False)
 def kill_execution(_body: dict[str, Any], eid: str) -> ResponseReturnValue:
     """E6: kill an execution."""
-    result = service.kill_execution(runtime(), eid, current_user())
+    result = service.kill_execution(runtime(), current_user(), eid)
     return envelope(KillResultSchema().dump(result), message="Kill succeed")
 
 
 @blp.route("/job/<eid>/allTaskStatus", methods=["GET"])
 def all_task_status(eid: str) -> ResponseReturnValue:
     """E9: every task's status, and whether all are completed."""
-    return envelope(AllTaskStatusSchema().dump(service.all_task_status(runtime(), eid)))
+    return envelope(
+        AllTaskStatusSchema().dump(service.all_task_status(runtime(), current_user(), eid))
+    )
 
 
 @blp.route("/task/execution/<int(max=2147483647):task_id>/metrics", methods=["POST"])
 @blp.arguments(MetricsBodySchema)
 def task_metrics(body: dict[str, Any], task_id: int) -> ResponseReturnValue:
     """T1: metrics of a task of an execution."""
-    result = service.get_task_metrics(runtime(), task_id, body["job_execution_id"])
+    result = service.get_task_metrics(runtime(), current_user(), task_id, body["job_execution_id"])
     return envelope(TaskMetricsResultSchema().dump(result))
 
 
@@ -95,14 +99,14 @@ def task_metrics(body: dict[str, Any], task_id: int) -> ResponseReturnValue:
 @blp.arguments(LogQuerySchema, location="query")
 def execution_log(query: dict[str, Any], eid: str) -> ResponseReturnValue:
     """E5: a page (or the tail) of an execution's job log."""
-    return envelope(LogResultSchema().dump(logs.get_job_log(runtime(), eid, query)))
+    return envelope(LogResultSchema().dump(logs.get_job_log(runtime(), current_user(), eid, query)))
 
 
 @blp.route("/task/execution/<int(max=2147483647):task_id>/log", methods=["GET"])
 @blp.arguments(TaskLogQuerySchema, location="query")
 def task_log(query: dict[str, Any], task_id: int) -> ResponseReturnValue:
     """T2: a page (or the tail) of a task's log."""
-    result = logs.get_task_log(runtime(), task_id, query["job_execution_id"], query)
+    result = logs.get_task_log(runtime(), current_user(), task_id, query["job_execution_id"], query)
     return envelope(LogResultSchema().dump(result))
 
 
@@ -110,7 +114,9 @@ def task_log(query: dict[str, Any], task_id: int) -> ResponseReturnValue:
 @blp.arguments(ListJobsQuerySchema, location="query")
 def list_jobs(query: dict[str, Any]) -> ResponseReturnValue:
     """E7: the execution history, filtered, sorted and paged."""
-    return envelope(ListJobsSchema().dump(history.list_executions(runtime(), query)))
+    return envelope(
+        ListJobsSchema().dump(history.list_executions(runtime(), current_user(), query))
+    )
 
 
 @blp.route("/job/<eid>/deleteJob", methods=["POST"])
@@ -118,11 +124,13 @@ def list_jobs(query: dict[str, Any]) -> ResponseReturnValue:
 @blp.arguments(LabelsOnlyBodySchema, required=False)
 def delete_execution(_body: dict[str, Any], eid: str) -> ResponseReturnValue:
     """E8: delete a completed execution with its tasks and logs."""
-    return envelope(DeleteResultSchema().dump(history.delete_execution(runtime(), eid)))
+    return envelope(
+        DeleteResultSchema().dump(history.delete_execution(runtime(), current_user(), eid))
+    )
 
 
 def _control(eid: str, action: str) -> ResponseReturnValue:
-    result = control.control_execution(runtime(), eid, action, current_user())
+    result = control.control_execution(runtime(), current_user(), eid, action)
     return envelope(ControlResultSchema().dump(result))
 
 
@@ -151,7 +159,7 @@ def restart_execution(_body: dict[str, Any], eid: str) -> ResponseReturnValue:
 @blp.arguments(BulkControlBodySchema)
 def bulk_control(body: dict[str, Any]) -> ResponseReturnValue:
     """Apply PAUSE, RESUME, DISCARD or RESTART to executions by id or project."""
-    results = control.bulk_control(runtime(), body, current_user())
+    results = control.bulk_control(runtime(), current_user(), body)
     return envelope(BulkResultSchema().dump({"results": results}))
 
 
@@ -167,5 +175,5 @@ def execute_jobs(body: dict[str, Any]) -> ResponseReturnValue:
 @blp.arguments(TaskOutputQuerySchema, location="query")
 def task_output(query: dict[str, Any], task_id: int) -> ResponseReturnValue:
     """A task's result summary."""
-    result = service.get_task_output(runtime(), task_id, query["job_execution_id"])
+    result = service.get_task_output(runtime(), current_user(), task_id, query["job_execution_id"])
     return envelope(TaskOutputSchema().dump(result))

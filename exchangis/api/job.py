@@ -26,25 +26,25 @@ def create_job(data: dict[str, Any]) -> ResponseReturnValue:
 @blp.arguments(JobListQuerySchema, location="query")
 def list_jobs(query: dict[str, Any]) -> ResponseReturnValue:
     """List job definitions, a page at a time."""
-    page = service.list_jobs(runtime(), query)
+    page = service.list_jobs(runtime(), current_user(), query)
     return envelope({"result": JobSchema(many=True).dump(page["result"]), "total": page["total"]})
 
 
 @blp.route("/job/<int(max=2147483647):job_id>", methods=["GET"])
 def get_job(job_id: int) -> ResponseReturnValue:
     """Read a job definition."""
-    return envelope(JobSchema().dump(service.get_job(runtime(), job_id)))
+    return envelope(JobSchema().dump(service.get_job(runtime(), current_user(), job_id)))
 
 
 @blp.route("/job/<int(max=2147483647):job_id>", methods=["PUT"])
 @blp.arguments(JobUpdateSchema)
 def update_job(data: dict[str, Any], job_id: int) -> ResponseReturnValue:
     """Replace a job definition."""
-    return envelope(JobSchema().dump(service.update_job(runtime(), job_id, data)))
+    return envelope(JobSchema().dump(service.update_job(runtime(), current_user(), job_id, data)))
 
 
 @blp.route("/job/<int(max=2147483647):job_id>", methods=["DELETE"])
 def delete_job(job_id: int) -> ResponseReturnValue:
     """Delete a job definition."""
-    service.delete_job(runtime(), job_id)
+    service.delete_job(runtime(), current_user(), job_id)
     return envelope({"id": job_id})

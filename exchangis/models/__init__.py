@@ -4,5 +4,17 @@ from exchangis.models.datasource import DataSource
 from exchangis.models.execution import JobExecution, TaskExecution
 from exchangis.models.job import Job
 from exchangis.models.log import LogLine
+from exchangis.models.project import Project, ProjectMember
+from exchangis.models.user import ApiToken, User
 
-__all__ = ["DataSource", "Job", "JobExecution", "LogLine", "TaskExecution"]
+__all__ = [
+    "ApiToken",
+    "DataSource",
+    "Job",
+    "JobExecution",
+    "LogLine",
+    "Project",
+    "ProjectMember",
+    "TaskExecution",
+    "User",
+]

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from marshmallow import EXCLUDE, RAISE, Schema, fields, pre_load
+from marshmallow import EXCLUDE, RAISE, Schema, fields, pre_load, validate
 
 wire_zone: ContextVar[ZoneInfo | None] = ContextVar("wire_zone", default=None)
 """Zone of wire times; the app sets it per request from settings (UTC when unset)."""
@@ -57,3 +57,11 @@ class WireTime(fields.Field):
             moment = datetime.fromtimestamp(int(value) / 1000, UTC)
         zone = wire_zone.get() or UTC
         return moment.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S")
+
+
+PROJECT_NAME = validate.Regexp(
+    r"^[A-Za-z0-9_.\-]{1,128}$", error="must be 1-128 letters, digits, '_', '-' or '.'"
+)
+USER_NAME = validate.Regexp(
+    r"^[A-Za-z0-9_.@\-]{1,128}$", error="must be 1-128 letters, digits or _.@-"
+)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from marshmallow import fields, validate
 
-from exchangis.schemas.common import BodySchema, WireTime
+from exchangis.schemas.common import PROJECT_NAME, BodySchema, QuerySchema, WireTime
 
 NAME = validate.Length(min=1, max=128)
 
@@ -13,6 +13,9 @@ class DataSourceCreateSchema(BodySchema):
     """Body of POST /datasources."""
 
     name = fields.String(required=True, validate=NAME)
+    project_name = fields.String(
+        data_key="projectName", load_default="default", validate=PROJECT_NAME
+    )
     type = fields.String(required=True, validate=validate.Length(min=1, max=32))
     description = fields.String(load_default="", validate=validate.Length(max=2000))
     connect_params = fields.Dict(
@@ -33,6 +36,7 @@ class DataSourceSchema(BodySchema):
 
     id = fields.Integer()
     name = fields.String()
+    project_name = fields.String(data_key="projectName")
     type = fields.String()
     description = fields.String()
     connect_params = fields.Dict(data_key="connectParams")
@@ -47,3 +51,9 @@ class DataSourceTestSchema(BodySchema):
     ok = fields.Boolean()
     message = fields.String()
     elapsed_ms = fields.Integer(data_key="elapsedMs")
+
+
+class DataSourceListQuerySchema(QuerySchema):
+    """Query of GET /datasources."""
+
+    project_name = fields.String(data_key="projectName", validate=validate.Length(max=128))

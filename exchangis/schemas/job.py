@@ -7,7 +7,7 @@ from typing import Any
 from marshmallow import ValidationError, fields, post_load, validate, validates_schema
 
 from exchangis.engine.planner import SETTING_KEYS, setting_problem
-from exchangis.schemas.common import BodySchema, QuerySchema, WireTime
+from exchangis.schemas.common import PROJECT_NAME, USER_NAME, BodySchema, QuerySchema, WireTime
 
 TEXT = validate.Length(min=1, max=255)
 
@@ -114,9 +114,7 @@ class JobCreateSchema(BodySchema):
     project_name = fields.String(
         data_key="projectName",
         load_default="default",
-        validate=validate.Regexp(
-            r"^[A-Za-z0-9_.\-]{1,128}$", error="must be 1-128 letters, digits, '_', '-' or '.'"
-        ),
+        validate=PROJECT_NAME,
     )
     engine_type = fields.String(
         data_key="engineType", load_default="EXCHANGIS", validate=validate.Length(min=1, max=32)
@@ -131,7 +129,7 @@ class JobCreateSchema(BodySchema):
         data_key="executeUser",
         load_default=None,
         allow_none=True,
-        validate=validate.Length(max=128),
+        validate=USER_NAME,
     )
     content = fields.List(
         fields.Nested(SubJobSchema), required=True, validate=validate.Length(min=1, max=200)

@@ -8,16 +8,17 @@ from typing import Any
 from sqlalchemy import select
 
 from exchangis.engine import control
-from exchangis.errors import ConflictError, InvalidInputError, NotFoundError
+from exchangis.errors import ConflictError, ForbiddenError, InvalidInputError, NotFoundError
 from exchangis.models import JobExecution
 from exchangis.runtime import Runtime
-from exchangis.services.execution import kill_execution, load_execution
+from exchangis.services.access import Caller, Privilege, require, require_execution
+from exchangis.services.execution import cancel, load_execution
 
 BULK_LIMIT = 1000
 
 
 def _discard(rt: Runtime, eid: str, user: str) -> str:
-    return str(kill_execution(rt, eid, user)["status"])
+    return str(cancel(rt, eid, user)["status"])
 
 
 ACTIONS: dict[str, Callable[[Runtime, str, str], str]] = {
@@ -29,21 +30,27 @@ ACTIONS: dict[str, Callable[[Runtime, str, str], str]] = {
 """Bulk action names (the task-management center's) and what each does to one execution."""
 
 
-def control_execution(rt: Runtime, eid: str, action: str, user: str) -> dict[str, Any]:
+def control_execution(rt: Runtime, caller: Caller, eid: str, action: str) -> dict[str, Any]:
     """Apply one action to one execution; return ``{job_execution_id, status}``.
 
     Raises:
-        NotFoundError: no such execution. ConflictError: its state does not allow the action.
+        NotFoundError: no such execution (or not one the caller may view). ForbiddenError: the
+        caller lacks execute on its project. ConflictError: its state does not allow the action.
     """
-    if len(eid) > 64:
-        raise NotFoundError(f"job execution {eid[:64]}... does not exist")
+    require_execution(rt, caller, eid, Privilege.EXECUTE)
     if rt.store.execution(eid) is None:
         load_execution(rt, eid)  # 404 when it does not exist at all
-    return {"job_execution_id": eid, "status": ACTIONS[action](rt, eid, user)}
+    return {"job_execution_id": eid, "status": ACTIONS[action](rt, eid, caller.name)}
 
 
-def bulk_control(rt: Runtime, body: Mapping[str, Any], user: str) -> list[dict[str, Any]]:
-    """Apply an action to executions named by id or by project; report each outcome."""
+def bulk_control(rt: Runtime, caller: Caller, body: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Apply an action to executions named by id or by project; report each outcome (an
+    execution the caller may not control is one more outcome, not an error of the request).
+
+    Raises:
+        NotFoundError / ForbiddenError: ``projectName`` names a project the caller may not
+        view / execute in.
+    """
     ids = list(dict.fromkeys(body.get("job_execution_ids") or []))
     if not ids and not body.get("project_name"):
         raise InvalidInputError(
@@ -51,7 +58,9 @@ def bulk_control(rt: Runtime, body: Mapping[str, Any], user: str) -> list[dict[s
             errors={"jobExecutionIds": ["give ids or a projectName"]},
         )
     if not ids:
+        project = body["project_name"]
         with rt.sessions() as session:
+            require(session, caller, project, Privilege.EXECUTE, f"project {project}")
             ids = list(
                 session.scalars(
                     select(JobExecution.id)
@@ -66,6 +75,7 @@ def bulk_control(rt: Runtime, body: Mapping[str, Any], user: str) -> list[dict[s
         result: dict[str, Any] = {"job_execution_id": eid, "action": body["action"]}
         try:
             if wanted:
+                require_execution(rt, caller, eid, Privilege.VIEW)
                 execution, _ = load_execution(rt, eid)
                 if execution["status"] not in wanted:
                     results.append(
@@ -77,8 +87,8 @@ def bulk_control(rt: Runtime, body: Mapping[str, Any], user: str) -> list[dict[s
                         }
                     )
                     continue
-            done = control_execution(rt, eid, body["action"], user)
+            done = control_execution(rt, caller, eid, body["action"])
             results.append({**result, "ok": True, "status": done["status"], "message": "done"})
-        except (NotFoundError, ConflictError) as exc:
+        except (NotFoundError, ForbiddenError, ConflictError) as exc:
             results.append({**result, "ok": False, "status": None, "message": exc.message})
     return results

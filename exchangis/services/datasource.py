@@ -19,6 +19,7 @@ from exchangis.errors import (
 )
 from exchangis.models import DataSource, Job
 from exchangis.runtime import Runtime
+from exchangis.services.access import Caller, Privilege, require, require_project, visible
 
 
 def check_connect_params(ds_type: DataSourceType, params: Mapping[str, Any]) -> dict[str, Any]:
@@ -64,6 +65,7 @@ def masked(rt: Runtime, ds: DataSource) -> dict[str, Any]:
     return {
         "id": ds.id,
         "name": ds.name,
+        "project_name": ds.project_name,
         "type": ds.type,
         "description": ds.description,
         "connect_params": params,
@@ -73,56 +75,79 @@ def masked(rt: Runtime, ds: DataSource) -> dict[str, Any]:
     }
 
 
-def _get(session: Any, ds_id: int) -> DataSource:
+def _get(session: Any, caller: Caller, ds_id: int, privilege: Privilege) -> DataSource:
+    """Return a data source the caller holds ``privilege`` on (404 / 403 otherwise)."""
     ds = session.get(DataSource, ds_id)
     if ds is None:
         raise NotFoundError(f"data source {ds_id} does not exist")
+    require(session, caller, ds.project_name, privilege, f"data source {ds_id}")
     return ds
 
 
-def create_datasource(rt: Runtime, user: str, data: Mapping[str, Any]) -> dict[str, Any]:
-    """Register a data source; return it (masked)."""
+def _name_taken(session: Any, project: str, name: str) -> ConflictError | None:
+    taken = session.scalar(
+        select(DataSource.id).where(DataSource.project_name == project, DataSource.name == name)
+    )
+    if taken is None:
+        return None
+    return ConflictError(f"project {project} has a data source named {name!r} already")
+
+
+def create_datasource(rt: Runtime, caller: Caller, data: Mapping[str, Any]) -> dict[str, Any]:
+    """Register a data source in a project the caller may edit; return it (masked)."""
     ds_type = rt.registry.type(data["type"])
     params = rt.vault.seal(ds_type, check_connect_params(ds_type, data["connect_params"]))
+    project = data["project_name"]
     with rt.sessions.begin() as session:
-        if session.scalar(select(DataSource.id).where(DataSource.name == data["name"])):
-            raise ConflictError(f"a data source named {data['name']!r} exists already")
+        require_project(session, caller, project, Privilege.EDIT)
+        conflict = _name_taken(session, project, data["name"])
+        if conflict:
+            raise conflict
         ds = DataSource(
             name=data["name"],
+            project_name=project,
             type=ds_type.name,
             description=data["description"],
             connect_params=params,
-            create_user=user,
+            create_user=caller.name,
         )
         session.add(ds)
         try:
             session.flush()
         except IntegrityError:
-            raise ConflictError(f"a data source named {data['name']!r} exists already") from None
+            raise _name_taken(session, project, data["name"]) or ConflictError(
+                "the data source could not be saved"
+            ) from None
         return masked(rt, ds)
 
 
-def list_datasources(rt: Runtime) -> list[dict[str, Any]]:
-    """Return every data source (masked), by id."""
+def list_datasources(
+    rt: Runtime, caller: Caller, project: str | None = None
+) -> list[dict[str, Any]]:
+    """Return the data sources (masked) of the projects the caller may view, by id."""
     with rt.sessions() as session:
-        return [
-            masked(rt, ds) for ds in session.scalars(select(DataSource).order_by(DataSource.id))
-        ]
+        stmt = select(DataSource).where(visible(session, caller, DataSource.project_name))
+        if project:
+            stmt = stmt.where(DataSource.project_name == project)
+        return [masked(rt, ds) for ds in session.scalars(stmt.order_by(DataSource.id))]
 
 
-def get_datasource(rt: Runtime, ds_id: int) -> dict[str, Any]:
+def get_datasource(rt: Runtime, caller: Caller, ds_id: int) -> dict[str, Any]:
     """Return one data source (masked)."""
     with rt.sessions() as session:
-        return masked(rt, _get(session, ds_id))
+        return masked(rt, _get(session, caller, ds_id, Privilege.VIEW))
 
 
-def update_datasource(rt: Runtime, ds_id: int, data: Mapping[str, Any]) -> dict[str, Any]:
+def update_datasource(
+    rt: Runtime, caller: Caller, ds_id: int, data: Mapping[str, Any]
+) -> dict[str, Any]:
     """Change name, description or connect params; a secret sent as ``******`` is kept."""
     with rt.sessions.begin() as session:
-        ds = _get(session, ds_id)
+        ds = _get(session, caller, ds_id, Privilege.EDIT)
         if "name" in data and data["name"] != ds.name:
-            if session.scalar(select(DataSource.id).where(DataSource.name == data["name"])):
-                raise ConflictError(f"a data source named {data['name']!r} exists already")
+            conflict = _name_taken(session, ds.project_name, data["name"])
+            if conflict:
+                raise conflict
             ds.name = data["name"]
         if "description" in data:
             ds.description = data["description"]
@@ -134,13 +159,13 @@ def update_datasource(rt: Runtime, ds_id: int, data: Mapping[str, Any]) -> dict[
         return masked(rt, ds)
 
 
-def delete_datasource(rt: Runtime, ds_id: int) -> None:
+def delete_datasource(rt: Runtime, caller: Caller, ds_id: int) -> None:
     """Delete a data source unless a job references it (409)."""
     with rt.sessions.begin() as session:
-        ds = _get(session, ds_id)
-        users = [
+        ds = _get(session, caller, ds_id, Privilege.EDIT)
+        users = [  # only the project's own jobs may reference it
             job.job_name
-            for job in session.scalars(select(Job))
+            for job in session.scalars(select(Job).where(Job.project_name == ds.project_name))
             if ds_id in referenced_datasources(job.content)
         ]
         if users:
@@ -157,10 +182,10 @@ def referenced_datasources(content: list[Any]) -> set[int]:
     return ids
 
 
-def check_datasource(rt: Runtime, ds_id: int) -> dict[str, Any]:
+def check_datasource(rt: Runtime, caller: Caller, ds_id: int) -> dict[str, Any]:
     """Connect to the data source; report ``{ok, message, elapsed_ms}`` (never a secret)."""
     with rt.sessions() as session:
-        ds = _get(session, ds_id)
+        ds = _get(session, caller, ds_id, Privilege.EDIT)
         ds_type = rt.registry.type(ds.type)
         params = rt.connect_params(ds)
     secrets = ds_type.secret_values(params)

@@ -14,22 +14,32 @@ from exchangis.engine import channels, finalize
 from exchangis.engine.finalize import NOT_FINAL, epoch_ms, execution_progress, task_metrics
 from exchangis.engine.planner import execution_timeout, plan_job
 from exchangis.engine.states import EXECUTION_FINAL, TASK_FINAL, ExecutionStatus, TaskStatus
-from exchangis.errors import ConflictError, InvalidInputError, NotFoundError, UnavailableError
-from exchangis.models import Job, JobExecution, TaskExecution
+from exchangis.errors import (
+    ConflictError,
+    ForbiddenError,
+    InvalidInputError,
+    NotFoundError,
+    UnavailableError,
+)
+from exchangis.models import JobExecution, TaskExecution
 from exchangis.runtime import Runtime
-from exchangis.services.job import check_endpoint
+from exchangis.services.access import Caller, Privilege, require_execution
+from exchangis.services.job import check_endpoint, get_for
 
 TASK_ORDER = [s.value for s in TaskStatus]
 logger = logging.getLogger(__name__)
 
 
-def submit_execution(rt: Runtime, job_id: int, user: str, body: Mapping[str, Any]) -> str:
-    """Plan the job, record the execution and its tasks, then queue one message per task."""
+def submit_execution(rt: Runtime, job_id: int, caller: Caller, body: Mapping[str, Any]) -> str:
+    """Plan the job, record the execution and its tasks, then queue one message per task.
+
+    The caller needs execute on the job's project; the execution runs as the job's execute
+    user, else as the caller.
+    """
     now = datetime.now(rt.zone)
+    user = caller.name
     with rt.sessions.begin() as session:
-        job = session.get(Job, job_id)
-        if job is None:
-            raise NotFoundError(f"job {job_id} does not exist")
+        job = get_for(session, caller, job_id, Privilege.EXECUTE)
         params = {**job.job_params, **body.get("job_params", {})}
         plans = plan_job(job.content, params, now, rt.settings.task_retries)
         timeout = execution_timeout(params)
@@ -45,6 +55,7 @@ def submit_execution(rt: Runtime, job_id: int, user: str, body: Mapping[str, Any
                 check_endpoint(
                     rt,
                     session,
+                    job.project_name,
                     side,
                     ref,
                     spec["options"],
@@ -234,9 +245,15 @@ def _progress(execution: Mapping[str, Any], tasks: list[dict[str, Any]]) -> floa
     return execution_progress(tasks)
 
 
-def get_status(rt: Runtime, eid: str) -> dict[str, Any]:
+def _viewed(rt: Runtime, caller: Caller, eid: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Return an execution the caller may view, and its tasks (404 otherwise)."""
+    require_execution(rt, caller, eid, Privilege.VIEW)
+    return load_execution(rt, eid)
+
+
+def get_status(rt: Runtime, caller: Caller, eid: str) -> dict[str, Any]:
     """E2: status, progress, and whether the execution and all its tasks are completed."""
-    execution, tasks = load_execution(rt, eid)
+    execution, tasks = _viewed(rt, caller, eid)
     return {
         "status": execution["status"],
         "progress": _progress(execution, tasks),
@@ -244,9 +261,9 @@ def get_status(rt: Runtime, eid: str) -> dict[str, Any]:
     }
 
 
-def list_tasks(rt: Runtime, eid: str) -> dict[str, Any]:
+def list_tasks(rt: Runtime, caller: Caller, eid: str) -> dict[str, Any]:
     """E3: every task of the execution."""
-    execution, tasks = load_execution(rt, eid)
+    execution, tasks = _viewed(rt, caller, eid)
     return {
         "tasks": [
             {
@@ -276,9 +293,9 @@ def _task_progress(t: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def get_progress(rt: Runtime, eid: str) -> dict[str, Any]:
+def get_progress(rt: Runtime, caller: Caller, eid: str) -> dict[str, Any]:
     """E4: the execution's status and progress, with its tasks grouped by status."""
-    execution, tasks = load_execution(rt, eid)
+    execution, tasks = _viewed(rt, caller, eid)
     groups: dict[str, list[dict[str, Any]]] = {}
     for task in sorted(tasks, key=lambda t: TASK_ORDER.index(t["status"])):
         groups.setdefault(task["status"], []).append(_task_progress(task))
@@ -292,9 +309,9 @@ def get_progress(rt: Runtime, eid: str) -> dict[str, Any]:
     }
 
 
-def all_task_status(rt: Runtime, eid: str) -> dict[str, Any]:
+def all_task_status(rt: Runtime, caller: Caller, eid: str) -> dict[str, Any]:
     """E9: every task's status, and whether they are all completed."""
-    execution, tasks = load_execution(rt, eid)
+    execution, tasks = _viewed(rt, caller, eid)
     return {
         "job_execution_id": eid,
         "all_status": [_task_progress(t) for t in tasks],
@@ -302,8 +319,14 @@ def all_task_status(rt: Runtime, eid: str) -> dict[str, Any]:
     }
 
 
-def kill_execution(rt: Runtime, eid: str, user: str) -> dict[str, Any]:
-    """E6: cancel queued tasks now, stop running ones at their next batch; → Cancelled.
+def kill_execution(rt: Runtime, caller: Caller, eid: str) -> dict[str, Any]:
+    """E6: kill an execution of a project the caller may execute in (:func:`cancel`)."""
+    require_execution(rt, caller, eid, Privilege.EXECUTE)
+    return cancel(rt, eid, caller.name)
+
+
+def cancel(rt: Runtime, eid: str, user: str) -> dict[str, Any]:
+    """Cancel queued tasks now, stop running ones at their next batch; → Cancelled.
 
     Raises:
         ConflictError: the execution is completed already.
@@ -324,18 +347,18 @@ def kill_execution(rt: Runtime, eid: str, user: str) -> dict[str, Any]:
     return {"job_execution_id": eid, "status": ExecutionStatus.CANCELLED.value}
 
 
-def _task_of(rt: Runtime, tid: int, eid: str) -> dict[str, Any]:
+def _task_of(rt: Runtime, caller: Caller, tid: int, eid: str) -> dict[str, Any]:
     """Return a task of ``eid`` (live or durable); 404 when it belongs to another execution."""
-    _, tasks = load_execution(rt, eid)
+    _, tasks = _viewed(rt, caller, eid)
     task = next((t for t in tasks if t["id"] == str(tid)), None)
     if task is None:
         raise NotFoundError(f"task {tid} is not a task of job execution {eid}")
     return task
 
 
-def get_task_output(rt: Runtime, tid: int, eid: str) -> dict[str, Any]:
+def get_task_output(rt: Runtime, caller: Caller, tid: int, eid: str) -> dict[str, Any]:
     """A task's result summary: records, sink location (no credentials), error, attempts."""
-    task = _task_of(rt, tid, eid)
+    task = _task_of(rt, caller, tid, eid)
     m = task_metrics(task)
     with rt.sessions() as session:
         row = session.get(TaskExecution, tid)
@@ -365,9 +388,9 @@ def get_task_output(rt: Runtime, tid: int, eid: str) -> dict[str, Any]:
     }
 
 
-def get_task_metrics(rt: Runtime, tid: int, eid: str) -> dict[str, Any]:
+def get_task_metrics(rt: Runtime, caller: Caller, tid: int, eid: str) -> dict[str, Any]:
     """T1: a task's metrics (zeros before it runs); the task must belong to ``eid``."""
-    task = _task_of(rt, tid, eid)
+    task = _task_of(rt, caller, tid, eid)
     m = task_metrics(task)
     return {
         "task": {
@@ -390,7 +413,7 @@ def get_task_metrics(rt: Runtime, tid: int, eid: str) -> dict[str, Any]:
     }
 
 
-def submit_batch(rt: Runtime, user: str, body: Mapping[str, Any]) -> list[dict[str, Any]]:
+def submit_batch(rt: Runtime, caller: Caller, body: Mapping[str, Any]) -> list[dict[str, Any]]:
     """Submit one execution per job id; a job that cannot be submitted says why."""
     results = []
     for job_id in dict.fromkeys(body["job_ids"]):
@@ -399,9 +422,9 @@ def submit_batch(rt: Runtime, user: str, body: Mapping[str, Any]) -> list[dict[s
             "labels": body.get("labels") or {},
         }
         try:
-            eid: str | None = submit_execution(rt, job_id, user, one)
+            eid: str | None = submit_execution(rt, job_id, caller, one)
             message = "submitted"
-        except (NotFoundError, InvalidInputError, UnavailableError) as exc:
+        except (NotFoundError, ForbiddenError, InvalidInputError, UnavailableError) as exc:
             eid, message = None, exc.message
         results.append({"job_id": job_id, "job_execution_id": eid, "message": message})
     return results

@@ -15,6 +15,7 @@ from exchangis.engine.states import EXECUTION_FINAL
 from exchangis.errors import ConflictError, NotFoundError
 from exchangis.models import JobExecution, LogLine
 from exchangis.runtime import Runtime
+from exchangis.services.access import Caller, Privilege, require_execution, visible
 
 TIME_FILTERS = {
     0: timedelta(days=1),
@@ -64,14 +65,16 @@ def _filtered(query: Mapping[str, Any], now: datetime) -> Select[JobExecution]:
     return stmt
 
 
-def list_executions(rt: Runtime, query: Mapping[str, Any]) -> dict[str, Any]:
-    """E7: a page of executions, filtered and sorted in SQL; live status for running ones."""
+def list_executions(rt: Runtime, caller: Caller, query: Mapping[str, Any]) -> dict[str, Any]:
+    """E7: a page of the executions the caller may view, filtered and sorted in SQL; live
+    status for running ones."""
     now = datetime.now(UTC).replace(tzinfo=None)
     stmt = _filtered(query, now)
     column = SORTS[query.get("sort_by", "createTime")]
     order = column.desc() if query.get("reverse", True) else column.asc()
     tiebreak = JobExecution.id.desc() if query.get("reverse", True) else JobExecution.id.asc()
     with rt.sessions() as session:
+        stmt = stmt.where(visible(session, caller, JobExecution.project_name))
         total = session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
         rows = session.scalars(
             stmt.order_by(order.nulls_last(), tiebreak)
@@ -114,12 +117,13 @@ def _item(rt: Runtime, row: JobExecution, now: datetime) -> dict[str, Any]:
     }
 
 
-def delete_execution(rt: Runtime, eid: str) -> dict[str, Any]:
+def delete_execution(rt: Runtime, caller: Caller, eid: str) -> dict[str, Any]:
     """E8: delete a completed execution: its rows, live keys and archived logs.
 
     Raises:
         NotFoundError: no such execution. ConflictError: it is not completed.
     """
+    require_execution(rt, caller, eid, Privilege.EXECUTE)
     with rt.sessions.begin() as session:
         row = session.get(JobExecution, eid[:64])
         if row is None:

@@ -10,9 +10,10 @@ from sqlalchemy.orm import Session
 
 from exchangis.connectors.base import Endpoint, Sink, Source
 from exchangis.engine.planner import VARIABLE as _VARIABLE
-from exchangis.errors import InvalidInputError, NotFoundError
+from exchangis.errors import ForbiddenError, InvalidInputError, NotFoundError
 from exchangis.models import DataSource, Job
 from exchangis.runtime import Runtime
+from exchangis.services.access import Caller, Privilege, require, require_project, visible
 
 
 def _invalid(field: str, message: str) -> InvalidInputError:
@@ -22,12 +23,14 @@ def _invalid(field: str, message: str) -> InvalidInputError:
 def check_endpoint(
     rt: Runtime,
     session: Session,
+    project: str,
     side: str,
     ref: Mapping[str, Any],
     options: Mapping[str, Any],
     where: str,
 ) -> Source | Sink:
-    """Check one side of a sub-job: the data source exists with that type, options and table.
+    """Check one side of a sub-job: the data source exists in the job's project with that
+    type, and the options and table suit it.
 
     ``${...}`` variables are checked with a placeholder; the rendered names are checked again at
     submit. Returns the connector built from them (nothing opened).
@@ -36,8 +39,10 @@ def check_endpoint(
         InvalidInputError: naming the field at fault (``options`` for a bad option value).
     """
     ds = session.get(DataSource, ref["id"])
-    if ds is None:
-        raise _invalid(f"{where}.id", f"data source {ref['id']} does not exist")
+    if ds is None or ds.project_name != project:  # a job uses its own project's data sources
+        raise _invalid(
+            f"{where}.id", f"data source {ref['id']} does not exist in project {project}"
+        )
     if ds.type != ref["type"]:
         raise _invalid(f"{where}.type", f"data source {ref['id']} is {ds.type}, not {ref['type']}")
     kinds = rt.registry.sources if side == "source" else rt.registry.sinks
@@ -65,8 +70,10 @@ def check_endpoint(
         raise _invalid(f"{where}.{part}", exc.message) from None
 
 
-def check_content(rt: Runtime, session: Session, content: list[dict[str, Any]]) -> None:
-    """Check each sub-job (wire form) against its data sources and connectors.
+def check_content(
+    rt: Runtime, session: Session, project: str, content: list[dict[str, Any]]
+) -> None:
+    """Check each sub-job (wire form) against its data sources (of ``project``) and connectors.
 
     Raises:
         InvalidInputError: naming the sub-job field at fault.
@@ -84,6 +91,7 @@ def check_content(rt: Runtime, session: Session, content: list[dict[str, Any]]) 
             connector = check_endpoint(
                 rt,
                 session,
+                project,
                 side,
                 sub["dataSources"][side],
                 options,
@@ -113,18 +121,32 @@ def _dump(job: Job) -> dict[str, Any]:
     }
 
 
-def _get(session: Session, job_id: int) -> Job:
+def get_for(session: Session, caller: Caller, job_id: int, privilege: Privilege) -> Job:
+    """Return a job the caller holds ``privilege`` on (404 / 403 otherwise)."""
     job = session.get(Job, job_id)
     if job is None:
         raise NotFoundError(f"job {job_id} does not exist")
+    require(session, caller, job.project_name, privilege, f"job {job_id}")
     return job
 
 
-def create_job(rt: Runtime, user: str, data: Mapping[str, Any]) -> dict[str, Any]:
-    """Save a new job definition; return it."""
+def _check_execute_user(caller: Caller, wanted: str | None, stored: str | None = None) -> None:
+    """Only admins name another execute user (a stored one may be kept as it is)."""
+    if wanted in (None, caller.name, stored) or caller.admin:
+        return
+    raise ForbiddenError(
+        f"executeUser: only admins may run a job as another user ({wanted})",
+        errors={"executeUser": ["only admins may name another user"]},
+    )
+
+
+def create_job(rt: Runtime, caller: Caller, data: Mapping[str, Any]) -> dict[str, Any]:
+    """Save a new job definition in a project the caller may edit; return it."""
     content = list(data["content"])
+    _check_execute_user(caller, data["execute_user"])
     with rt.sessions.begin() as session:
-        check_content(rt, session, content)
+        require_project(session, caller, data["project_name"], Privilege.EDIT)
+        check_content(rt, session, data["project_name"], content)
         job = Job(
             job_name=data["job_name"],
             job_desc=data["job_desc"],
@@ -133,19 +155,22 @@ def create_job(rt: Runtime, user: str, data: Mapping[str, Any]) -> dict[str, Any
             job_params=dict(data["job_params"]),
             execute_user=data["execute_user"],
             content=content,
-            create_user=user,
+            create_user=caller.name,
         )
         session.add(job)
         session.flush()
         return _dump(job)
 
 
-def update_job(rt: Runtime, job_id: int, data: Mapping[str, Any]) -> dict[str, Any]:
-    """Replace a job definition; return it."""
+def update_job(rt: Runtime, caller: Caller, job_id: int, data: Mapping[str, Any]) -> dict[str, Any]:
+    """Replace a job definition (edit on its project, and on the new one if it moves)."""
     content = list(data["content"])
     with rt.sessions.begin() as session:
-        job = _get(session, job_id)
-        check_content(rt, session, content)
+        job = get_for(session, caller, job_id, Privilege.EDIT)
+        _check_execute_user(caller, data["execute_user"], job.execute_user)
+        if data["project_name"] != job.project_name:
+            require_project(session, caller, data["project_name"], Privilege.EDIT)
+        check_content(rt, session, data["project_name"], content)
         job.job_name = data["job_name"]
         job.job_desc = data["job_desc"]
         job.project_name = data["project_name"]
@@ -157,26 +182,28 @@ def update_job(rt: Runtime, job_id: int, data: Mapping[str, Any]) -> dict[str, A
         return _dump(job)
 
 
-def get_job(rt: Runtime, job_id: int) -> dict[str, Any]:
+def get_job(rt: Runtime, caller: Caller, job_id: int) -> dict[str, Any]:
     """Return one job definition."""
     with rt.sessions() as session:
-        return _dump(_get(session, job_id))
+        return _dump(get_for(session, caller, job_id, Privilege.VIEW))
 
 
-def delete_job(rt: Runtime, job_id: int) -> None:
+def delete_job(rt: Runtime, caller: Caller, job_id: int) -> None:
     """Delete a job definition (its executions keep their record)."""
     with rt.sessions.begin() as session:
-        session.delete(_get(session, job_id))
+        session.delete(get_for(session, caller, job_id, Privilege.EDIT))
 
 
-def list_jobs(rt: Runtime, query: Mapping[str, Any]) -> dict[str, Any]:
-    """Return a page of jobs, filtered by project and name substring, newest first."""
+def list_jobs(rt: Runtime, caller: Caller, query: Mapping[str, Any]) -> dict[str, Any]:
+    """Return a page of the jobs the caller may view, by project and name substring, newest
+    first."""
     stmt = select(Job)
     if query.get("project_name"):
         stmt = stmt.where(Job.project_name == query["project_name"])
     if query.get("job_name"):
         stmt = stmt.where(Job.job_name.contains(query["job_name"], autoescape=True))
     with rt.sessions() as session:
+        stmt = stmt.where(visible(session, caller, Job.project_name))
         total = session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
         rows = session.scalars(
             stmt.order_by(Job.id.desc())

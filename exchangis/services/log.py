@@ -12,6 +12,7 @@ from exchangis.engine.states import EXECUTION_FINAL
 from exchangis.errors import NotFoundError
 from exchangis.models import JobExecution, LogLine, TaskExecution
 from exchangis.runtime import Runtime
+from exchangis.services.access import Caller, Privilege, require_execution
 from exchangis.state.logs import Line, LiveLog, read_page
 
 
@@ -71,12 +72,13 @@ def _answer(rt: Runtime, source: Any, query: Mapping[str, Any], completed: bool)
     return {"end_line": page.end_line, "is_end": page.is_end, "logs": page.logs()}
 
 
-def get_job_log(rt: Runtime, eid: str, query: Mapping[str, Any]) -> dict[str, Any]:
+def get_job_log(rt: Runtime, caller: Caller, eid: str, query: Mapping[str, Any]) -> dict[str, Any]:
     """E5: a page of an execution's job log (live until archived, then from the archive).
 
     Raises:
-        NotFoundError: the id names no execution.
+        NotFoundError: the id names no execution the caller may view.
     """
+    require_execution(rt, caller, eid, Privilege.VIEW)
     execution = rt.store.execution(eid) if len(eid) <= 64 else None
     if execution is not None and not execution.get("persisted"):
         live = LiveLog(rt.redis, rt.keys.execution_log(eid))
@@ -89,12 +91,15 @@ def get_job_log(rt: Runtime, eid: str, query: Mapping[str, Any]) -> dict[str, An
     return _answer(rt, ArchiveLog(rt, execution_owner(eid)), query, completed)
 
 
-def get_task_log(rt: Runtime, tid: int, eid: str, query: Mapping[str, Any]) -> dict[str, Any]:
+def get_task_log(
+    rt: Runtime, caller: Caller, tid: int, eid: str, query: Mapping[str, Any]
+) -> dict[str, Any]:
     """T2: a page of a task's log; the task must belong to ``eid``.
 
     Raises:
-        NotFoundError: no such task in that execution.
+        NotFoundError: no such task in an execution the caller may view.
     """
+    require_execution(rt, caller, eid, Privilege.VIEW)
     task = rt.store.task(tid)
     if task is not None and task.get("execution_id") != eid:
         raise NotFoundError(f"task {tid} is not a task of job execution {eid}")

@@ -19,6 +19,8 @@ Layout (prefix ``exg:`` by default):
 - ``exg:deadlines``            sorted set: execution id → when it times out
 - ``exg:unpersisted``          set: completed executions whose SQL record is not written yet
 - ``exg:lock:<name>``          string: a short-lived lock (SET NX EX)
+- ``exg:signin:*``             failed sign-ins per client address and per user name (the
+                               ``limits`` library's moving windows under this prefix)
 """
 
 from __future__ import annotations
@@ -92,6 +94,11 @@ class Keys:
     def lock(self, name: str) -> str:
         """Return the key of a short-lived lock."""
         return f"{self.prefix}lock:{name}"
+
+    def sign_in_limits(self) -> str:
+        """Return the prefix of the failed sign-in windows (the ``limits`` library adds the
+        rest of each key)."""
+        return f"{self.prefix}signin"
 
     def pattern(self) -> str:
         """Return the glob that matches every key under the prefix (tests clean up with it)."""
