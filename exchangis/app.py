@@ -157,7 +157,7 @@ def create_app(config: Mapping[str, Any] | Settings | None = None) -> Flask:
         MAX_CONTENT_LENGTH=settings.max_request_bytes,
     )
     app.json.sort_keys = False  # type: ignore[attr-defined]
-    rt = Runtime(settings)
+    rt = Runtime(settings, decrypts=False)  # workers connect for the API (engine/calls.py)
     app.extensions["exchangis"] = rt
     api = Api(app, spec_kwargs={"security": SECURITY})
     for name, scheme in SECURITY_SCHEMES.items():

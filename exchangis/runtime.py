@@ -50,6 +50,8 @@ class Runtime:
     """Process-wide handles built from one Settings object (created lazily, one per process)."""
 
     settings: Settings
+    decrypts: bool = True
+    """False in the API process: it seals secrets but never opens one (workers do)."""
     pid: int = field(default_factory=os.getpid)
 
     @cached_property
@@ -84,7 +86,13 @@ class Runtime:
         return Vault(keys or key_file_keys(self.settings.data_dir))
 
     def connect_params(self, ds: Any) -> dict[str, Any]:
-        """Return a data source's connect params with its secrets in clear (to connect)."""
+        """Return a data source's connect params with its secrets in clear (to connect).
+
+        Raises:
+            RuntimeError: in the API process, which has workers connect for it.
+        """
+        if not self.decrypts:
+            raise RuntimeError("the API process does not decrypt data source secrets")
         return self.vault.open(self.registry.type(ds.type), ds.connect_params)
 
     @cached_property
@@ -152,8 +160,12 @@ class Runtime:
 
     def execution_secrets(self, eid: str) -> tuple[str, ...]:
         """Return every secret of the data sources an execution's tasks use (read each time,
-        so a password changed since is masked too)."""
+        so a password changed since is masked too). None in the API process: it never holds
+        a secret in clear, nor writes a driver's message."""
         from exchangis.models import DataSource, TaskExecution
+
+        if not self.decrypts:
+            return ()
 
         with self.sessions() as session:
             plans = session.scalars(

@@ -67,6 +67,9 @@ class Settings:
     resend_after_seconds: float = 600.0
     """A task still Scheduled (or Inited) this long is sent again: its message may be lost
     (a duplicate is harmless: the claim refuses it)."""
+    worker_call_timeout_seconds: float = 30.0
+    """How long the API waits for a worker to test a data source or cut a table into channels
+    (it does not connect itself: only workers decrypt secrets); then it answers 503."""
     kill_grace_seconds: float = 30.0
     """A task still running this long after a kill has its worker process terminated."""
     progress_interval_seconds: float = 1.0

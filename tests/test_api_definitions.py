@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 from flask.testing import FlaskClient
 
-from tests.helpers import DSS, call, create_job, datasource, ok, sub_job
+from exchangis.runtime import Runtime
+from tests.helpers import DSS, call, create_job, datasource, ok, same_caller, sub_job
 
 
 def _name(prefix: str) -> str:
@@ -64,11 +65,12 @@ def test_datasource_round_trip_masks_the_password(client: FlaskClient) -> None:
         row = session.get(DataSource, ds_id)
         stored = row.connect_params["password"]
         assert stored.startswith("enc:v1:") and "t0p-secret" not in stored
-        assert rt.connect_params(row)["password"] == "t0p-secret"
+        assert Runtime(rt.settings).connect_params(row)["password"] == "t0p-secret"
     ok(client, "DELETE", f"/datasources/{ds_id}")
     call(client, "GET", f"/datasources/{ds_id}", expect=404)
 
 
+@pytest.mark.usefixtures("worker")  # a worker connects: the API process never decrypts
 def test_datasource_test_reports_failure_without_the_password(client: FlaskClient) -> None:
     ds_id = datasource(
         client,
@@ -387,13 +389,14 @@ def test_secrets_nested_in_params_are_masked_and_kept(client: FlaskClient) -> No
     rt = client.application.extensions["exchangis"]
     with rt.sessions() as session:
         row = session.get(DataSource, ds_id)
-        stored, clear = row.connect_params, rt.connect_params(row)
+        stored, clear = row.connect_params, Runtime(rt.settings).connect_params(row)
     assert clear["password"] == "p1-top"
     assert clear["params"]["sslpassword"] == "p2-nested"
     assert clear["host"] == stored["host"] == "h2"
     assert "p1-top" not in str(stored) and "p2-nested" not in str(stored)  # encrypted at rest
 
 
+@pytest.mark.usefixtures("worker")
 def test_datasource_test_succeeds_on_the_real_servers(client: FlaskClient, tmp_path: Path) -> None:
     from tests.services import mysql_params, postgres_params
 
@@ -417,3 +420,38 @@ def test_a_body_over_the_size_limit_is_a_413_and_changes_nothing(client: FlaskCl
     )
     assert reply["status"] == 1 and "large" in reply["message"].lower()
     assert _count(client, "/datasources") == before
+
+
+def test_the_api_process_never_decrypts_a_secret(client: FlaskClient, tmp_path: Path) -> None:
+    from sqlalchemy import select
+
+    from exchangis.models import DataSource
+
+    rt = client.application.extensions["exchangis"]
+    ds_id = datasource(
+        client,
+        _name("sealed"),
+        "POSTGRESQL",
+        {"host": "127.0.0.1", "username": "u", "password": "pw-sealed", "database": "d"},
+    )
+    with rt.sessions() as session:
+        ds = session.scalar(select(DataSource).where(DataSource.id == ds_id))
+        with pytest.raises(RuntimeError, match="does not decrypt"):
+            rt.connect_params(ds)
+    assert rt.execution_secrets("any") == ()
+
+
+def test_a_data_source_test_without_a_worker_is_a_503(
+    migrated: Any, client: FlaskClient, tmp_path: Path
+) -> None:
+    from exchangis.app import create_app
+
+    lonely = create_app(  # no worker serves this key prefix
+        migrated.with_overrides(
+            {"redis_prefix": f"exglonely-{uuid.uuid4().hex[:6]}:", "worker_call_timeout_seconds": 1}
+        )
+    )
+    ds_id = datasource(client, _name("alone"), "SQLITE", {"path": str(tmp_path / "a.db")})
+    reply = call(same_caller(client, lonely), "POST", f"/datasources/{ds_id}/test", expect=503)
+    assert "no worker answered within 1 s" in reply["message"]
+    lonely.extensions["exchangis"].close()

@@ -1,4 +1,4 @@
-"""Build the worker's Celery app from settings; the reaper runs beside it in the main process."""
+"""Build the worker's Celery app from settings; the reaper and the call server run beside it."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Any
 from celery import Celery
 from celery.signals import worker_ready, worker_shutdown
 
+from exchangis.engine import calls, channels
 from exchangis.engine.dispatch import celery_config
 from exchangis.engine.reaper import Reaper
 from exchangis.runtime import Runtime
@@ -18,25 +19,28 @@ logger = logging.getLogger(__name__)
 
 
 def create_celery(settings: Settings | None = None) -> Celery:
-    """Return the worker app: shared config, the transfer task, and the reaper thread."""
+    """Return the worker app: shared config, the transfer task, and (in the main process) the
+    reaper and the thread that answers the API's connector calls."""
     settings = settings or load_settings()
     app = Celery("exchangis", set_as_current=True)
     app.conf.update(celery_config(settings))
     tasks.register(app, settings)
-    reaper: list[Reaper] = []
+    threads: list[Reaper | calls.CallServer] = []
 
-    def start_reaper(**_: Any) -> None:
-        thread = Reaper(Runtime(settings))
-        thread.start()
-        reaper.append(thread)
+    def start_threads(**_: Any) -> None:
+        threads.append(Reaper(Runtime(settings)))
+        handlers = {calls.PROBE: calls.probe, calls.SPLIT: channels.cut}
+        threads.append(calls.CallServer(Runtime(settings), handlers))
+        for thread in threads:
+            thread.start()
         logger.info("reaper started interval=%ss", settings.reaper_interval_seconds)
 
-    def stop_reaper(**_: Any) -> None:
-        for thread in reaper:
+    def stop_threads(**_: Any) -> None:
+        for thread in threads:
             thread.stop()
 
-    worker_ready.connect(start_reaper, weak=False)
-    worker_shutdown.connect(stop_reaper, weak=False)
+    worker_ready.connect(start_threads, weak=False)
+    worker_shutdown.connect(stop_threads, weak=False)
     return app
 
 

@@ -19,6 +19,7 @@ channels.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
@@ -26,6 +27,7 @@ from sqlalchemy.orm import Session
 
 from exchangis.connectors.base import Endpoint
 from exchangis.connectors.sql import SqlSource, validate_table
+from exchangis.engine import calls
 from exchangis.engine.planner import TaskPlan
 from exchangis.errors import (
     ConnectorError,
@@ -45,39 +47,53 @@ SHARED_LIMITS = ("speed_record", "speed_byte")
 def expand(rt: Runtime, session: Session, plans: list[TaskPlan], eid: str) -> list[TaskPlan]:
     """Return ``plans`` with every channelled sub-job replaced by one plan per key range.
 
+    The key range is read by a worker (:func:`cut`): the API process never connects with a
+    data source's secrets.
+
     Raises:
         InvalidInputError: a sub-job asks for channels but its table has no usable key.
-        UnavailableError: the source database could not be reached to find the key range.
+        UnavailableError: the source database (or every worker) could not be reached.
     """
     out: list[TaskPlan] = []
     for plan in plans:
         channels = int(plan.settings.get("channel") or 1)
-        if channels <= 1:
-            out.append(plan)
+        source = rt.registry.sources.get(plan.source["type"])
+        if channels <= 1 or source is None or not issubclass(source, SqlSource):
+            out.append(plan)  # not a SQL table: nothing to cut
             continue
-        source = _source(rt, session, plan)
-        if source is None:  # not a SQL table: nothing to cut
-            out.append(plan)
-            continue
-        key, bounds = _bounds(source, plan, channels)
+        if session.get(DataSource, plan.source["datasource_id"]) is None:
+            raise InvalidInputError(f"content[{plan.position}]: source data source was deleted")
+        args = {
+            "source": plan.source,
+            "position": plan.position,
+            "name": plan.name,
+            "channels": channels,
+        }
+        key, bounds = calls.ask(rt, calls.SPLIT, args)
         out += _channel_plans(rt, plan, key, bounds, eid)
     return out
 
 
-def _source(rt: Runtime, session: Session, plan: TaskPlan) -> SqlSource | None:
-    spec = plan.source
-    ds = session.get(DataSource, spec["datasource_id"])
-    if ds is None:
-        raise InvalidInputError(f"content[{plan.position}]: source data source was deleted")
-    source = rt.registry.source(Endpoint.of_plan(ds.type, rt.connect_params(ds), spec))
-    return source if isinstance(source, SqlSource) else None
+def cut(rt: Runtime, args: Mapping[str, Any]) -> list[Any]:
+    """Return ``[key, bounds]`` of a channelled sub-job's source (in a worker: it decrypts).
 
-
-def _bounds(source: SqlSource, plan: TaskPlan, channels: int) -> tuple[str, list[Any]]:
-    where = f"content[{plan.position}] ({plan.name})"
+    Raises:
+        InvalidInputError: no usable key (or the data source is gone).
+        UnavailableError: the source database could not be reached.
+    """
+    spec, channels = args["source"], int(args["channels"])
+    where = f"content[{args['position']}] ({args['name']})"
+    with rt.sessions() as session:
+        ds = session.get(DataSource, spec["datasource_id"])
+        if ds is None:
+            raise InvalidInputError(f"{where}: source data source was deleted")
+        connect = rt.connect_params(ds)
+    source = rt.registry.source(Endpoint.of_plan(ds.type, connect, spec))
+    if not isinstance(source, SqlSource):
+        raise InvalidInputError(f"{where}: {ds.type} tables cannot be cut into channels")
     try:
         with source:
-            return source.split_points(channels)
+            return list(source.split_points(channels))
     except InvalidInputError as exc:
         raise InvalidInputError(f"{where}: setting.speed.channel: {exc.message}") from None
     except TransientConnectorError as exc:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -10,13 +9,8 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from exchangis.connectors.base import DataSourceType
-from exchangis.errors import (
-    ConflictError,
-    ConnectorError,
-    InvalidInputError,
-    NotFoundError,
-    mask_secrets,
-)
+from exchangis.engine import calls
+from exchangis.errors import ConflictError, InvalidInputError, NotFoundError
 from exchangis.models import DataSource, Job
 from exchangis.runtime import Runtime
 from exchangis.services.access import Caller, Privilege, require, require_project, visible
@@ -183,19 +177,8 @@ def referenced_datasources(content: list[Any]) -> set[int]:
 
 
 def check_datasource(rt: Runtime, caller: Caller, ds_id: int) -> dict[str, Any]:
-    """Connect to the data source; report ``{ok, message, elapsed_ms}`` (never a secret)."""
+    """Have a worker connect to the data source; report ``{ok, message, elapsed_ms}``."""
     with rt.sessions() as session:
-        ds = _get(session, caller, ds_id, Privilege.EDIT)
-        ds_type = rt.registry.type(ds.type)
-        params = rt.connect_params(ds)
-    secrets = ds_type.secret_values(params)
-    started = time.monotonic()
-    try:
-        if ds_type.tester is not None:
-            ds_type.tester(params)
-        ok, message = True, "connection succeeded"
-    except ConnectorError as exc:
-        ok, message = False, mask_secrets(exc.message, secrets)
-    except Exception as exc:
-        ok, message = False, mask_secrets(f"{type(exc).__name__}: {exc}", secrets)
-    return {"ok": ok, "message": message, "elapsed_ms": int((time.monotonic() - started) * 1000)}
+        _get(session, caller, ds_id, Privilege.EDIT)
+    result: dict[str, Any] = calls.ask(rt, calls.PROBE, {"datasource_id": ds_id})
+    return result

@@ -19,6 +19,8 @@ Layout (prefix ``exg:`` by default):
 - ``exg:deadlines``            sorted set: execution id → when it times out
 - ``exg:unpersisted``          set: completed executions whose SQL record is not written yet
 - ``exg:lock:<name>``          string: a short-lived lock (SET NX EX)
+- ``exg:calls``                list: connector calls the API asks a worker for (engine/calls.py)
+- ``exg:call:<id>``            list: the answer to one call (expires)
 - ``exg:signin:*``             failed sign-ins per client address and per user name (the
                                ``limits`` library's moving windows under this prefix)
 """
@@ -94,6 +96,14 @@ class Keys:
     def lock(self, name: str) -> str:
         """Return the key of a short-lived lock."""
         return f"{self.prefix}lock:{name}"
+
+    def calls(self) -> str:
+        """Return the list key of connector calls waiting for a worker."""
+        return f"{self.prefix}calls"
+
+    def call_reply(self, call_id: str) -> str:
+        """Return the list key a worker pushes a call's answer to."""
+        return f"{self.prefix}call:{call_id}"
 
     def sign_in_limits(self) -> str:
         """Return the prefix of the failed sign-in windows (the ``limits`` library adds the

@@ -1,0 +1,169 @@
+"""Connector work the API hands to a worker, so that only workers decrypt data source secrets.
+
+The API process needs a database's answer twice: to test a data source, and to cut a
+channelled sub-job's table into key ranges at submit. It pushes a request ``{id, kind, args,
+deadline}`` (ids and plans, never a secret) on the Redis list ``<prefix>calls`` and waits up
+to ``worker_call_timeout_seconds`` on ``<prefix>call:<id>``. Each worker's main process runs a
+:class:`CallServer` thread beside the Celery pool, so a call never waits behind transfers: it
+takes a request, decrypts what it needs, connects, and pushes ``{ok: true, value}`` or
+``{ok: false, error, message, errors}``. A request found after its deadline is dropped (its
+caller has answered 503 already).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from redis.exceptions import RedisError
+
+from exchangis.errors import (
+    ConflictError,
+    ConnectorError,
+    ExchangisError,
+    InvalidInputError,
+    NotFoundError,
+    UnavailableError,
+    mask_secrets,
+)
+from exchangis.models import DataSource
+from exchangis.runtime import Runtime
+
+logger = logging.getLogger(__name__)
+
+PROBE = "probe"
+"""Test a data source: ``{datasource_id}`` → ``{ok, message, elapsed_ms}``."""
+SPLIT = "split"
+"""Cut a channelled sub-job's table: ``{plan, channels}`` → ``[key, bounds]``."""
+
+REPLY_TTL_SECONDS = 60
+"""How long an answer waits for a caller that may have given up."""
+ANSWERABLE: dict[str, type[ExchangisError]] = {
+    cls.__name__: cls for cls in (InvalidInputError, NotFoundError, ConflictError, UnavailableError)
+}
+"""Errors a call may answer with; the API raises the same class (the same HTTP code)."""
+
+Handler = Callable[[Runtime, Mapping[str, Any]], Any]
+
+
+def ask(rt: Runtime, kind: str, args: Mapping[str, Any]) -> Any:
+    """Have a worker run call ``kind`` with ``args``; return its value.
+
+    Raises:
+        UnavailableError: no worker answered in time.
+        ExchangisError: the worker's error (its class when answerable, else a 500).
+    """
+    timeout = rt.settings.worker_call_timeout_seconds
+    call_id = uuid.uuid4().hex
+    deadline = rt.store.now_ms() + int(timeout * 1000)
+    request = {"id": call_id, "kind": kind, "args": dict(args), "deadline": deadline}
+    rt.redis.rpush(rt.keys.calls(), json.dumps(request))
+    popped = rt.redis.blpop([rt.keys.call_reply(call_id)], timeout=timeout)
+    if popped is None:
+        raise UnavailableError(
+            f"no worker answered within {timeout:g} s: is a worker of this deployment running?"
+        )
+    reply = json.loads(popped[1])
+    if reply["ok"]:
+        return reply["value"]
+    error = ANSWERABLE.get(reply["error"], ExchangisError)
+    raise error(reply["message"], errors=reply.get("errors"))
+
+
+def answer(rt: Runtime, handlers: Mapping[str, Handler], request: Mapping[str, Any]) -> dict:
+    """Run one request (worker side); return the reply (errors become replies, masked)."""
+    handler = handlers.get(str(request.get("kind")))
+    try:
+        if handler is None:
+            raise InvalidInputError(f"unknown worker call {request.get('kind')!r}")
+        return {"ok": True, "value": handler(rt, request.get("args") or {})}
+    except ExchangisError as exc:
+        name = type(exc).__name__ if type(exc).__name__ in ANSWERABLE else "ExchangisError"
+        return {
+            "ok": False,
+            "error": name,
+            "message": mask_secrets(exc.message),
+            "errors": exc.errors,
+        }
+    except Exception as exc:
+        logger.exception("worker call %s failed", request.get("kind"))
+        return {
+            "ok": False,
+            "error": "ExchangisError",
+            "message": f"worker call {request.get('kind')} failed: {type(exc).__name__}",
+        }
+
+
+class CallServer(threading.Thread):
+    """Answer the API's calls in a worker's main process, a few at a time."""
+
+    def __init__(self, rt: Runtime, handlers: Mapping[str, Handler], at_once: int = 4) -> None:
+        super().__init__(name="exchangis-calls", daemon=True)
+        self.rt = rt
+        self.handlers = dict(handlers)
+        self.slots = threading.BoundedSemaphore(at_once)
+        self.stopped = threading.Event()
+
+    def run(self) -> None:
+        """Take requests until stopped (one free slot first: the rest wait for other workers)."""
+        while not self.stopped.is_set():
+            self.slots.acquire()
+            try:
+                popped = self.rt.redis.blpop([self.rt.keys.calls()], timeout=1)
+            except RedisError as exc:
+                self.slots.release()
+                logger.warning("worker calls: live-state store unavailable: %s", exc)
+                self.stopped.wait(1)
+                continue
+            if popped is None:
+                self.slots.release()
+                continue
+            request = json.loads(popped[1])
+            if int(request.get("deadline") or 0) < self.rt.store.now_ms():
+                self.slots.release()  # its caller gave up
+                continue
+            threading.Thread(target=self._serve, args=(request,), daemon=True).start()
+
+    def _serve(self, request: Mapping[str, Any]) -> None:
+        try:
+            reply = answer(self.rt, self.handlers, request)
+            key = self.rt.keys.call_reply(str(request.get("id")))
+            with self.rt.redis.pipeline() as pipe:
+                pipe.rpush(key, json.dumps(reply, default=str))
+                pipe.expire(key, REPLY_TTL_SECONDS)
+                pipe.execute()
+        except RedisError as exc:
+            logger.warning("worker calls: cannot answer %s: %s", request.get("kind"), exc)
+        finally:
+            self.slots.release()
+
+    def stop(self) -> None:
+        """Stop taking requests (those in hand are answered)."""
+        self.stopped.set()
+
+
+def probe(rt: Runtime, args: Mapping[str, Any]) -> dict[str, Any]:
+    """Connect to a data source; report ``{ok, message, elapsed_ms}`` (never a secret)."""
+    ds_id = int(args["datasource_id"])
+    with rt.sessions() as session:
+        ds = session.get(DataSource, ds_id)
+        if ds is None:
+            raise NotFoundError(f"data source {ds_id} does not exist")
+        ds_type = rt.registry.type(ds.type)
+        params = rt.connect_params(ds)
+    secrets = ds_type.secret_values(params)
+    started = time.monotonic()
+    try:
+        if ds_type.tester is not None:
+            ds_type.tester(params)
+        ok, message = True, "connection succeeded"
+    except ConnectorError as exc:
+        ok, message = False, mask_secrets(exc.message, secrets)
+    except Exception as exc:
+        ok, message = False, mask_secrets(f"{type(exc).__name__}: {exc}", secrets)
+    return {"ok": ok, "message": message, "elapsed_ms": int((time.monotonic() - started) * 1000)}
