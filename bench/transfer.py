@@ -513,6 +513,7 @@ def main() -> int:
         "enable_memory_connector": True,
         "worker_concurrency": args.concurrency,
         "data_dir": str(workdir / "var"),
+        "file_roots": str(csv.parent),  # the CSV's FILE data source
     }
     results: list[Result] = []
     with served(redis_url, overrides) as (admin, rt):

@@ -256,7 +256,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         if args.demo:
             from exchangis.demo import run_demo
 
-            ok = run_demo(base, data_dir / "demo", token)
+            ok = run_demo(base, data_dir / "files" / "demo", token)
             if not ok:
                 print("demo job did not succeed; see the logs above")
                 if args.exit_after_demo:

@@ -13,10 +13,11 @@ from redis import Redis
 from sqlalchemy import Engine, create_engine, event, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from exchangis.confine import confine
 from exchangis.connectors.registry import Registry, default_registry
 from exchangis.engine.dispatch import Dispatcher
 from exchangis.engine.states import RULES
-from exchangis.errors import SettingsError
+from exchangis.errors import InvalidInputError, SettingsError, TerminalConnectorError
 from exchangis.settings import Settings
 from exchangis.state.keys import Keys
 from exchangis.state.logs import LogWriter
@@ -93,7 +94,12 @@ class Runtime:
         """
         if not self.decrypts:
             raise RuntimeError("the API process does not decrypt data source secrets")
-        return self.vault.open(self.registry.type(ds.type), ds.connect_params)
+        ds_type = self.registry.type(ds.type)
+        try:  # checked again where it is used: file_roots may have changed since it was saved
+            confine(self.settings, ds_type, ds.connect_params)
+        except InvalidInputError as exc:
+            raise TerminalConnectorError(f"data source {ds.name}: {exc.message}") from None
+        return self.vault.open(ds_type, ds.connect_params)
 
     @cached_property
     def sign_in_limiter(self) -> MovingWindowRateLimiter:

@@ -49,6 +49,9 @@ class Settings:
     trusted_proxies: tuple[str, ...] = ()
     """Addresses or networks (CIDR) of proxies whose ``X-Exchangis-User`` header names the
     caller; empty: the header is never believed."""
+    file_roots: tuple[str, ...] = ()
+    """Folders that FILE data source roots and SQLite files must lie in (symlinks followed);
+    empty: ``<data_dir>/files``."""
     cookie_secure: bool = False
     """Send the session cookie over HTTPS only (set it when the API is served over HTTPS)."""
     max_request_bytes: int = 16 * 2**20

@@ -29,10 +29,10 @@ from common import served  # noqa: E402 - bench/ is not a package
 from exchangis.client import ApiClient  # noqa: E402
 
 
-def seed(api: ApiClient) -> None:
-    """Create a project, data sources, a job and an execution, for ids to address."""
+def seed(api: ApiClient, root: Path) -> None:
+    """Create a project, data sources (SQLite files in ``root``), a job and an execution, for
+    ids to address."""
     api.post("/projects", {"name": "fuzz"})
-    root = Path(tempfile.mkdtemp(prefix="exg-fuzz-"))
     ids = [
         api.post(
             "/datasources",
@@ -62,9 +62,14 @@ def main() -> int:
     args = parser.parse_args()
     # ignored_auth sends bad credentials to every operation: a failed sign-in limit would turn
     # those 401s into 429s (tests/test_auth.py checks the limit)
-    overrides = {"task_queue": "exchangis-fuzz-nobody", "login_rate_limit": "1000000/minute"}
+    root = Path(tempfile.mkdtemp(prefix="exg-fuzz-"))
+    overrides = {
+        "task_queue": "exchangis-fuzz-nobody",
+        "login_rate_limit": "1000000/minute",
+        "file_roots": str(root),
+    }
     with served(args.redis_url, overrides) as (api, _rt):
-        seed(api)
+        seed(api, root)
         token, base = api.token, api.base
         host = base.split("/api/", 1)[0]
         command = [

@@ -55,6 +55,7 @@ def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
             "worker_concurrency": 2,
             "live_ttl_seconds": 3600,
             "login_rate_limit": "1000/minute",  # tests sign in often from 127.0.0.1
+            "file_roots": str(tmp_path_factory.getbasetemp()),  # every test's tmp_path
         },
         environ={},
     )

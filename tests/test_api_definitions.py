@@ -140,7 +140,7 @@ def test_duplicate_datasource_name_is_a_conflict(client: FlaskClient, tmp_path: 
         client,
         "POST",
         "/datasources",
-        {"name": name, "type": "SQLITE", "connectParams": {"path": "/x"}},
+        {"name": name, "type": "SQLITE", "connectParams": {"path": str(tmp_path / "b.db")}},
         expect=409,
     )
 

@@ -75,6 +75,7 @@ def test_upgrade_creates_the_schema_on_postgresql_and_the_api_uses_it(
                 "database_url": postgres_database,
                 "redis_url": redis_url(),
                 "redis_prefix": f"exgmig-{uuid.uuid4().hex[:6]}:",
+                "file_roots": str(tmp_path),
             },
             environ={},
         )

@@ -37,7 +37,8 @@ def test_embedded_run_moves_the_demo_rows_and_stops_what_it_started(tmp_path: Pa
     assert "embedded redis: redis://127.0.0.1:" in output
     assert "demo-csv-to-sqlite: Success" in output
     assert "demo-sqlite-to-jsonl: Success" in output
-    lines = (tmp_path / "var" / "demo" / "files" / "out" / "orders.jsonl").read_text().splitlines()
+    out = tmp_path / "var" / "files" / "demo" / "files" / "out" / "orders.jsonl"
+    lines = out.read_text().splitlines()
     assert len(lines) == 5000
     first = json.loads(lines[0])
     assert isinstance(first["id"], int) and first["paid"] in (True, False)

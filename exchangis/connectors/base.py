@@ -7,19 +7,45 @@ a sink writes them inside one transaction (or a temp file) that ``commit`` publi
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from exchangis.errors import MASK
+from exchangis.errors import MASK, InvalidInputError
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
 _SECRET_KEY = re.compile(r"(?i)pass|pwd|secret|token|credential|private|api_?key")
 """Keys inside nested connect params (e.g. ``params``) whose values are treated as secrets."""
+
+
+_HOST = re.compile(
+    r"^(?=.{1,253}\Z)[A-Za-z0-9_](?:[A-Za-z0-9_-]*[A-Za-z0-9_])?(?:\.[A-Za-z0-9_](?:[A-Za-z0-9_-]*[A-Za-z0-9_])?)*\Z"
+)
+
+
+def check_host(value: str) -> str:
+    """Return ``value`` when it is a host name or an IP address.
+
+    Nothing else reaches a driver: no socket path (a local socket would log in as the worker's
+    own system user), no list of hosts, no URL syntax (``@ / ? # :``) to smuggle options into
+    the connection URLs of the bulk drivers.
+
+    Raises:
+        InvalidInputError: anything else.
+    """
+    try:
+        ipaddress.ip_address(value)
+        return value
+    except ValueError:
+        pass
+    if not _HOST.match(value):
+        raise InvalidInputError(f"invalid host {value!r}: a host name or an IP address")
+    return value
 
 
 @dataclass(frozen=True)
@@ -31,6 +57,10 @@ class ParamSpec:
     required: bool = True
     secret: bool = False
     default: Any = None
+    check: Callable[[str], str] | None = field(default=None, compare=False)
+    """Validates a value (raises InvalidInputError), e.g. :func:`check_host`."""
+    local_path: bool = False
+    """A path on the workers' disks: it must lie inside one of ``file_roots``."""
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from urllib.parse import quote
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from exchangis.connectors.base import Endpoint
+from exchangis.connectors.base import Endpoint, check_host
 from exchangis.errors import ExchangisError, InvalidInputError, TerminalConnectorError
 
 log = logging.getLogger(__name__)
@@ -64,7 +64,9 @@ def url(scheme: str, connect: Mapping[str, Any], default_port: int, db: str | No
     user = quote(str(connect.get("username") or ""), safe="")
     password = str(connect.get("password") or "")
     auth = f"{user}:{quote(password, safe='')}@" if password else f"{user}@"
-    host = str(connect.get("host") or "localhost")
+    host = check_host(str(connect.get("host") or "localhost"))
+    if ":" in host:  # an IPv6 address
+        host = f"[{host}]"
     port = int(connect.get("port") or default_port)
     database = quote(str(db or connect.get("database") or ""), safe="")
     return f"{scheme}://{auth}{host}:{port}/{database}"

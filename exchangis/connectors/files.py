@@ -33,7 +33,7 @@ from exchangis.errors import ConnectorError, InvalidInputError, TerminalConnecto
 log = logging.getLogger(__name__)
 
 NAME = "FILE"
-PARAMS = (ParamSpec("root"),)
+PARAMS = (ParamSpec("root", local_path=True),)
 FORMATS = ("csv", "jsonl")
 _EXTENSIONS = {
     ".csv": "csv",

@@ -13,7 +13,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from exchangis.connectors import bulk
-from exchangis.connectors.base import DataSourceType, Endpoint, ParamSpec
+from exchangis.connectors.base import DataSourceType, Endpoint, ParamSpec, check_host
 from exchangis.connectors.registry import Registry
 from exchangis.connectors.sql import (
     KEYS_NOT_NULL,
@@ -62,15 +62,17 @@ _TRANSIENT_CODES = frozenset(
 _RECORD_CODES = frozenset(
     {1048, 1062, 1138, 1264, 1265, 1292, 1366, 1367, 1406, 1411, 1451, 1452, 1690, 3819, 4025}
 )
-# Extra connect params passed through to pymysql; JDBC-style ones (useSSL...) are ignored.
+# Extra connect params passed through to pymysql; others (JDBC-style useSSL..., and on purpose
+# local_infile and the client certificate files ssl_cert/ssl_key, which would let a data source
+# read a worker's files or borrow its identity) are ignored.
 _PASSTHROUGH = frozenset(
-    {"connect_timeout", "read_timeout", "write_timeout", "ssl_ca", "ssl_cert", "ssl_key"}
-    | {"ssl_verify_cert", "ssl_verify_identity", "ssl_disabled", "local_infile"}
+    {"connect_timeout", "read_timeout", "write_timeout", "ssl_ca"}
+    | {"ssl_verify_cert", "ssl_verify_identity", "ssl_disabled"}
 )
 _SESSION = "SET time_zone = '+00:00', net_write_timeout = 3600, net_read_timeout = 3600"
 
 PARAMS = (
-    ParamSpec("host"),
+    ParamSpec("host", check=check_host),
     ParamSpec("port", int, required=False, default=3306),
     ParamSpec("username"),
     ParamSpec("password", secret=True, required=False, default=""),
@@ -99,17 +101,27 @@ def classify(exc: BaseException) -> type[ConnectorError] | None:
 
 @functools.cache
 def _connection_class() -> type:
-    """Return pymysql's connection class, sharing one TLS context among all connections.
+    """Return pymysql's connection class, sharing one TLS context among all connections and
+    sending the server no local file but the one of our own ``LOAD DATA LOCAL``.
 
     Without TLS options pymysql tries TLS (and falls back to plain) with a fresh default
     context each time, and loading the CA store costs about 50 ms a connection. The shared
     context is made the same way, once; explicit ``ssl_*`` params still get their own.
+
+    A MySQL server may answer any statement with "send me local file X", and pymysql sends X
+    when local files are on: a hostile server named by a data source would read the worker's
+    files (its keys). Local files are off but during :func:`load_local` (see ``allow_file``),
+    and then only the file that statement names may be asked for.
     """
     import pymysql.connections
+    from pymysql.err import OperationalError
 
     shared: dict[str, Any] = {}
 
     class Connection(pymysql.connections.Connection):
+        allowed_file: str | None = None
+        """The only file the server may ask for (while a ``LOAD DATA LOCAL`` runs)."""
+
         def _create_ssl_ctx(self, sslp: Any) -> Any:
             if sslp != {}:
                 return super()._create_ssl_ctx(sslp)
@@ -117,11 +129,38 @@ def _connection_class() -> type:
                 shared["ctx"] = super()._create_ssl_ctx({})
             return shared["ctx"]
 
+        def _read_packet(self, *args: Any, **kwargs: Any) -> Any:
+            packet = super()._read_packet(*args, **kwargs)
+            if self.allowed_file is not None and packet.is_load_local_packet():
+                asked = packet.get_all_data()[1:]
+                if asked != self.allowed_file.encode():
+                    self._local_infile = False
+                    raise OperationalError(
+                        2027, f"refused the server's request for local file {asked[:200]!r}"
+                    )
+            return packet
+
     return Connection
 
 
-def open_connection(connect: Mapping[str, Any], database: str | None = None) -> Any:
-    """Return a pymysql connection (autocommit off, utf8mb4, UTC session time zone)."""
+def load_local(conn: Any, cursor: Any, statement: str, path: str) -> int:
+    """Run a ``LOAD DATA LOCAL INFILE %s`` ``statement`` of file ``path`` on ``conn`` (opened
+    with ``local_files=True``); the server may ask for that file only, and only meanwhile."""
+    conn.allowed_file, conn._local_infile = path, True
+    try:
+        return int(cursor.execute(statement, (path,)))
+    finally:
+        conn.allowed_file, conn._local_infile = None, False
+
+
+def open_connection(
+    connect: Mapping[str, Any], database: str | None = None, local_files: bool = False
+) -> Any:
+    """Return a pymysql connection (autocommit off, utf8mb4, UTC session time zone).
+
+    ``local_files``: the server may take ``LOAD DATA LOCAL`` from this connection, through
+    :func:`load_local` only (local files stay off otherwise).
+    """
 
     extra = dict(connect.get("params") or {})
     kwargs: dict[str, Any] = {k: v for k, v in extra.items() if k in _PASSTHROUGH}
@@ -129,8 +168,8 @@ def open_connection(connect: Mapping[str, Any], database: str | None = None) -> 
     if ignored:
         log.info("mysql connect params ignored names=%s", ",".join(ignored))
     kwargs.setdefault("connect_timeout", 10)
-    return _connection_class()(
-        host=str(connect.get("host") or "localhost"),
+    conn = _connection_class()(
+        host=check_host(str(connect.get("host") or "localhost")),
         port=int(connect.get("port") or 3306),
         user=connect.get("username"),
         password=str(connect.get("password") or ""),
@@ -138,8 +177,13 @@ def open_connection(connect: Mapping[str, Any], database: str | None = None) -> 
         charset="utf8mb4",
         autocommit=False,
         init_command=_SESSION,
+        local_infile=local_files,  # the capability; pymysql's own switch stays off (below)
+        defer_connect=True,
         **kwargs,
     )
+    conn._local_infile = False  # before any statement: the handshake's init_command included
+    conn.connect()
+    return conn
 
 
 def test_connection(connect: Mapping[str, Any]) -> None:
@@ -481,10 +525,7 @@ class MySqlSink(SqlSink):
         self._flags: frozenset[str] | None = None
 
     def _connect(self) -> Any:
-        connect = dict(self.endpoint.connect)
-        if self.bulk:
-            connect["params"] = {**dict(connect.get("params") or {}), "local_infile": True}
-        conn = open_connection(connect, self.endpoint.db)
+        conn = open_connection(self.endpoint.connect, self.endpoint.db, local_files=self.bulk)
         with conn.cursor() as cur:
             # Fail loudly instead of truncating or rounding values.
             cur.execute(
@@ -577,7 +618,7 @@ class MySqlSink(SqlSink):
         self._spool.truncate()
         self._spool.write(bulk.encode_tsv(batch))
         self._spool.flush()
-        loaded = cur.execute(self._load, (self._spool.name,))
+        loaded = load_local(self._conn, cur, str(self._load), self._spool.name)
         cur.execute("SELECT @@warning_count")
         warnings = cur.fetchone()[0]
         if loaded == batch.num_rows and not warnings:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -13,7 +14,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from exchangis.connectors import bulk
-from exchangis.connectors.base import DataSourceType, Endpoint, ParamSpec
+from exchangis.connectors.base import DataSourceType, Endpoint, ParamSpec, check_host
 from exchangis.connectors.registry import Registry
 from exchangis.connectors.sql import (
     KEYS_NOT_NULL,
@@ -68,7 +69,7 @@ _TRANSIENT_STATES = frozenset({"40001", "40P01", "55P03", "57014"})
 _RECORD_CLASSES = ("22", "23")
 
 PARAMS = (
-    ParamSpec("host"),
+    ParamSpec("host", check=check_host),
     ParamSpec("port", int, required=False, default=5432),
     ParamSpec("username"),
     ParamSpec("password", secret=True, required=False, default=""),
@@ -105,18 +106,40 @@ def _is_adbc_error(exc: BaseException) -> bool:
     return isinstance(exc, adbc_driver_manager.Error)
 
 
+_PASSTHROUGH = frozenset(
+    {"connect_timeout", "sslmode", "gssencmode", "application_name", "target_session_attrs"}
+    | {"keepalives", "keepalives_idle", "keepalives_interval", "keepalives_count", "options"}
+    | {"tcp_user_timeout"}
+)
+"""Extra connect params passed to libpq. Others are ignored on purpose: ``hostaddr``,
+``passfile`` and ``service`` would send a password the worker keeps for another server,
+``sslcert``/``sslkey`` would borrow its client certificate, ``sslkeylogfile`` write its files."""
+
+
+def libpq_params(connect: Mapping[str, Any]) -> dict[str, str]:
+    """Return the extra libpq params of a data source (allowed ones; UTC session; no passfile,
+    so a password is never looked up on the worker)."""
+    extra = {str(k): str(v) for k, v in dict(connect.get("params") or {}).items()}
+    ignored = sorted(set(extra) - _PASSTHROUGH)
+    if ignored:
+        log.info("postgresql connect params ignored names=%s", ",".join(ignored))
+    params = {k: v for k, v in extra.items() if k in _PASSTHROUGH}
+    params.setdefault("connect_timeout", "10")
+    params["options"] = (params.get("options", "") + " -c TimeZone=UTC").strip()
+    params["passfile"] = os.devnull
+    return params
+
+
 def open_connection(connect: Mapping[str, Any], database: str | None = None) -> Any:
     """Return a psycopg connection (autocommit off, UTC session time zone)."""
     import psycopg
 
-    kwargs: dict[str, Any] = {str(k): v for k, v in dict(connect.get("params") or {}).items()}
-    kwargs.setdefault("connect_timeout", 10)
-    kwargs["options"] = (str(kwargs.get("options") or "") + " -c TimeZone=UTC").strip()
+    kwargs: dict[str, Any] = libpq_params(connect)
     password = connect.get("password")
     if password:
         kwargs["password"] = str(password)
     return psycopg.connect(
-        host=str(connect.get("host") or "localhost"),
+        host=check_host(str(connect.get("host") or "localhost")),
         port=int(connect.get("port") or 5432),
         user=connect.get("username"),
         dbname=database or connect.get("database"),
@@ -550,11 +573,9 @@ def _castable(source: pa.DataType, target: pa.DataType) -> bool:
 
 
 def adbc_uri(connect: Mapping[str, Any], db: str | None) -> str:
-    """Return the libpq URI of ADBC's connection (UTC session; extra ``params`` as options)."""
-    extra = {str(k): str(v) for k, v in dict(connect.get("params") or {}).items()}
-    extra.setdefault("connect_timeout", "10")
-    extra["options"] = (extra.get("options", "") + " -c TimeZone=UTC").strip()
-    return bulk.url("postgresql", connect, 5432, db) + "?" + urlencode(extra, quote_via=quote)
+    """Return the libpq URI of ADBC's connection (the params of :func:`libpq_params`)."""
+    params = libpq_params(connect)
+    return bulk.url("postgresql", connect, 5432, db) + "?" + urlencode(params, quote_via=quote)
 
 
 def register(registry: Registry) -> None:

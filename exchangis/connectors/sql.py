@@ -33,8 +33,8 @@ from exchangis.errors import (
 log = logging.getLogger(__name__)
 
 _NAME = r"[\w$]{1,128}"
-_TABLE_RE = re.compile(rf"^{_NAME}(?:\.{_NAME})?$")
-_COLUMN_RE = re.compile(rf"^{_NAME}$")
+_TABLE_RE = re.compile(rf"^{_NAME}(?:\.{_NAME})?\Z")  # \Z: "$" would take a final newline
+_COLUMN_RE = re.compile(rf"^{_NAME}\Z")
 
 WRITE_MODES = ("append", "overwrite")
 """Write modes every sink takes."""

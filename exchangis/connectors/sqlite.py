@@ -48,7 +48,7 @@ from exchangis.errors import (
 log = logging.getLogger(__name__)
 
 NAME = "SQLITE"
-PARAMS = (ParamSpec("path"),)
+PARAMS = (ParamSpec("path", local_path=True),)
 _DECIMAL_RE = re.compile(r"\b(?:DECIMAL|NUMERIC)\b[^(]*\(\s*(\d+)\s*(?:,\s*(\d+)\s*)?\)")
 _TRUE = frozenset({"1", "true", "t", "yes", "y"})
 _FALSE = frozenset({"0", "false", "f", "no", "n"})

@@ -60,8 +60,8 @@ class WireTime(fields.Field):
 
 
 PROJECT_NAME = validate.Regexp(
-    r"^[A-Za-z0-9_.\-]{1,128}$", error="must be 1-128 letters, digits, '_', '-' or '.'"
+    r"^[A-Za-z0-9_.\-]{1,128}\Z", error="must be 1-128 letters, digits, '_', '-' or '.'"
 )
 USER_NAME = validate.Regexp(
-    r"^[A-Za-z0-9_.@\-]{1,128}$", error="must be 1-128 letters, digits or _.@-"
+    r"^[A-Za-z0-9_.@\-]{1,128}\Z", error="must be 1-128 letters, digits or _.@-"
 )

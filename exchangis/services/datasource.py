@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from exchangis.confine import confine
 from exchangis.connectors.base import DataSourceType
 from exchangis.engine import calls
 from exchangis.errors import ConflictError, InvalidInputError, NotFoundError
@@ -16,8 +17,11 @@ from exchangis.runtime import Runtime
 from exchangis.services.access import Caller, Privilege, require, require_project, visible
 
 
-def check_connect_params(ds_type: DataSourceType, params: Mapping[str, Any]) -> dict[str, Any]:
-    """Return ``params`` validated against the type: required present, types right, no extras."""
+def check_connect_params(
+    rt: Runtime, ds_type: DataSourceType, params: Mapping[str, Any]
+) -> dict[str, Any]:
+    """Return ``params`` validated against the type: required present, types right, no extras,
+    hosts plain, local paths inside ``file_roots``."""
     errors: dict[str, list[str]] = {}
     known = {p.name: p for p in ds_type.params}
     for key in params:
@@ -46,7 +50,18 @@ def check_connect_params(ds_type: DataSourceType, params: Mapping[str, Any]) -> 
         elif not isinstance(value, str) or len(value) > 1024:
             errors[f"connectParams.{spec.name}"] = ["must be a string of at most 1024 chars"]
             continue
+        elif spec.check is not None:
+            try:
+                spec.check(value)
+            except InvalidInputError as exc:
+                errors[f"connectParams.{spec.name}"] = [exc.message]
+                continue
         out[spec.name] = value
+    if not errors:
+        try:
+            confine(rt.settings, ds_type, out)
+        except InvalidInputError as exc:
+            errors.update(exc.errors or {})
     if errors:
         first = next(iter(errors))
         raise InvalidInputError(f"{first}: {errors[first][0]}", errors=errors)
@@ -90,7 +105,7 @@ def _name_taken(session: Any, project: str, name: str) -> ConflictError | None:
 def create_datasource(rt: Runtime, caller: Caller, data: Mapping[str, Any]) -> dict[str, Any]:
     """Register a data source in a project the caller may edit; return it (masked)."""
     ds_type = rt.registry.type(data["type"])
-    params = rt.vault.seal(ds_type, check_connect_params(ds_type, data["connect_params"]))
+    params = rt.vault.seal(ds_type, check_connect_params(rt, ds_type, data["connect_params"]))
     project = data["project_name"]
     with rt.sessions.begin() as session:
         require_project(session, caller, project, Privilege.EDIT)
@@ -148,7 +163,7 @@ def update_datasource(
         if "connect_params" in data:
             ds_type = rt.registry.type(ds.type)
             incoming = ds_type.unmasked(data["connect_params"], ds.connect_params)
-            ds.connect_params = rt.vault.seal(ds_type, check_connect_params(ds_type, incoming))
+            ds.connect_params = rt.vault.seal(ds_type, check_connect_params(rt, ds_type, incoming))
         session.flush()
         return masked(rt, ds)
 

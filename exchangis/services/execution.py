@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import uuid
 from collections.abc import Mapping
 from datetime import datetime
@@ -23,11 +24,31 @@ from exchangis.errors import (
 )
 from exchangis.models import JobExecution, TaskExecution
 from exchangis.runtime import Runtime
-from exchangis.services.access import Caller, Privilege, require_execution
+from exchangis.services.access import Caller, Privilege, privileges, require_execution
 from exchangis.services.job import check_endpoint, get_for
 
 TASK_ORDER = [s.value for s in TaskStatus]
+PLAIN_VALUE = re.compile(r"^[A-Za-z0-9_.:/+\-]{0,256}\Z")
+"""What a run's ``jobParams`` values may be when the caller may not edit the job: dates,
+numbers, names (they are rendered into table names and options, the ``where`` SQL included)."""
 logger = logging.getLogger(__name__)
+
+
+def check_plain_values(params: Mapping[str, Any], project: str) -> None:
+    """Refuse run parameters that are more than plain values (see PLAIN_VALUE).
+
+    Raises:
+        InvalidInputError: naming the parameter.
+    """
+    for key, value in params.items():
+        text = str(value)
+        if not PLAIN_VALUE.match(text) or "--" in text or "/*" in text:
+            field = f"jobParams.{key}"
+            message = (
+                f"without edit on project {project}, a run passes only plain values (letters,"
+                " digits and _ . : / + -)"
+            )
+            raise InvalidInputError(f"{field}: {message}", errors={field: [message]})
 
 
 def submit_execution(rt: Runtime, job_id: int, caller: Caller, body: Mapping[str, Any]) -> str:
@@ -40,6 +61,8 @@ def submit_execution(rt: Runtime, job_id: int, caller: Caller, body: Mapping[str
     user = caller.name
     with rt.sessions.begin() as session:
         job = get_for(session, caller, job_id, Privilege.EXECUTE)
+        if Privilege.EDIT not in privileges(session, caller, job.project_name):
+            check_plain_values(body.get("job_params") or {}, job.project_name)
         params = {**job.job_params, **body.get("job_params", {})}
         plans = plan_job(job.content, params, now, rt.settings.task_retries)
         timeout = execution_timeout(params)
@@ -60,6 +83,7 @@ def submit_execution(rt: Runtime, job_id: int, caller: Caller, body: Mapping[str
                     ref,
                     spec["options"],
                     f"content[{plan.position}].dataSources.{side}",
+                    rendered=True,
                 )
         route = (body.get("labels") or {}).get("route")
         eid = str(uuid.uuid4())

@@ -28,12 +28,13 @@ def check_endpoint(
     ref: Mapping[str, Any],
     options: Mapping[str, Any],
     where: str,
+    rendered: bool = False,
 ) -> Source | Sink:
     """Check one side of a sub-job: the data source exists in the job's project with that
     type, and the options and table suit it.
 
-    ``${...}`` variables are checked with a placeholder; the rendered names are checked again at
-    submit. Returns the connector built from them (nothing opened).
+    ``${...}`` variables are checked with a placeholder; at submit (``rendered``) the rendered
+    names are checked as they are. Returns the connector built from them (nothing opened).
 
     Raises:
         InvalidInputError: naming the field at fault (``options`` for a bad option value).
@@ -59,7 +60,7 @@ def check_endpoint(
     endpoint = Endpoint(
         type=ds.type,
         connect=dict(ds.connect_params),
-        table=_VARIABLE.sub("var", ref["table"]),
+        table=ref["table"] if rendered else _VARIABLE.sub("var", ref["table"]),
         db=ref.get("db"),
         options=dict(options),
     )

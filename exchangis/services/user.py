@@ -29,7 +29,7 @@ from exchangis.models import ApiToken, User
 from exchangis.runtime import Runtime
 from exchangis.services.access import Caller
 
-USER_NAME = re.compile(r"^[A-Za-z0-9_.@\-]{1,128}$")
+USER_NAME = re.compile(r"^[A-Za-z0-9_.@\-]{1,128}\Z")
 """What a user name may be (it is shown in logs and lists, and compared as it is)."""
 MIN_PASSWORD = 8
 MAX_PASSWORD = 1024
