@@ -1,7 +1,8 @@
 """Fuzz every endpoint of the API with schemathesis: no 5xx, every answer in the envelope.
 
 Serves the app in-process on loopback (a fresh SQLite metadata file, a private Redis key prefix,
-no worker: executions stay queued), signs in as an admin of its own, seeds a project, data
+no worker: executions stay queued; the call server a worker runs answers data source tests),
+signs in as an admin of its own, seeds a project, data
 sources, a job and an execution, and runs ``st run`` against the OpenAPI document
 (``/api/rest_j/v1/exchangis/openapi.json``) with that admin's bearer token and the checks
 ``not_a_server_error``, ``ignored_auth`` (an operation answers 401 without the token) and
@@ -27,6 +28,8 @@ sys.path.insert(0, str(ROOT / "bench"))
 from common import served  # noqa: E402 - bench/ is not a package
 
 from exchangis.client import ApiClient  # noqa: E402
+from exchangis.engine import calls  # noqa: E402
+from exchangis.runtime import Runtime  # noqa: E402
 
 
 def seed(api: ApiClient, root: Path) -> None:
@@ -68,7 +71,10 @@ def main() -> int:
         "login_rate_limit": "1000000/minute",
         "file_roots": str(root),
     }
-    with served(args.redis_url, overrides) as (api, _rt):
+    with served(args.redis_url, overrides) as (api, rt):
+        # the calls a worker answers (a data source test), answered here, as a worker would
+        call_server = calls.CallServer(Runtime(rt.settings))
+        call_server.start()
         seed(api, root)
         token, base = api.token, api.base
         host = base.split("/api/", 1)[0]
@@ -96,7 +102,10 @@ def main() -> int:
         }
         shown = [part.replace(token, "<token>") for part in command]
         print("$", " ".join(shown), flush=True)
-        return subprocess.call(command, env=env)
+        try:
+            return subprocess.call(command, env=env)
+        finally:
+            call_server.stop()
 
 
 if __name__ == "__main__":

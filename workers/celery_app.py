@@ -8,7 +8,7 @@ from typing import Any
 from celery import Celery
 from celery.signals import worker_ready, worker_shutdown
 
-from exchangis.engine import calls, channels
+from exchangis.engine import calls
 from exchangis.engine.dispatch import celery_config
 from exchangis.engine.reaper import Reaper
 from exchangis.runtime import Runtime
@@ -29,8 +29,7 @@ def create_celery(settings: Settings | None = None) -> Celery:
 
     def start_threads(**_: Any) -> None:
         threads.append(Reaper(Runtime(settings)))
-        handlers = {calls.PROBE: calls.probe, calls.SPLIT: channels.cut}
-        threads.append(calls.CallServer(Runtime(settings), handlers))
+        threads.append(calls.CallServer(Runtime(settings)))
         for thread in threads:
             thread.start()
         logger.info("reaper started interval=%ss", settings.reaper_interval_seconds)

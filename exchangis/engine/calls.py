@@ -41,6 +41,8 @@ PROBE = "probe"
 SPLIT = "split"
 """Cut a channelled sub-job's table: ``{plan, channels}`` → ``[key, bounds]``."""
 
+WAIT_STEP_SECONDS = 1.0
+"""Longest single blocking read (under any Redis client socket timeout)."""
 REPLY_TTL_SECONDS = 60
 """How long an answer waits for a caller that may have given up."""
 ANSWERABLE: dict[str, type[ExchangisError]] = {
@@ -63,7 +65,12 @@ def ask(rt: Runtime, kind: str, args: Mapping[str, Any]) -> Any:
     deadline = rt.store.now_ms() + int(timeout * 1000)
     request = {"id": call_id, "kind": kind, "args": dict(args), "deadline": deadline}
     rt.redis.rpush(rt.keys.calls(), json.dumps(request))
-    popped = rt.redis.blpop([rt.keys.call_reply(call_id)], timeout=timeout)
+    reply_key = rt.keys.call_reply(call_id)
+    give_up = time.monotonic() + timeout
+    popped = None
+    while popped is None and (left := give_up - time.monotonic()) > 0:
+        # short waits: a blocking read longer than the client's socket timeout would fail
+        popped = rt.redis.blpop([reply_key], timeout=min(left, WAIT_STEP_SECONDS))
     if popped is None:
         raise UnavailableError(
             f"no worker answered within {timeout:g} s: is a worker of this deployment running?"
@@ -99,13 +106,22 @@ def answer(rt: Runtime, handlers: Mapping[str, Handler], request: Mapping[str, A
         }
 
 
+def worker_handlers() -> dict[str, Handler]:
+    """Return the calls a worker answers, by kind."""
+    from exchangis.engine import channels  # it asks through this module: import it late
+
+    return {PROBE: probe, SPLIT: channels.cut}
+
+
 class CallServer(threading.Thread):
     """Answer the API's calls in a worker's main process, a few at a time."""
 
-    def __init__(self, rt: Runtime, handlers: Mapping[str, Handler], at_once: int = 4) -> None:
+    def __init__(
+        self, rt: Runtime, handlers: Mapping[str, Handler] | None = None, at_once: int = 4
+    ) -> None:
         super().__init__(name="exchangis-calls", daemon=True)
         self.rt = rt
-        self.handlers = dict(handlers)
+        self.handlers = dict(handlers if handlers is not None else worker_handlers())
         self.slots = threading.BoundedSemaphore(at_once)
         self.stopped = threading.Event()
 
