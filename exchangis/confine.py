@@ -52,7 +52,7 @@ def confine(settings: Settings, ds_type: DataSourceType, connect: Mapping[str, A
         field = f"connectParams.{spec.name}"
         problem = _problem(settings, value)
         if problem:
-            raise InvalidInputError(f"{field}: {problem}", errors={field: [problem]})
+            raise InvalidInputError.of(field, problem)
 
 
 def _problem(settings: Settings, value: str) -> str | None:

@@ -67,6 +67,11 @@ class InvalidInputError(ExchangisError):
 
     http_status = 400
 
+    @classmethod
+    def of(cls, field: str, message: str) -> InvalidInputError:
+        """Return the error of one field: ``"field: message"``, ``errors={field: [message]}``."""
+        return cls(f"{field}: {message}", errors={field: [message]})
+
 
 class UnauthenticatedError(ExchangisError):
     """The request carries no valid credentials (or they expired, or were revoked)."""

@@ -98,9 +98,7 @@ def require_project(session: Session, caller: Caller, project: str, privilege: P
     try:
         require(session, caller, project, privilege, f"project {project}")
     except NotFoundError as exc:
-        raise InvalidInputError(
-            f"projectName: {exc.message}", errors={"projectName": [exc.message]}
-        ) from None
+        raise InvalidInputError.of("projectName", exc.message) from None
 
 
 _VERBS = {

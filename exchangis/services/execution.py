@@ -48,7 +48,7 @@ def check_plain_values(params: Mapping[str, Any], project: str) -> None:
                 f"without edit on project {project}, a run passes only plain values (letters,"
                 " digits and _ . : / + -)"
             )
-            raise InvalidInputError(f"{field}: {message}", errors={field: [message]})
+            raise InvalidInputError.of(field, message)
 
 
 def submit_execution(rt: Runtime, job_id: int, caller: Caller, body: Mapping[str, Any]) -> str:

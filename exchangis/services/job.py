@@ -16,10 +16,6 @@ from exchangis.runtime import Runtime
 from exchangis.services.access import Caller, Privilege, require, require_project, visible
 
 
-def _invalid(field: str, message: str) -> InvalidInputError:
-    return InvalidInputError(f"{field}: {message}", errors={field: [message]})
-
-
 def check_endpoint(
     rt: Runtime,
     session: Session,
@@ -41,18 +37,20 @@ def check_endpoint(
     """
     ds = session.get(DataSource, ref["id"])
     if ds is None or ds.project_name != project:  # a job uses its own project's data sources
-        raise _invalid(
+        raise InvalidInputError.of(
             f"{where}.id", f"data source {ref['id']} does not exist in project {project}"
         )
     if ds.type != ref["type"]:
-        raise _invalid(f"{where}.type", f"data source {ref['id']} is {ds.type}, not {ref['type']}")
+        raise InvalidInputError.of(
+            f"{where}.type", f"data source {ref['id']} is {ds.type}, not {ref['type']}"
+        )
     kinds = rt.registry.sources if side == "source" else rt.registry.sinks
     connector = kinds.get(ds.type)
     if connector is None:
-        raise _invalid(f"{where}.type", f"{ds.type} cannot be a {side}")
+        raise InvalidInputError.of(f"{where}.type", f"{ds.type} cannot be a {side}")
     unknown = sorted(set(options) - connector.options)
     if unknown:
-        raise _invalid(
+        raise InvalidInputError.of(
             f"{where}.options",
             f"unknown option(s) {', '.join(unknown)} for {ds.type} {side}; accepted: "
             f"{', '.join(sorted(connector.options))}",
@@ -68,7 +66,7 @@ def check_endpoint(
         return connector(endpoint)  # constructors validate names, paths and options without I/O
     except InvalidInputError as exc:
         part = "options" if exc.errors and "options" in exc.errors else "table"
-        raise _invalid(f"{where}.{part}", exc.message) from None
+        raise InvalidInputError.of(f"{where}.{part}", exc.message) from None
 
 
 def check_content(
@@ -82,7 +80,7 @@ def check_content(
     names = [sub["subJobName"] for sub in content]
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
-        raise _invalid("content", f"duplicate subJobName: {', '.join(duplicates)}")
+        raise InvalidInputError.of("content", f"duplicate subJobName: {', '.join(duplicates)}")
     for i, sub in enumerate(content):
         for side, option_key in (("source", "sources"), ("sink", "sinks")):
             options = {
@@ -103,7 +101,9 @@ def check_content(
                 try:
                     connector.check_columns([m["sink_field_name"] for m in mapping])
                 except InvalidInputError as exc:
-                    raise _invalid(f"content[{i}].dataSources.sink.options", exc.message) from None
+                    raise InvalidInputError.of(
+                        f"content[{i}].dataSources.sink.options", exc.message
+                    ) from None
 
 
 def _dump(job: Job) -> dict[str, Any]:

@@ -53,14 +53,14 @@ def check_user_name(name: str, field: str = "userName") -> str:
     """
     if not USER_NAME.match(name):
         message = "must be 1-128 letters, digits or _.@-"
-        raise InvalidInputError(f"{field}: {message}", errors={field: [message]})
+        raise InvalidInputError.of(field, message)
     return name
 
 
 def _check_password(password: str) -> str:
     if not MIN_PASSWORD <= len(password) <= MAX_PASSWORD:
         message = f"must be {MIN_PASSWORD} to {MAX_PASSWORD} characters"
-        raise InvalidInputError(f"password: {message}", errors={"password": [message]})
+        raise InvalidInputError.of("password", message)
     return password
 
 
