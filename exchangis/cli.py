@@ -65,7 +65,9 @@ def cmd_worker(args: argparse.Namespace) -> int:
     command = [sys.executable, "-m", "exchangis.cli", "worker", "--child", *args.extra]
     # glibc gives every thread of the bulk drivers a malloc arena that keeps its freed memory;
     # two arenas keep a worker's resident size near what a transfer really holds.
-    env = {"MALLOC_ARENA_MAX": "2", **os.environ}
+    # No libpq or MySQL client defaults either (a password or file a data source would use).
+    inherited = {k: v for k, v in os.environ.items() if not k.startswith(("PG", "MYSQL_"))}
+    env = {"MALLOC_ARENA_MAX": "2", **inherited}
     while True:
         child = subprocess.Popen(command, env=env)
         code = child.wait()

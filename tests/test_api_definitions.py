@@ -383,17 +383,33 @@ def test_secrets_nested_in_params_are_masked_and_kept(client: FlaskClient) -> No
     )
     got = ok(client, "GET", f"/datasources/{ds_id}")["connectParams"]
     assert got["params"] == {"sslpassword": "******", "connect_timeout": 5}
-    ok(client, "PUT", f"/datasources/{ds_id}", {"connectParams": {**got, "host": "h2"}})
+    ok(client, "PUT", f"/datasources/{ds_id}", {"connectParams": {**got, "database": "d"}})
     from exchangis.models import DataSource
 
     rt = client.application.extensions["exchangis"]
-    with rt.sessions() as session:
-        row = session.get(DataSource, ds_id)
-        stored, clear = row.connect_params, Runtime(rt.settings).connect_params(row)
+
+    def stored_and_clear() -> tuple[dict[str, Any], dict[str, Any]]:
+        with rt.sessions() as session:
+            row = session.get(DataSource, ds_id)
+            return row.connect_params, Runtime(rt.settings).connect_params(row)
+
+    stored, clear = stored_and_clear()
     assert clear["password"] == "p1-top"
     assert clear["params"]["sslpassword"] == "p2-nested"
-    assert clear["host"] == stored["host"] == "h2"
     assert "p1-top" not in str(stored) and "p2-nested" not in str(stored)  # encrypted at rest
+    # a kept secret goes nowhere new: moving the data source needs every secret again
+    for moved in (
+        {**got, "host": "evil.example"},
+        {**got, "params": {**got["params"], "connect_timeout": 9}},
+        {**got, "host": "evil.example", "password": "p1-top"},  # the nested one still masked
+    ):
+        reply = call(client, "PUT", f"/datasources/{ds_id}", {"connectParams": moved}, expect=400)
+        assert "send the secrets again" in reply["message"]
+    assert stored_and_clear()[1]["host"] == "h"
+    resent = {**got, "host": "h2", "password": "p1-top", "params": {"sslpassword": "p2-new"}}
+    ok(client, "PUT", f"/datasources/{ds_id}", {"connectParams": resent})
+    stored, clear = stored_and_clear()
+    assert clear["host"] == stored["host"] == "h2" and clear["params"]["sslpassword"] == "p2-new"
 
 
 @pytest.mark.usefixtures("worker")

@@ -310,3 +310,86 @@ def test_the_cli_creates_the_first_admin(tmp_path: Path, migrated: Settings) -> 
     assert login(anonymous, "boss", "the boss password")["data"]["isAdmin"] is True
     assert login(anonymous, "helper", password)["data"]["isAdmin"] is False
     app.extensions["exchangis"].close()
+
+
+def test_parallel_guesses_do_not_slip_past_the_limit(strict_app: Flask, person: str) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    def guess(i: int) -> int:
+        attacker = from_address(strict_app, "10.9.1.1")
+        headers = basic(person, f"parallel guess {i}")
+        return attacker.get(f"{BASE}/exchangis/job", headers=headers).status_code
+
+    with ThreadPoolExecutor(12) as pool:
+        codes = list(pool.map(guess, range(24)))
+    checked = codes.count(401)
+    # 3 a minute; two checks may run at once, so at most one more slips in
+    assert 3 <= checked <= 3 + users.CHECKS_AT_ONCE - 1, codes
+    assert codes.count(429) == len(codes) - checked
+
+
+def test_behind_a_trusted_proxy_the_forwarded_address_is_counted(
+    migrated: Settings, person: str
+) -> None:
+    settings = migrated.with_overrides(
+        {
+            "login_rate_limit": "2/minute",
+            "redis_prefix": f"exgfwd-{uuid.uuid4().hex[:6]}:",
+            "trusted_proxies": "10.1.0.0/16",
+        }
+    )
+    proxied = create_app(settings)
+    gateway = from_address(proxied, "10.1.0.1")
+    first = {"X-Forwarded-For": "198.51.100.1"}
+    for _ in range(2):
+        call(gateway, "GET", "/job", expect=401, headers={**first, **basic("nobody-x", "guess!")})
+    call(gateway, "GET", "/job", expect=429, headers={**first, **basic("nobody-y", "guess!")})
+    # another client behind the same proxy is not locked out by the first one's failures
+    second = {"X-Forwarded-For": "198.51.100.2"}
+    assert ok(gateway, "GET", "/user/userInfo", headers={**second, **basic(person, PASSWORD)})
+    limited = proxied.extensions["exchangis"]
+    for key in limited.redis.scan_iter(limited.keys.pattern()):
+        limited.redis.delete(key)
+    limited.close()
+
+
+def test_whoever_changes_their_own_password_gives_the_current_one(
+    app: Flask, client: FlaskClient, rt: Runtime, run_id: str
+) -> None:
+    boss = f"boss-{run_id}"
+    users.create_user(rt, boss, PASSWORD, admin=True)
+    stolen = signed_in(app, login(app.test_client(), boss, PASSWORD)["data"]["token"])
+    call(stolen, "PUT", f"/users/{boss}", {"password": "taken over now"}, expect=403)
+    ok(stolen, "PUT", f"/users/{boss}", {"password": "taken over now", "oldPassword": PASSWORD})
+
+
+def test_a_deleted_users_rights_do_not_pass_to_a_new_user_of_that_name(
+    app: Flask, client: FlaskClient, rt: Runtime, run_id: str
+) -> None:
+    name = f"gone-{run_id}"
+    users.create_user(rt, name, PASSWORD)
+    mine = signed_in(app, login(app.test_client(), name, PASSWORD)["data"]["token"])
+    owned = ok(mine, "POST", "/projects", {"name": f"own-{run_id}"}, expect=201)["name"]
+    shared = ok(client, "POST", "/projects", {"name": f"shared-{run_id}"}, expect=201)["name"]
+    ok(client, "PUT", f"/projects/{shared}", {"execUsers": [name]})
+    ok(client, "DELETE", f"/users/{name}")
+    assert ok(client, "GET", f"/projects/{owned}")["owner"] == "admin"  # the deleting admin
+    assert ok(client, "GET", f"/projects/{shared}")["execUsers"] == []
+    users.create_user(rt, name, PASSWORD)
+    again = signed_in(app, login(app.test_client(), name, PASSWORD)["data"]["token"])
+    assert ok(again, "GET", "/projects")["result"] == []
+
+
+def test_a_cookie_signed_change_from_another_site_is_refused(app: Flask, person: str) -> None:
+    browser = app.test_client()
+    login(browser, person, PASSWORD)
+    body = {"name": f"csrf-{uuid.uuid4().hex[:6]}"}
+    evil = {"Origin": "https://evil.example"}
+    reply = call(browser, "POST", "/projects", body, expect=403, headers=evil)
+    assert reply["status"] == 3 and "this site" in reply["message"]
+    ok(browser, "GET", "/projects", headers=evil)  # reads are harmless (and not readable)
+    ok(browser, "POST", "/projects", body, expect=201, headers={"Origin": "http://localhost"})
+    # a script with a token sends no cookie: no Origin rule applies
+    token = login(app.test_client(), person, PASSWORD)["data"]["token"]
+    script = signed_in(app, token)
+    ok(script, "PUT", f"/projects/{body['name']}", {"description": "x"}, headers=evil)

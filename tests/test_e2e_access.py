@@ -361,3 +361,36 @@ def test_only_admins_name_another_execute_user(world: World, run_id: str) -> Non
     kept = ok(alice.client, "PUT", f"/job/{made['id']}", {**body, "executeUser": "etl"})
     assert kept["executeUser"] == "etl"
     call(alice.client, "PUT", f"/job/{made['id']}", {**body, "executeUser": "root"}, expect=403)
+
+
+def test_a_restart_never_reads_a_data_source_that_now_belongs_elsewhere(
+    world: World, rt: Runtime
+) -> None:
+    from exchangis.models import DataSource
+
+    bob, alice = world.bob, world.alice
+    # the id of bob's source comes to name a data source of alice's project (SQLite hands a
+    # deleted row's id out again)
+    with rt.sessions.begin() as session:
+        session.get(DataSource, bob.datasources[0]).project_name = alice.project
+    try:
+        ok(bob.client, "POST", f"/job/execution/{bob.execution}/restart")
+        status = wait_until_done(bob.client, bob.execution)
+        assert status["status"] == "Failed"
+        log = ok(bob.client, "GET", f"/job/execution/{bob.execution}/log?lastRows=50")
+        assert f"was deleted from project {bob.project}" in log["logs"]["all"]
+    finally:
+        with rt.sessions.begin() as session:
+            session.get(DataSource, bob.datasources[0]).project_name = bob.project
+
+
+def test_nothing_is_made_in_a_project_that_does_not_exist_even_by_an_admin(
+    world: World, run_id: str
+) -> None:
+    ghost = f"ghost-{run_id}"
+    body = {"name": "x", "projectName": ghost, "type": "MEMORY", "connectParams": {}}
+    reply = call(world.admin, "POST", "/datasources", body, expect=400)
+    assert list(reply["data"]["errors"]) == ["projectName"]
+    job = ok(world.admin, "GET", f"/job/{world.alice.job}")
+    moved = {k: job[k] for k in ("jobName", "content")} | {"projectName": ghost}
+    call(world.admin, "PUT", f"/job/{world.alice.job}", moved, expect=400)

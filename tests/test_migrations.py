@@ -94,10 +94,15 @@ def test_upgrade_creates_the_schema_on_postgresql_and_the_api_uses_it(
     app.extensions["exchangis"].close()
 
 
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
 def test_existing_project_names_become_projects_and_data_sources_follow_their_jobs(
-    tmp_path: Path,
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
-    url = f"sqlite:///{tmp_path / 'old.db'}"
+    if backend == "sqlite":
+        url = f"sqlite:///{tmp_path / 'old.db'}"
+    else:
+        url = request.getfixturevalue("postgres_database")
+    json_value = "CAST(:content AS JSON)" if backend == "postgresql" else ":content"
     upgrade(url, "0003")
     engine = create_engine(url)
     sub = {
@@ -130,7 +135,7 @@ def test_existing_project_names_become_projects_and_data_sources_follow_their_jo
                 text(
                     "INSERT INTO exg_job (id, job_name, job_desc, project_name, engine_type,"
                     " job_params, content, create_user, create_time, update_time) VALUES (:id,"
-                    " 'j', '', :project, 'EXCHANGIS', '{}', :content, :creator,"
+                    f" 'j', '', :project, 'EXCHANGIS', '{{}}', {json_value}, :creator,"
                     " CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
                 ),
                 {
@@ -140,11 +145,34 @@ def test_existing_project_names_become_projects_and_data_sources_follow_their_jo
                     "content": json.dumps(content),
                 },
             )
+    if backend == "postgresql":  # rows made through the sequence would have moved it on
+        with engine.begin() as conn:
+            for table in ("exg_datasource", "exg_job"):
+                conn.execute(text(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), 3)"))
     upgrade(url)
     with engine.connect() as conn:
         projects = dict(conn.execute(text("SELECT name, owner FROM exg_project")).all())
         homes = dict(conn.execute(text("SELECT id, project_name FROM exg_datasource")).all())
+        names = dict(conn.execute(text("SELECT id, name FROM exg_datasource")).all())
+        members = conn.execute(
+            text(
+                "SELECT p.name, m.user_name, m.can_edit, m.can_execute FROM exg_project_member m"
+                " JOIN exg_project p ON p.id = m.project_id"
+            )
+        ).all()
+        contents = {
+            job_id: json.loads(content) if isinstance(content, str) else content
+            for job_id, content in conn.execute(text("SELECT id, content FROM exg_job"))
+        }
     engine.dispose()
     assert projects == {"default": "admin", "sales": "carol", "ops": "erin"}
-    # ds1 serves sales only, ds3 ops only; ds2 serves both: it stays in default
-    assert homes == {1: "sales", 2: "default", 3: "ops"}
+    # the creator of the other job of sales
+    assert [tuple(m) for m in members] == [("sales", "dave", True, True)]
+    # ds1 serves sales only, ds3 ops only; ds2 serves both: it goes to ops (first by name) and
+    # a copy (id 4) to sales, whose jobs now use the copy
+    assert homes == {1: "sales", 2: "ops", 3: "ops", 4: "sales"} and names[4] == "ds2"
+    ids = {
+        j: [c["dataSources"][s]["id"] for c in contents[j] for s in ("source", "sink")]
+        for j in contents
+    }
+    assert ids == {1: [1, 4], 2: [1, 4], 3: [3, 2]}

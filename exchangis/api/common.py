@@ -5,11 +5,12 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Callable
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 from flask import current_app, g, jsonify, request
 from flask.typing import ResponseReturnValue
 
-from exchangis.errors import UnauthenticatedError
+from exchangis.errors import ForbiddenError, UnauthenticatedError
 from exchangis.runtime import Runtime
 from exchangis.services import user as users
 from exchangis.services.access import Caller
@@ -64,6 +65,28 @@ def _from_trusted_proxy(proxies: tuple[str, ...]) -> bool:
     return any(address in ipaddress.ip_network(proxy, strict=False) for proxy in proxies)
 
 
+def client_address(proxies: tuple[str, ...]) -> str:
+    """Return the client's address: behind a trusted proxy, the last ``X-Forwarded-For`` hop
+    (the address the proxy saw), else the TCP peer's."""
+    forwarded = request.headers.get("X-Forwarded-For")
+    if forwarded and _from_trusted_proxy(proxies):
+        return forwarded.split(",")[-1].strip()[:64]
+    return request.remote_addr or ""
+
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def _refuse_cross_site() -> None:
+    """Refuse a cookie-signed change sent from another site's page (CSRF): browsers name the
+    page's origin in ``Origin``; it must be this host (scripts send no Origin, or no cookie)."""
+    origin = request.headers.get("Origin")
+    if origin and urlsplit(origin).netloc != request.host:
+        raise ForbiddenError(
+            f"a change signed by the session cookie must come from this site, not {origin[:100]}"
+        )
+
+
 def authenticate() -> None:
     """Find the caller of this request (``g.caller``) or refuse it with a 401.
 
@@ -81,7 +104,7 @@ def authenticate() -> None:
         return
     auth = request.authorization
     if auth is not None and auth.type == "basic":
-        address = request.remote_addr or ""
+        address = client_address(rt.settings.trusted_proxies)
         g.caller = users.check_password(rt, auth.username or "", auth.password or "", address)
         return
     if auth is not None and auth.type == "bearer" and auth.token:
@@ -90,6 +113,8 @@ def authenticate() -> None:
         raise UnauthenticatedError("Authorization: expected Basic or Bearer credentials")
     else:
         g.token = request.cookies.get(COOKIE)
+        if g.token and request.method not in SAFE_METHODS:
+            _refuse_cross_site()
     if not g.token:
         raise UnauthenticatedError(
             f"authentication required: log in (POST {BASE}/user/login) and send the session "

@@ -4,11 +4,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import g, make_response, request
+from flask import g, make_response
 from flask.typing import ResponseReturnValue
 from flask_smorest import Blueprint
 
-from exchangis.api.common import BASE, COOKIE, current_user, envelope, public, runtime
+from exchangis.api.common import (
+    BASE,
+    COOKIE,
+    client_address,
+    current_user,
+    envelope,
+    public,
+    runtime,
+)
 from exchangis.schemas.user import (
     LoginBodySchema,
     LoginResultSchema,
@@ -29,7 +37,8 @@ blp = Blueprint("users", __name__, description="Users (admins manage them)")
 def login(body: dict[str, Any]) -> ResponseReturnValue:
     """Sign in: returns a bearer token and sets it as the session cookie."""
     rt = runtime()
-    result = service.login(rt, body["user_name"], body["password"], request.remote_addr or "")
+    address = client_address(rt.settings.trusted_proxies)
+    result = service.login(rt, body["user_name"], body["password"], address)
     response = make_response(envelope(LoginResultSchema().dump(result), message="login successful"))
     response.set_cookie(
         COOKIE,

@@ -48,6 +48,20 @@ def check_host(value: str) -> str:
     return value
 
 
+MAX_CONNECT_TIMEOUT = 60
+"""Longest connect timeout a data source may ask for (a call to a dead host holds a worker's
+call slot that long)."""
+
+
+def connect_timeout(value: Any, default: int = 10) -> int:
+    """Return a data source's ``connect_timeout`` param as seconds in 1..MAX_CONNECT_TIMEOUT."""
+    try:
+        seconds = int(value) if value not in (None, "") else default
+    except (TypeError, ValueError):
+        seconds = default
+    return min(max(seconds, 1), MAX_CONNECT_TIMEOUT)
+
+
 @dataclass(frozen=True)
 class ParamSpec:
     """One connect parameter of a data source type."""

@@ -13,7 +13,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from exchangis.connectors import bulk
-from exchangis.connectors.base import DataSourceType, Endpoint, ParamSpec, check_host
+from exchangis.connectors.base import (
+    DataSourceType,
+    Endpoint,
+    ParamSpec,
+    check_host,
+    connect_timeout,
+)
 from exchangis.connectors.registry import Registry
 from exchangis.connectors.sql import (
     KEYS_NOT_NULL,
@@ -167,7 +173,7 @@ def open_connection(
     ignored = sorted(set(extra) - _PASSTHROUGH)
     if ignored:
         log.info("mysql connect params ignored names=%s", ",".join(ignored))
-    kwargs.setdefault("connect_timeout", 10)
+    kwargs["connect_timeout"] = connect_timeout(kwargs.get("connect_timeout"))
     conn = _connection_class()(
         host=check_host(str(connect.get("host") or "localhost")),
         port=int(connect.get("port") or 3306),

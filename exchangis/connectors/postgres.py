@@ -14,7 +14,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from exchangis.connectors import bulk
-from exchangis.connectors.base import DataSourceType, Endpoint, ParamSpec, check_host
+from exchangis.connectors.base import (
+    DataSourceType,
+    Endpoint,
+    ParamSpec,
+    check_host,
+    connect_timeout,
+)
 from exchangis.connectors.registry import Registry
 from exchangis.connectors.sql import (
     KEYS_NOT_NULL,
@@ -124,7 +130,7 @@ def libpq_params(connect: Mapping[str, Any]) -> dict[str, str]:
     if ignored:
         log.info("postgresql connect params ignored names=%s", ",".join(ignored))
     params = {k: v for k, v in extra.items() if k in _PASSTHROUGH}
-    params.setdefault("connect_timeout", "10")
+    params["connect_timeout"] = str(connect_timeout(params.get("connect_timeout")))
     params["options"] = (params.get("options", "") + " -c TimeZone=UTC").strip()
     params["passfile"] = os.devnull
     return params

@@ -64,7 +64,10 @@ def ask(rt: Runtime, kind: str, args: Mapping[str, Any]) -> Any:
     call_id = uuid.uuid4().hex
     deadline = rt.store.now_ms() + int(timeout * 1000)
     request = {"id": call_id, "kind": kind, "args": dict(args), "deadline": deadline}
-    rt.redis.rpush(rt.keys.calls(), json.dumps(request))
+    with rt.redis.pipeline() as pipe:  # with no worker at all, requests do not pile up
+        pipe.rpush(rt.keys.calls(), json.dumps(request))
+        pipe.expire(rt.keys.calls(), REPLY_TTL_SECONDS + int(timeout))
+        pipe.execute()
     reply_key = rt.keys.call_reply(call_id)
     give_up = time.monotonic() + timeout
     popped = None
@@ -139,9 +142,14 @@ class CallServer(threading.Thread):
             if popped is None:
                 self.slots.release()
                 continue
-            request = json.loads(popped[1])
-            if int(request.get("deadline") or 0) < self.rt.store.now_ms():
-                self.slots.release()  # its caller gave up
+            try:
+                request = json.loads(popped[1])
+                live = int(request.get("deadline") or 0) >= self.rt.store.now_ms()
+            except (ValueError, TypeError, AttributeError, RedisError):
+                logger.warning("worker calls: dropped a request that is not one")
+                live = False
+            if not live:  # its caller gave up (or there is none)
+                self.slots.release()
                 continue
             threading.Thread(target=self._serve, args=(request,), daemon=True).start()
 
@@ -170,11 +178,12 @@ def probe(rt: Runtime, args: Mapping[str, Any]) -> dict[str, Any]:
         ds = session.get(DataSource, ds_id)
         if ds is None:
             raise NotFoundError(f"data source {ds_id} does not exist")
-        ds_type = rt.registry.type(ds.type)
-        params = rt.connect_params(ds)
-    secrets = ds_type.secret_values(params)
+    ds_type = rt.registry.type(ds.type)
     started = time.monotonic()
+    secrets: list[str] = []
     try:
+        params = rt.connect_params(ds)  # a key that does not open it, a path now out of bounds
+        secrets = ds_type.secret_values(params)
         if ds_type.tester is not None:
             ds_type.tester(params)
         ok, message = True, "connection succeeded"

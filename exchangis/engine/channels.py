@@ -23,8 +23,6 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
-from sqlalchemy.orm import Session
-
 from exchangis.connectors.base import Endpoint
 from exchangis.connectors.sql import SqlSource, validate_table
 from exchangis.engine import calls
@@ -44,7 +42,7 @@ SHARED_LIMITS = ("speed_record", "speed_byte")
 """Sub-job settings that are totals: each of N channels gets 1/N of them."""
 
 
-def expand(rt: Runtime, session: Session, plans: list[TaskPlan], eid: str) -> list[TaskPlan]:
+def expand(rt: Runtime, plans: list[TaskPlan], eid: str) -> list[TaskPlan]:
     """Return ``plans`` with every channelled sub-job replaced by one plan per key range.
 
     The key range is read by a worker (:func:`cut`): the API process never connects with a
@@ -61,8 +59,6 @@ def expand(rt: Runtime, session: Session, plans: list[TaskPlan], eid: str) -> li
         if channels <= 1 or source is None or not issubclass(source, SqlSource):
             out.append(plan)  # not a SQL table: nothing to cut
             continue
-        if session.get(DataSource, plan.source["datasource_id"]) is None:
-            raise InvalidInputError(f"content[{plan.position}]: source data source was deleted")
         args = {
             "source": plan.source,
             "position": plan.position,

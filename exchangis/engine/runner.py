@@ -71,12 +71,16 @@ def load_context(rt: Runtime, tid: int) -> TaskContext:
         if task is None:
             raise InvalidInputError(f"task {tid} has no row in the metadata database")
         plan = dict(task.plan)
+        project = task.execution.project_name
         endpoints = []
         for side in ("source", "sink"):
             spec = plan[side]
             ds = session.get(DataSource, spec["datasource_id"])
-            if ds is None:
-                raise InvalidInputError(f"{side} data source {spec['datasource_id']} was deleted")
+            # an id of a deleted data source may since name another project's one
+            if ds is None or ds.project_name != project:
+                raise InvalidInputError(
+                    f"{side} data source {spec['datasource_id']} was deleted from project {project}"
+                )
             endpoints.append(Endpoint.of_plan(ds.type, rt.connect_params(ds), spec))
     source, sink = endpoints
     source = replace(source, split=plan.get("split"))

@@ -40,9 +40,11 @@ class Caller:
 
 
 def privileges(session: Session, caller: Caller, project: str) -> frozenset[Privilege]:
-    """Return the caller's privileges on the project named ``project`` (none: not a member)."""
+    """Return the caller's privileges on the project named ``project`` (none: not a member, or
+    no such project, for admins too: nothing is made in a project that does not exist)."""
     if caller.admin:
-        return ALL
+        exists = session.scalar(select(Project.id).where(Project.name == project))
+        return ALL if exists is not None else frozenset()
     row = session.execute(
         select(Project.owner, ProjectMember)
         .outerjoin(

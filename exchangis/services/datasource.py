@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from exchangis.confine import confine
 from exchangis.connectors.base import DataSourceType
 from exchangis.engine import calls
-from exchangis.errors import ConflictError, InvalidInputError, NotFoundError
+from exchangis.errors import MASK, ConflictError, InvalidInputError, NotFoundError
 from exchangis.models import DataSource, Job
 from exchangis.runtime import Runtime
 from exchangis.services.access import Caller, Privilege, require, require_project, visible
@@ -163,9 +163,25 @@ def update_datasource(
         if "connect_params" in data:
             ds_type = rt.registry.type(ds.type)
             incoming = ds_type.unmasked(data["connect_params"], ds.connect_params)
-            ds.connect_params = rt.vault.seal(ds_type, check_connect_params(rt, ds_type, incoming))
+            checked = check_connect_params(rt, ds_type, incoming)
+            moved = ds_type.masked(checked) != ds_type.masked(ds.connect_params)
+            if moved and _sends_a_mask(data["connect_params"]):
+                raise InvalidInputError.of(
+                    "connectParams",
+                    "send the secrets again when you change where or how it connects: a kept"
+                    " secret only goes where it went before",
+                )
+            ds.connect_params = rt.vault.seal(ds_type, checked)
         session.flush()
         return masked(rt, ds)
+
+
+def _sends_a_mask(params: Mapping[str, Any]) -> bool:
+    """Return True when ``params`` hold a ``******`` (a secret to keep) at any depth."""
+    return any(
+        value == MASK or (isinstance(value, Mapping) and _sends_a_mask(value))
+        for value in params.values()
+    )
 
 
 def delete_datasource(rt: Runtime, caller: Caller, ds_id: int) -> None:

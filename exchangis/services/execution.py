@@ -59,7 +59,7 @@ def submit_execution(rt: Runtime, job_id: int, caller: Caller, body: Mapping[str
     """
     now = datetime.now(rt.zone)
     user = caller.name
-    with rt.sessions.begin() as session:
+    with rt.sessions() as session:  # read and check: nothing is written yet
         job = get_for(session, caller, job_id, Privilege.EXECUTE)
         if Privilege.EDIT not in privileges(session, caller, job.project_name):
             check_plain_values(body.get("job_params") or {}, job.project_name)
@@ -85,9 +85,10 @@ def submit_execution(rt: Runtime, job_id: int, caller: Caller, body: Mapping[str
                     f"content[{plan.position}].dataSources.{side}",
                     rendered=True,
                 )
-        route = (body.get("labels") or {}).get("route")
-        eid = str(uuid.uuid4())
-        plans = channels.expand(rt, session, plans, eid)
+    route = (body.get("labels") or {}).get("route")
+    eid = str(uuid.uuid4())
+    plans = channels.expand(rt, plans, eid)  # may wait for a worker: no transaction is open
+    with rt.sessions.begin() as session:
         execution = JobExecution(
             id=eid,
             job_id=job.id,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
+import threading
 import time
 from collections.abc import Mapping
 from datetime import timedelta
@@ -14,7 +15,7 @@ from typing import Any
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from limits import parse
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 
 from exchangis.db import utcnow
 from exchangis.errors import (
@@ -25,7 +26,7 @@ from exchangis.errors import (
     TooManyRequestsError,
     UnauthenticatedError,
 )
-from exchangis.models import ApiToken, User
+from exchangis.models import ApiToken, Project, ProjectMember, User
 from exchangis.runtime import Runtime
 from exchangis.services.access import Caller
 
@@ -37,6 +38,9 @@ TOKEN_PREFIX = "exg_"
 """Tokens start with it, so secret scanners and people can tell what leaked."""
 
 _hasher = PasswordHasher()  # argon2id with the library's recommended parameters
+CHECKS_AT_ONCE = 2
+"""Password checks one process runs at once (each argon2 hash takes 64 MiB)."""
+_checking = threading.BoundedSemaphore(CHECKS_AT_ONCE)
 
 
 @cache
@@ -131,8 +135,9 @@ def update_user(rt: Runtime, caller: Caller, name: str, data: Mapping[str, Any])
     """Change a password, the admin flag or the disabled flag.
 
     Admins change anyone (but not their own admin or disabled flag: an installation keeps an
-    admin). Others may change only their own password, giving the current one. A new password
-    or a disabled flag revokes every token of the user.
+    admin). Others may change only their own password. Whoever changes their own password
+    gives the current one (a stolen token alone does not take the account). A new password or
+    a disabled flag revokes every token of the user.
     """
     if not caller.admin and name != caller.name:
         raise NotFoundError(f"user {name[:128]} does not exist")
@@ -144,7 +149,7 @@ def update_user(rt: Runtime, caller: Caller, name: str, data: Mapping[str, Any])
     with rt.sessions.begin() as session:
         user = _get(session, name)
         if data.get("password") is not None:
-            if not caller.admin:
+            if name == caller.name:
                 old = data.get("old_password") or ""
                 if not _verify(user.password_hash, old):
                     raise ForbiddenError("oldPassword: does not match the current password")
@@ -160,12 +165,16 @@ def update_user(rt: Runtime, caller: Caller, name: str, data: Mapping[str, Any])
 
 
 def delete_user(rt: Runtime, caller: Caller, name: str) -> None:
-    """An admin deletes a user (not themselves); their tokens go with them."""
+    """An admin deletes a user (not themselves): their tokens and memberships go with them,
+    and the projects they owned pass to that admin (a later user of the same name inherits
+    nothing)."""
     _require_admin(caller)
     if name == caller.name:
         raise ConflictError("an admin may not delete themselves")
     with rt.sessions.begin() as session:
         session.delete(_get(session, name))
+        session.execute(delete(ProjectMember).where(ProjectMember.user_name == name))
+        session.execute(update(Project).where(Project.owner == name).values(owner=caller.name))
 
 
 # -- signing in -----------------------------------------------------------------------------------
@@ -181,7 +190,9 @@ def check_password(rt: Runtime, name: str, password: str, address: str) -> Calle
 
     Failed attempts are counted per client address and per user name (``login_rate_limit``);
     once either is used up, every attempt of it is refused until the window moves, right
-    password or not.
+    password or not. A process checks :data:`CHECKS_AT_ONCE` passwords at a time (each hash
+    takes tens of MiB), limit test and count included, so parallel guesses cannot slip past
+    the limit together.
 
     Raises:
         TooManyRequestsError: too many failures lately. UnauthenticatedError: wrong name or
@@ -190,27 +201,34 @@ def check_password(rt: Runtime, name: str, password: str, address: str) -> Calle
     limit = parse(rt.settings.login_rate_limit)
     limiter = rt.sign_in_limiter
     counted = (("address", address or "-"), ("user", name[:128]))
-    for kind, value in counted:
-        if not limiter.test(limit, kind, value):
-            reset = limiter.get_window_stats(limit, kind, value).reset_time
-            wait = max(1, int(reset - time.time()) + 1)
-            raise TooManyRequestsError(
-                f"too many failed sign-ins for this {kind}: try again in {wait} s",
-                retry_after=wait,
-            )
+    with _checking:
+        for kind, value in counted:
+            if not limiter.test(limit, kind, value):
+                reset = limiter.get_window_stats(limit, kind, value).reset_time
+                wait = max(1, int(reset - time.time()) + 1)
+                raise TooManyRequestsError(
+                    f"too many failed sign-ins for this {kind}: try again in {wait} s",
+                    retry_after=wait,
+                )
+        caller = _verify_user(rt, name, password)
+        if caller is None:
+            for kind, value in counted:
+                limiter.hit(limit, kind, value)
+            raise UnauthenticatedError("wrong user name or password")
+    return caller
+
+
+def _verify_user(rt: Runtime, name: str, password: str) -> Caller | None:
+    """Return the caller when the password is theirs (rehashing an outdated hash), else None."""
     with rt.sessions() as session:
         user = session.scalar(select(User).where(User.name == name))
         hashed = user.password_hash if user is not None else _decoy_hash()
-        good = _verify(hashed, password) and user is not None and not user.disabled
-        if good and user is not None and _hasher.check_needs_rehash(hashed):
+        if not _verify(hashed, password) or user is None or user.disabled:
+            return None
+        if _hasher.check_needs_rehash(hashed):
             user.password_hash = _hasher.hash(password)
             session.commit()
-        caller = Caller(user.name, user.admin) if good and user is not None else None
-    if caller is None:
-        for kind, value in counted:
-            limiter.hit(limit, kind, value)
-        raise UnauthenticatedError("wrong user name or password")
-    return caller
+        return Caller(user.name, user.admin)
 
 
 def token_hash(token: str) -> str:

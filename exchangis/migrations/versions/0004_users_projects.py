@@ -1,8 +1,10 @@
 """users, tokens, projects and their members; data sources belong to a project
 
 Existing project names (of jobs and executions, and ``default``) become projects owned by the
-creator of their first job (``admin`` when none); a data source used by the jobs of exactly one
-project moves into it, the others stay in ``default``.
+creator of their first job (``admin`` when none), the creators of their other jobs members
+with edit and execute. A data source moves into the project whose jobs use it; for each further
+project using it a copy is made there and that project's jobs are pointed at it (a job uses
+only its own project's data sources). Data sources no job uses stay in ``default``.
 
 Revision ID: 0004
 Revises: 0003
@@ -103,56 +105,110 @@ def upgrade() -> None:
     _existing_projects()
 
 
+_JOB = sa.table(
+    "exg_job",
+    sa.column("id", sa.Integer),
+    sa.column("project_name", sa.String),
+    sa.column("create_user", sa.String),
+    sa.column("content", sa.JSON),
+)
+_PROJECT = sa.table(
+    "exg_project",
+    sa.column("id", sa.Integer),
+    sa.column("name", sa.String),
+    sa.column("description", sa.Text),
+    sa.column("owner", sa.String),
+    sa.column("create_time", sa.DateTime),
+    sa.column("update_time", sa.DateTime),
+)
+_MEMBER = sa.table(
+    "exg_project_member",
+    sa.column("project_id", sa.Integer),
+    sa.column("user_name", sa.String),
+    sa.column("can_view", sa.Boolean),
+    sa.column("can_edit", sa.Boolean),
+    sa.column("can_execute", sa.Boolean),
+)
+_DATASOURCE = sa.table(
+    "exg_datasource",
+    sa.column("id", sa.Integer),
+    sa.column("name", sa.String),
+    sa.column("project_name", sa.String),
+    sa.column("type", sa.String),
+    sa.column("description", sa.Text),
+    sa.column("connect_params", sa.JSON),
+    sa.column("create_user", sa.String),
+    sa.column("create_time", sa.DateTime),
+    sa.column("update_time", sa.DateTime),
+)
+
+
 def _existing_projects() -> None:
-    """Create a project for each project name in use; move data sources to their project."""
+    """Make the projects of the names in use, their members, and give each data source to the
+    project whose jobs use it (a copy for each further project: a job uses its own project's)."""
     bind = op.get_bind()
-    job = sa.table(
-        "exg_job",
-        sa.column("id", sa.Integer),
-        sa.column("project_name", sa.String),
-        sa.column("create_user", sa.String),
-        sa.column("content", sa.JSON),
-    )
-    execution = sa.table("exg_job_execution", sa.column("project_name", sa.String))
-    project = sa.table(
-        "exg_project",
-        sa.column("name", sa.String),
-        sa.column("description", sa.Text),
-        sa.column("owner", sa.String),
-        sa.column("create_time", sa.DateTime),
-        sa.column("update_time", sa.DateTime),
-    )
-    datasource = sa.table(
-        "exg_datasource", sa.column("id", sa.Integer), sa.column("project_name", sa.String)
-    )
-    owners: dict[str, str] = {"default": "admin"}
-    users_of: dict[int, set[str]] = {}
-    for _id, name, creator, content in bind.execute(
-        sa.select(job.c.id, job.c.project_name, job.c.create_user, job.c.content).order_by(
-            job.c.id.desc()
+    jobs = bind.execute(
+        sa.select(_JOB.c.id, _JOB.c.project_name, _JOB.c.create_user, _JOB.c.content).order_by(
+            _JOB.c.id
         )
-    ):
-        owners[name] = creator  # the last assignment is the first job's creator
+    ).all()
+    owners: dict[str, str] = {"default": "admin"}
+    members: dict[str, set[str]] = {}
+    users_of: dict[int, set[str]] = {}
+    for _id, name, creator, content in jobs:
+        owners.setdefault(name, creator)  # the first job's creator owns the project
+        members.setdefault(name, set()).add(creator)  # the others keep editing and running
         for sub in content or []:
             for side in ("source", "sink"):
-                ds_id = int(sub["dataSources"][side]["id"])
-                users_of.setdefault(ds_id, set()).add(name)
+                users_of.setdefault(int(sub["dataSources"][side]["id"]), set()).add(name)
+    execution = sa.table("exg_job_execution", sa.column("project_name", sa.String))
     for (name,) in bind.execute(sa.select(execution.c.project_name).distinct()):
         owners.setdefault(name, "admin")
     now = sa.func.current_timestamp()
     for name, owner in sorted(owners.items()):
-        bind.execute(
-            project.insert().values(
-                name=name, description="", owner=owner, create_time=now, update_time=now
-            )
-        )
-    for ds_id, names in users_of.items():
-        if len(names) == 1:
+        project_id = bind.execute(
+            _PROJECT.insert()
+            .values(name=name, description="", owner=owner, create_time=now, update_time=now)
+            .returning(_PROJECT.c.id)
+        ).scalar_one()
+        for user in sorted(members.get(name, set()) - {owner}):
             bind.execute(
-                datasource.update()
-                .where(datasource.c.id == ds_id)
-                .values(project_name=next(iter(names)))
+                _MEMBER.insert().values(
+                    project_id=project_id,
+                    user_name=user,
+                    can_view=True,
+                    can_edit=True,
+                    can_execute=True,
+                )
             )
+    copies: dict[tuple[int, str], int] = {}  # (data source, further project) -> its copy
+    for ds_id, names in users_of.items():
+        row = bind.execute(sa.select(_DATASOURCE).where(_DATASOURCE.c.id == ds_id)).first()
+        if row is None:
+            continue
+        first, *others = sorted(names)
+        bind.execute(
+            _DATASOURCE.update().where(_DATASOURCE.c.id == ds_id).values(project_name=first)
+        )
+        for name in others:
+            values = {k: v for k, v in row._mapping.items() if k != "id"}
+            copies[(ds_id, name)] = bind.execute(
+                _DATASOURCE.insert()
+                .values({**values, "project_name": name})
+                .returning(_DATASOURCE.c.id)
+            ).scalar_one()
+    for job_id, name, _creator, content in jobs:
+        if not any(
+            (int(sub["dataSources"][side]["id"]), name) in copies
+            for sub in content or []
+            for side in ("source", "sink")
+        ):
+            continue
+        for sub in content:
+            for side in ("source", "sink"):
+                ref = sub["dataSources"][side]
+                ref["id"] = copies.get((int(ref["id"]), name), int(ref["id"]))
+        bind.execute(_JOB.update().where(_JOB.c.id == job_id).values(content=content))
 
 
 def downgrade() -> None:
