@@ -87,11 +87,15 @@ def test_a_sink_that_refuses_connections_twice_waits_and_then_succeeds(
         seen: list[str] = []
         wait_for(lambda: _statuses(client, eid, "copy", seen), timeout=60, interval=0.02)
     assert wait_until_done(client, eid)["status"] == "Success"
-    assert seen.count("WaitForRetry") == 2, seen
+    assert seen[-1] == "Success"
+    # what happened is read from the record, not from polls: a loaded machine may poll too
+    # seldom to see each short WaitForRetry (one run saw only the first)
     tid = tasks_by_name(client, eid)["copy"]["taskId"]
     assert rt.store.task(tid)["attempts"] == "3"
     assert len(data.postgres_rows(tables["pg_dst"])) == 500
     assert data_log(client, eid).count("is WaitForRetry, next attempt in") == 2
+    task_log = data_log(client, eid, tid)
+    assert "---- attempt 2 of 3 ----" in task_log and "---- attempt 3 of 3 ----" in task_log
 
 
 def test_retries_run_out_and_terminal_errors_never_retry(
