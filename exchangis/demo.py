@@ -80,7 +80,7 @@ def _run_job(
             break
         time.sleep(0.5)
     print(f"  {name}: {status.get('status')} (progress {status.get('progress')})")
-    print(f"    curl -u admin:$PASSWORD {api.base}/job/execution/{eid}/progress")
+    print(f"    curl -u admin:$(cat var/admin.password) {api.base}/job/execution/{eid}/progress")
     return str(status.get("status"))
 
 
