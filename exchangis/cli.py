@@ -13,7 +13,7 @@ from pathlib import Path
 from types import FrameType
 
 from exchangis.errors import install_log_masking
-from exchangis.settings import load_settings
+from exchangis.settings import ADMIN_PASSWORD_FILE, EMBEDDED_REDIS_DIR, load_settings
 
 logger = logging.getLogger("exchangis")
 
@@ -204,7 +204,7 @@ def _embedded_admin(data_dir: Path) -> str:
         user.create_user(rt, "admin", password, admin=True)
         admin = "admin"
         data_dir.mkdir(parents=True, exist_ok=True)
-        secret = data_dir / "admin.password"
+        secret = data_dir / ADMIN_PASSWORD_FILE
         descriptor = os.open(secret, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(descriptor, "w") as handle:
             handle.write(password + "\n")
@@ -224,10 +224,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     env = dict(os.environ)
     redis = None
     if not settings.redis_url:
-        redis = EmbeddedRedis(data_dir / "redis")
+        redis = EmbeddedRedis(data_dir / EMBEDDED_REDIS_DIR)
         redis.start()
         env["EXCHANGIS_REDIS_URL"] = redis.url
-        print(f"embedded redis: {redis.url} (files in {data_dir / 'redis'})")
+        print(f"embedded redis: {redis.url} (files in {redis.data_dir})")
     children: list[subprocess.Popen[bytes]] = []
 
     def stop(*_: object) -> None:

@@ -16,7 +16,7 @@ from typing import Any
 
 from exchangis.connectors.base import DataSourceType
 from exchangis.errors import InvalidInputError
-from exchangis.settings import Settings
+from exchangis.settings import ADMIN_PASSWORD_FILE, EMBEDDED_REDIS_DIR, KEY_FILE, Settings
 
 
 def file_roots(settings: Settings) -> list[Path]:
@@ -28,7 +28,7 @@ def file_roots(settings: Settings) -> list[Path]:
 def protected(settings: Settings) -> list[Path]:
     """Return the service's own files and folders, resolved: no data source may reach them."""
     data = Path(settings.data_dir)
-    own = [data / "secret.key", data / "admin.password", data / "redis"]
+    own = [data / KEY_FILE, data / ADMIN_PASSWORD_FILE, data / EMBEDDED_REDIS_DIR]
     if settings.database_url.startswith("sqlite:///"):
         database = Path(settings.database_url.removeprefix("sqlite:///"))
         own += [database, Path(f"{database}-wal"), Path(f"{database}-shm")]

@@ -18,6 +18,14 @@ from exchangis.errors import SettingsError
 
 ENV_PREFIX = "EXCHANGIS_"
 
+# The service's own files under ``data_dir`` (no data source may reach them: exchangis/confine.py)
+KEY_FILE = "secret.key"
+"""The generated key of the data source secrets (when ``secret_keys`` is empty)."""
+ADMIN_PASSWORD_FILE = "admin.password"
+"""The generated password of the first admin ``make run`` creates."""
+EMBEDDED_REDIS_DIR = "redis"
+"""The embedded Redis server's files."""
+
 
 @dataclass(frozen=True)
 class Settings:

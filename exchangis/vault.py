@@ -20,6 +20,7 @@ from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
 from exchangis.connectors.base import DataSourceType
 from exchangis.errors import SettingsError, TerminalConnectorError
+from exchangis.settings import KEY_FILE
 
 logger = logging.getLogger(__name__)
 
@@ -28,7 +29,7 @@ PREFIX = "enc:v1:"
 
 def key_file_keys(data_dir: str) -> list[str]:
     """Return the key of ``<data_dir>/secret.key``, creating the file on first use."""
-    path = Path(data_dir) / "secret.key"
+    path = Path(data_dir) / KEY_FILE
     if not path.exists():
         # Written whole under another name, then linked into place: processes starting
         # together agree on the first key linked, and none reads a half-written file.

@@ -23,9 +23,9 @@ _SECRET_KEY = re.compile(r"(?i)pass|pwd|secret|token|credential|private|api_?key
 """Keys inside nested connect params (e.g. ``params``) whose values are treated as secrets."""
 
 
-_HOST = re.compile(
-    r"^(?=.{1,253}\Z)[A-Za-z0-9_](?:[A-Za-z0-9_-]*[A-Za-z0-9_])?(?:\.[A-Za-z0-9_](?:[A-Za-z0-9_-]*[A-Za-z0-9_])?)*\Z"
-)
+_LABEL = r"[A-Za-z0-9_](?:[A-Za-z0-9_-]*[A-Za-z0-9_])?"
+_HOST = re.compile(rf"^(?=.{{1,253}}\Z){_LABEL}(?:\.{_LABEL})*\Z")
+"""A host name: dot-separated labels of letters, digits, ``-`` and ``_`` (as in service names)."""
 
 
 def check_host(value: str) -> str:

@@ -132,26 +132,30 @@ class CallServer(threading.Thread):
         """Take requests until stopped (one free slot first: the rest wait for other workers)."""
         while not self.stopped.is_set():
             self.slots.acquire()
-            try:
-                popped = self.rt.redis.blpop([self.rt.keys.calls()], timeout=1)
-            except RedisError as exc:
-                self.slots.release()
-                logger.warning("worker calls: live-state store unavailable: %s", exc)
-                self.stopped.wait(1)
-                continue
-            if popped is None:
-                self.slots.release()
-                continue
-            try:
-                request = json.loads(popped[1])
-                live = int(request.get("deadline") or 0) >= self.rt.store.now_ms()
-            except (ValueError, TypeError, AttributeError, RedisError):
-                logger.warning("worker calls: dropped a request that is not one")
-                live = False
-            if not live:  # its caller gave up (or there is none)
+            request = self._take()
+            if request is None:
                 self.slots.release()
                 continue
             threading.Thread(target=self._serve, args=(request,), daemon=True).start()
+
+    def _take(self) -> dict[str, Any] | None:
+        """Return the next request still awaited (None: none within a second, junk, or one
+        whose caller gave up)."""
+        try:
+            popped = self.rt.redis.blpop([self.rt.keys.calls()], timeout=1)
+        except RedisError as exc:
+            logger.warning("worker calls: live-state store unavailable: %s", exc)
+            self.stopped.wait(1)
+            return None
+        if popped is None:
+            return None
+        try:
+            request: dict[str, Any] = json.loads(popped[1])
+            if int(request.get("deadline") or 0) >= self.rt.store.now_ms():
+                return request
+        except (ValueError, TypeError, AttributeError, RedisError):
+            logger.warning("worker calls: dropped a request that is not one")
+        return None
 
     def _serve(self, request: Mapping[str, Any]) -> None:
         try:

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import TypeVar
 
 from sqlalchemy import ColumnElement, or_, select, true
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from exchangis.errors import ForbiddenError, InvalidInputError, NotFoundError
-from exchangis.models import JobExecution, Project, ProjectMember
+from exchangis.models import DataSource, Job, JobExecution, Project, ProjectMember
 from exchangis.runtime import Runtime
 
 
@@ -29,6 +30,10 @@ class Privilege(StrEnum):
 
 
 ALL = frozenset(Privilege)
+
+Owned = TypeVar("Owned", DataSource, Job)
+"""A thing that belongs to a project by its ``project_name``."""
+_NAMES: dict[type, str] = {DataSource: "data source", Job: "job"}
 
 
 @dataclass(frozen=True)
@@ -130,11 +135,31 @@ def visible(
     return true() if names is None else column.in_(names)
 
 
-def execution_project(rt: Runtime, eid: str) -> str:
-    """Return the project of an execution (SQL holds it from the submit on).
+def fetch(
+    session: Session, caller: Caller, model: type[Owned], ident: int, privilege: Privilege
+) -> Owned:
+    """Return the job or data source ``ident`` if the caller holds ``privilege`` on its
+    project.
 
     Raises:
-        NotFoundError: the id names no execution.
+        NotFoundError: no such row, or one the caller may not view. ForbiddenError: the
+        caller may view it but lacks ``privilege``.
+    """
+    what = f"{_NAMES[model]} {ident}"
+    row = session.get(model, ident)
+    if row is None:
+        raise NotFoundError(f"{what} does not exist")
+    require(session, caller, row.project_name, privilege, what)
+    return row
+
+
+def require_execution(rt: Runtime, caller: Caller, eid: str, privilege: Privilege) -> None:
+    """Raise unless the caller holds ``privilege`` on the execution's project (SQL holds it
+    from the submit on).
+
+    Raises:
+        NotFoundError: no such execution, or one the caller may not view. ForbiddenError: the
+        caller may view it but lacks ``privilege``.
     """
     with rt.sessions() as session:
         project = (
@@ -142,13 +167,6 @@ def execution_project(rt: Runtime, eid: str) -> str:
             if len(eid) <= 64
             else None
         )
-    if project is None:
-        raise NotFoundError(f"job execution {eid[:64]} does not exist")
-    return project
-
-
-def require_execution(rt: Runtime, caller: Caller, eid: str, privilege: Privilege) -> None:
-    """Raise unless the caller holds ``privilege`` on the execution's project (404 / 403)."""
-    project = execution_project(rt, eid)
-    with rt.sessions() as session:
+        if project is None:
+            raise NotFoundError(f"job execution {eid[:64]} does not exist")
         require(session, caller, project, privilege, f"job execution {eid}")

@@ -37,9 +37,7 @@ def control_execution(rt: Runtime, caller: Caller, eid: str, action: str) -> dic
         NotFoundError: no such execution (or not one the caller may view). ForbiddenError: the
         caller lacks execute on its project. ConflictError: its state does not allow the action.
     """
-    require_execution(rt, caller, eid, Privilege.EXECUTE)
-    if rt.store.execution(eid) is None:
-        load_execution(rt, eid)  # 404 when it does not exist at all
+    require_execution(rt, caller, eid, Privilege.EXECUTE)  # 404 when it does not exist
     return {"job_execution_id": eid, "status": ACTIONS[action](rt, eid, caller.name)}
 
 

@@ -11,10 +11,10 @@ from sqlalchemy.exc import IntegrityError
 from exchangis.confine import confine
 from exchangis.connectors.base import DataSourceType
 from exchangis.engine import calls
-from exchangis.errors import MASK, ConflictError, InvalidInputError, NotFoundError
+from exchangis.errors import MASK, ConflictError, InvalidInputError
 from exchangis.models import DataSource, Job
 from exchangis.runtime import Runtime
-from exchangis.services.access import Caller, Privilege, require, require_project, visible
+from exchangis.services.access import Caller, Privilege, fetch, require_project, visible
 
 
 def check_connect_params(
@@ -84,22 +84,12 @@ def masked(rt: Runtime, ds: DataSource) -> dict[str, Any]:
     }
 
 
-def _get(session: Any, caller: Caller, ds_id: int, privilege: Privilege) -> DataSource:
-    """Return a data source the caller holds ``privilege`` on (404 / 403 otherwise)."""
-    ds = session.get(DataSource, ds_id)
-    if ds is None:
-        raise NotFoundError(f"data source {ds_id} does not exist")
-    require(session, caller, ds.project_name, privilege, f"data source {ds_id}")
-    return ds
-
-
-def _name_taken(session: Any, project: str, name: str) -> ConflictError | None:
+def _refuse_taken_name(session: Any, project: str, name: str) -> None:
     taken = session.scalar(
         select(DataSource.id).where(DataSource.project_name == project, DataSource.name == name)
     )
-    if taken is None:
-        return None
-    return ConflictError(f"project {project} has a data source named {name!r} already")
+    if taken is not None:
+        raise ConflictError(f"project {project} has a data source named {name!r} already")
 
 
 def create_datasource(rt: Runtime, caller: Caller, data: Mapping[str, Any]) -> dict[str, Any]:
@@ -109,9 +99,7 @@ def create_datasource(rt: Runtime, caller: Caller, data: Mapping[str, Any]) -> d
     project = data["project_name"]
     with rt.sessions.begin() as session:
         require_project(session, caller, project, Privilege.EDIT)
-        conflict = _name_taken(session, project, data["name"])
-        if conflict:
-            raise conflict
+        _refuse_taken_name(session, project, data["name"])
         ds = DataSource(
             name=data["name"],
             project_name=project,
@@ -123,9 +111,9 @@ def create_datasource(rt: Runtime, caller: Caller, data: Mapping[str, Any]) -> d
         session.add(ds)
         try:
             session.flush()
-        except IntegrityError:
-            raise _name_taken(session, project, data["name"]) or ConflictError(
-                "the data source could not be saved"
+        except IntegrityError:  # saved meanwhile by someone else
+            raise ConflictError(
+                f"project {project} has a data source named {data['name']!r} already"
             ) from None
         return masked(rt, ds)
 
@@ -144,7 +132,7 @@ def list_datasources(
 def get_datasource(rt: Runtime, caller: Caller, ds_id: int) -> dict[str, Any]:
     """Return one data source (masked)."""
     with rt.sessions() as session:
-        return masked(rt, _get(session, caller, ds_id, Privilege.VIEW))
+        return masked(rt, fetch(session, caller, DataSource, ds_id, Privilege.VIEW))
 
 
 def update_datasource(
@@ -152,11 +140,9 @@ def update_datasource(
 ) -> dict[str, Any]:
     """Change name, description or connect params; a secret sent as ``******`` is kept."""
     with rt.sessions.begin() as session:
-        ds = _get(session, caller, ds_id, Privilege.EDIT)
+        ds = fetch(session, caller, DataSource, ds_id, Privilege.EDIT)
         if "name" in data and data["name"] != ds.name:
-            conflict = _name_taken(session, ds.project_name, data["name"])
-            if conflict:
-                raise conflict
+            _refuse_taken_name(session, ds.project_name, data["name"])
             ds.name = data["name"]
         if "description" in data:
             ds.description = data["description"]
@@ -187,7 +173,7 @@ def _sends_a_mask(params: Mapping[str, Any]) -> bool:
 def delete_datasource(rt: Runtime, caller: Caller, ds_id: int) -> None:
     """Delete a data source unless a job references it (409)."""
     with rt.sessions.begin() as session:
-        ds = _get(session, caller, ds_id, Privilege.EDIT)
+        ds = fetch(session, caller, DataSource, ds_id, Privilege.EDIT)
         users = [  # only the project's own jobs may reference it
             job.job_name
             for job in session.scalars(select(Job).where(Job.project_name == ds.project_name))
@@ -210,6 +196,6 @@ def referenced_datasources(content: list[Any]) -> set[int]:
 def check_datasource(rt: Runtime, caller: Caller, ds_id: int) -> dict[str, Any]:
     """Have a worker connect to the data source; report ``{ok, message, elapsed_ms}``."""
     with rt.sessions() as session:
-        _get(session, caller, ds_id, Privilege.EDIT)
+        fetch(session, caller, DataSource, ds_id, Privilege.EDIT)
     result: dict[str, Any] = calls.ask(rt, calls.PROBE, {"datasource_id": ds_id})
     return result

@@ -22,10 +22,10 @@ from exchangis.errors import (
     NotFoundError,
     UnavailableError,
 )
-from exchangis.models import JobExecution, TaskExecution
+from exchangis.models import Job, JobExecution, TaskExecution
 from exchangis.runtime import Runtime
-from exchangis.services.access import Caller, Privilege, privileges, require_execution
-from exchangis.services.job import check_endpoint, get_for
+from exchangis.services.access import Caller, Privilege, fetch, privileges, require_execution
+from exchangis.services.job import check_endpoint
 
 TASK_ORDER = [s.value for s in TaskStatus]
 PLAIN_VALUE = re.compile(r"^[A-Za-z0-9_.:/+\-]{0,256}\Z")
@@ -60,7 +60,7 @@ def submit_execution(rt: Runtime, job_id: int, caller: Caller, body: Mapping[str
     now = datetime.now(rt.zone)
     user = caller.name
     with rt.sessions() as session:  # read and check: nothing is written yet
-        job = get_for(session, caller, job_id, Privilege.EXECUTE)
+        job = fetch(session, caller, Job, job_id, Privilege.EXECUTE)
         if Privilege.EDIT not in privileges(session, caller, job.project_name):
             check_plain_values(body.get("job_params") or {}, job.project_name)
         params = {**job.job_params, **body.get("job_params", {})}

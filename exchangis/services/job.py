@@ -10,10 +10,10 @@ from sqlalchemy.orm import Session
 
 from exchangis.connectors.base import Endpoint, Sink, Source
 from exchangis.engine.planner import VARIABLE as _VARIABLE
-from exchangis.errors import ForbiddenError, InvalidInputError, NotFoundError
+from exchangis.errors import ForbiddenError, InvalidInputError
 from exchangis.models import DataSource, Job
 from exchangis.runtime import Runtime
-from exchangis.services.access import Caller, Privilege, require, require_project, visible
+from exchangis.services.access import Caller, Privilege, fetch, require_project, visible
 
 
 def check_endpoint(
@@ -122,15 +122,6 @@ def _dump(job: Job) -> dict[str, Any]:
     }
 
 
-def get_for(session: Session, caller: Caller, job_id: int, privilege: Privilege) -> Job:
-    """Return a job the caller holds ``privilege`` on (404 / 403 otherwise)."""
-    job = session.get(Job, job_id)
-    if job is None:
-        raise NotFoundError(f"job {job_id} does not exist")
-    require(session, caller, job.project_name, privilege, f"job {job_id}")
-    return job
-
-
 def _check_execute_user(caller: Caller, wanted: str | None, stored: str | None = None) -> None:
     """Only admins name another execute user (a stored one may be kept as it is)."""
     if wanted in (None, caller.name, stored) or caller.admin:
@@ -167,7 +158,7 @@ def update_job(rt: Runtime, caller: Caller, job_id: int, data: Mapping[str, Any]
     """Replace a job definition (edit on its project, and on the new one if it moves)."""
     content = list(data["content"])
     with rt.sessions.begin() as session:
-        job = get_for(session, caller, job_id, Privilege.EDIT)
+        job = fetch(session, caller, Job, job_id, Privilege.EDIT)
         _check_execute_user(caller, data["execute_user"], job.execute_user)
         if data["project_name"] != job.project_name:
             require_project(session, caller, data["project_name"], Privilege.EDIT)
@@ -186,13 +177,13 @@ def update_job(rt: Runtime, caller: Caller, job_id: int, data: Mapping[str, Any]
 def get_job(rt: Runtime, caller: Caller, job_id: int) -> dict[str, Any]:
     """Return one job definition."""
     with rt.sessions() as session:
-        return _dump(get_for(session, caller, job_id, Privilege.VIEW))
+        return _dump(fetch(session, caller, Job, job_id, Privilege.VIEW))
 
 
 def delete_job(rt: Runtime, caller: Caller, job_id: int) -> None:
     """Delete a job definition (its executions keep their record)."""
     with rt.sessions.begin() as session:
-        session.delete(get_for(session, caller, job_id, Privilege.EDIT))
+        session.delete(fetch(session, caller, Job, job_id, Privilege.EDIT))
 
 
 def list_jobs(rt: Runtime, caller: Caller, query: Mapping[str, Any]) -> dict[str, Any]:

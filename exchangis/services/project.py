@@ -15,16 +15,23 @@ from exchangis.runtime import Runtime
 from exchangis.services.access import Caller, Privilege, privileges, visible_projects
 
 
-def _dump(project: Project, held: frozenset[Privilege]) -> dict[str, Any]:
+def _member_lists(project: Project) -> dict[str, list[str]]:
+    """Return the wire lists of members: every member views; some edit, some execute."""
     members = project.members
+    return {
+        "view_users": [m.user_name for m in members],
+        "edit_users": [m.user_name for m in members if m.can_edit],
+        "exec_users": [m.user_name for m in members if m.can_execute],
+    }
+
+
+def _dump(project: Project, held: frozenset[Privilege]) -> dict[str, Any]:
     return {
         "id": project.id,
         "name": project.name,
         "description": project.description,
         "owner": project.owner,
-        "view_users": [m.user_name for m in members],
-        "edit_users": [m.user_name for m in members if m.can_edit],
-        "exec_users": [m.user_name for m in members if m.can_execute],
+        **_member_lists(project),
         "privileges": [p.value for p in Privilege if p in held],
         "create_time": project.create_time,
         "update_time": project.update_time,
@@ -33,21 +40,12 @@ def _dump(project: Project, held: frozenset[Privilege]) -> dict[str, Any]:
 
 def _members(project: Project, data: Mapping[str, Any]) -> None:
     """Replace the members by the lists given (a list not given keeps its part as it is)."""
-    current = {m.user_name: m for m in project.members}
     lists = {
-        key: set(data[key]) if data.get(key) is not None else None
-        for key in ("view_users", "edit_users", "exec_users")
+        key: set(data[key] if data.get(key) is not None else current)
+        for key, current in _member_lists(project).items()
     }
-    edit = lists["edit_users"]
-    if edit is None:
-        edit = {name for name, m in current.items() if m.can_edit}
-    execute = lists["exec_users"]
-    if execute is None:
-        execute = {name for name, m in current.items() if m.can_execute}
-    view = lists["view_users"]
-    if view is None:
-        view = set(current)
-    names = (view | edit | execute) - {project.owner}  # the owner holds everything anyway
+    edit, execute = lists["edit_users"], lists["exec_users"]
+    names = (lists["view_users"] | edit | execute) - {project.owner}  # the owner holds all
     project.members = [
         ProjectMember(
             user_name=name, can_view=True, can_edit=name in edit, can_execute=name in execute

@@ -90,6 +90,12 @@ def _require_admin(caller: Caller) -> None:
         raise ForbiddenError(f"{caller.name} may not manage users: only admins may")
 
 
+def _require_reachable(caller: Caller, name: str) -> None:
+    """Admins reach every user, others only themselves (anyone else does not exist to them)."""
+    if not caller.admin and name != caller.name:
+        raise NotFoundError(f"user {name[:128]} does not exist")
+
+
 # -- users ----------------------------------------------------------------------------------------
 def create_user(rt: Runtime, name: str, password: str, admin: bool = False) -> dict[str, Any]:
     """Create a user; return it (no hash).
@@ -124,9 +130,8 @@ def list_users(rt: Runtime, caller: Caller) -> list[dict[str, Any]]:
 
 
 def get_user(rt: Runtime, caller: Caller, name: str) -> dict[str, Any]:
-    """One user: admins see anyone, others themselves (anyone else does not exist to them)."""
-    if not caller.admin and name != caller.name:
-        raise NotFoundError(f"user {name[:128]} does not exist")
+    """One user: admins see anyone, others themselves."""
+    _require_reachable(caller, name)
     with rt.sessions() as session:
         return _dump(_get(session, name))
 
@@ -139,8 +144,7 @@ def update_user(rt: Runtime, caller: Caller, name: str, data: Mapping[str, Any])
     gives the current one (a stolen token alone does not take the account). A new password or
     a disabled flag revokes every token of the user.
     """
-    if not caller.admin and name != caller.name:
-        raise NotFoundError(f"user {name[:128]} does not exist")
+    _require_reachable(caller, name)
     flags = {k for k in ("admin", "disabled") if data.get(k) is not None}
     if flags and not caller.admin:
         raise ForbiddenError(f"{caller.name} may not change {', '.join(sorted(flags))}")
