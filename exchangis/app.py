@@ -12,6 +12,7 @@ from flask import Flask, make_response, request
 from flask.typing import ResponseReturnValue
 from flask_smorest import Api
 from redis.exceptions import RedisError
+from sqlalchemy.exc import InterfaceError, OperationalError
 from werkzeug.exceptions import HTTPException
 
 from exchangis.api import datasource, execution, job, project, user
@@ -110,6 +111,14 @@ def register_error_handlers(app: Flask) -> None:
             None, message="the live-state store (Redis) is unavailable", status=1, http_status=503
         )
 
+    @app.errorhandler(OperationalError)
+    @app.errorhandler(InterfaceError)
+    def database_down(exc: Exception) -> ResponseReturnValue:
+        logger.error("metadata database error: %s", exc)
+        return envelope(
+            None, message="the metadata database is unavailable", status=1, http_status=503
+        )
+
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException) -> ResponseReturnValue:
         code = exc.code or 500
@@ -157,7 +166,8 @@ def create_app(config: Mapping[str, Any] | Settings | None = None) -> Flask:
         MAX_CONTENT_LENGTH=settings.max_request_bytes,
     )
     app.json.sort_keys = False  # type: ignore[attr-defined]
-    rt = Runtime(settings, decrypts=False)  # workers connect for the API (engine/calls.py)
+    # workers connect for the API (engine/calls.py); a store outage is a 503, not a wait
+    rt = Runtime(settings, decrypts=False, patient=False)
     app.extensions["exchangis"] = rt
     api = Api(app, spec_kwargs={"security": SECURITY})
     for name, scheme in SECURITY_SCHEMES.items():

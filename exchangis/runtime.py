@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
+import functools
+import logging
 import os
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 from zoneinfo import ZoneInfo
 
 from redis import Redis
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import BusyLoadingError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.retry import Retry
 from sqlalchemy import Engine, create_engine, event, select
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from exchangis.confine import confine
@@ -26,6 +36,33 @@ from exchangis.vault import Vault, key_file_keys
 
 if TYPE_CHECKING:
     from limits.strategies import MovingWindowRateLimiter
+
+logger = logging.getLogger(__name__)
+P = ParamSpec("P")
+T = TypeVar("T")
+
+BACKOFF_BASE = 0.05
+"""First wait of a retried store call (seconds); each further wait doubles."""
+BACKOFF_CAP = 1.0
+"""Longest wait between two tries of a store call."""
+
+
+def sql_unavailable(exc: BaseException) -> bool:
+    """Return True for a metadata-database error that says the database could not be reached
+    (refused, reset, gone away, locked), not that the statement was wrong."""
+    if isinstance(exc, OperationalError | InterfaceError):
+        return True
+    return isinstance(exc, DBAPIError) and bool(exc.connection_invalidated)
+
+
+def _tries(outage_seconds: float) -> int:
+    """Return how many retries with capped doubling waits span ``outage_seconds``."""
+    tries, waited, wait = 0, 0.0, BACKOFF_BASE
+    while waited < outage_seconds:
+        waited += wait
+        wait = min(wait * 2, BACKOFF_CAP)
+        tries += 1
+    return tries
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -54,6 +91,28 @@ class Runtime:
     decrypts: bool = True
     """False in the API process: it seals secrets but never opens one (workers do)."""
     pid: int = field(default_factory=os.getpid)
+    patient: bool = True
+    """Workers, reapers and the CLI retry a store call through ``store_outage_seconds`` of
+    outage; the API (False) tries again once and then answers 503."""
+
+    @property
+    def _retries(self) -> int:
+        return _tries(self.settings.store_outage_seconds) if self.patient else 1
+
+    def durable(self, call: Callable[[], T]) -> T:
+        """Run a metadata-database call, again (with backoff) while the database cannot be
+        reached, for up to ``store_outage_seconds`` (patient runtimes only)."""
+        wait, left = BACKOFF_BASE, self._retries
+        while True:
+            try:
+                return call()
+            except Exception as exc:
+                if not sql_unavailable(exc) or left <= 0:
+                    raise
+                logger.warning("metadata database unavailable, trying again: %s", exc)
+                left -= 1
+                time.sleep(wait)
+                wait = min(wait * 2, BACKOFF_CAP)
 
     @cached_property
     def engine(self) -> Engine:
@@ -78,6 +137,10 @@ class Runtime:
             decode_responses=True,
             health_check_interval=30,
             socket_keepalive=True,
+            # a connection lost or refused is tried again; transitions are idempotent
+            # (state/store.py), so a command whose reply was lost may safely run twice
+            retry=Retry(ExponentialBackoff(cap=BACKOFF_CAP, base=BACKOFF_BASE), self._retries),
+            retry_on_error=[RedisConnectionError, RedisTimeoutError, BusyLoadingError],
         )
 
     @cached_property
@@ -173,15 +236,18 @@ class Runtime:
         if not self.decrypts:
             return ()
 
-        with self.sessions() as session:
-            plans = session.scalars(
-                select(TaskExecution.plan).where(TaskExecution.execution_id == eid)
-            ).all()
-            ids = {plan[side]["datasource_id"] for plan in plans for side in ("source", "sink")}
-            found: list[str] = []
-            for ds in session.scalars(select(DataSource).where(DataSource.id.in_(ids))):
-                found += self.registry.type(ds.type).secret_values(self.connect_params(ds))
-        return tuple(found)
+        def read() -> tuple[str, ...]:
+            with self.sessions() as session:
+                plans = session.scalars(
+                    select(TaskExecution.plan).where(TaskExecution.execution_id == eid)
+                ).all()
+                ids = {p[side]["datasource_id"] for p in plans for side in ("source", "sink")}
+                found: list[str] = []
+                for ds in session.scalars(select(DataSource).where(DataSource.id.in_(ids))):
+                    found += self.registry.type(ds.type).secret_values(self.connect_params(ds))
+            return tuple(found)
+
+        return self.durable(read)
 
     def close(self) -> None:
         """Dispose of pools (after a fork, or at shutdown)."""
@@ -189,3 +255,16 @@ class Runtime:
             self.engine.dispose()
         if "redis" in self.__dict__:
             self.redis.close()
+
+
+def durable(
+    fn: Callable[Concatenate[Runtime, P], T],
+) -> Callable[Concatenate[Runtime, P], T]:
+    """Make a function of a runtime ride out metadata-database outages (``Runtime.durable``);
+    it must be safe to run again from the start (one transaction, or idempotent steps)."""
+
+    @functools.wraps(fn)
+    def wrapper(rt: Runtime, *args: P.args, **kwargs: P.kwargs) -> T:
+        return rt.durable(lambda: fn(rt, *args, **kwargs))
+
+    return wrapper

@@ -75,6 +75,10 @@ class Settings:
     heartbeat_timeout_seconds: float = 30.0
     """A running task whose heartbeat is older than this is taken as lost by the reaper."""
     reaper_interval_seconds: float = 10.0
+    """How often each worker's reaper runs a pass (one at a time runs)."""
+    store_outage_seconds: float = 60.0
+    """How long a worker or reaper retries (with backoff) a Redis or metadata-database call that
+    fails for want of a connection before that step gives up; the API does not wait: 503."""
     resend_after_seconds: float = 600.0
     """A task still Scheduled (or Inited) this long is sent again: its message may be lost
     (a duplicate is harmless: the claim refuses it)."""

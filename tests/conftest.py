@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -117,18 +117,29 @@ def settings_file(settings: Settings, path: Path) -> Path:
 class WorkerProcess:
     """A real Celery worker process (prefork pool) started with the test settings."""
 
-    def __init__(self, settings: Settings, workdir: Path) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        workdir: Path,
+        wrapper: Sequence[str] = (),
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        workdir.mkdir(parents=True, exist_ok=True)
         self.config = settings_file(settings, workdir / "settings.json")
         self.logfile = workdir / "worker.log"
+        self.wrapper = list(wrapper)
+        """A command the worker runs under (e.g. ``faketime -f +120s``)."""
+        self.extra_env = dict(env or {})
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 60) -> None:
         """Start the worker and wait until it reports ready."""
         env = {k: v for k, v in os.environ.items() if not k.startswith("EXCHANGIS_")}
         env["EXCHANGIS_CONFIG"] = str(self.config)
+        env.update(self.extra_env)
         self.out = self.logfile.open("ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "exchangis.cli", "worker"],
+            [*self.wrapper, sys.executable, "-m", "exchangis.cli", "worker"],
             cwd=ROOT,
             env=env,
             stdout=self.out,

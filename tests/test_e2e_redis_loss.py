@@ -99,5 +99,6 @@ def test_an_execution_survives_a_redis_restart_that_lost_everything(
         assert conn.execute("SELECT count(*) FROM fast").fetchone()[0] == 10
         assert conn.execute("SELECT count(*), count(DISTINCT id) FROM slow").fetchone() == (60, 60)
     log = client.get(f"{API}/job/execution/{eid}/log?pageSize=500").get_json()["data"]
-    assert "Live state lost" in log["logs"]["all"]
+    assert "Live state missing" in log["logs"]["all"]
+    assert "the live state was rebuilt from the durable record" in log["logs"]["all"]
     assert log["isEnd"] is True

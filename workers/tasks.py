@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 import pyarrow as pa
-from celery import Celery
+from celery import Celery, Task
 
 from exchangis.engine.dispatch import RUN_TASK
 from exchangis.engine.runner import TaskRunner
@@ -27,10 +27,10 @@ def runtime(settings: Settings) -> Runtime:
 def register(app: Celery, settings: Settings) -> None:
     """Register the transfer task on ``app``."""
 
-    @app.task(name=RUN_TASK, ignore_result=True)
-    def run_task(task_id: int) -> None:
+    @app.task(name=RUN_TASK, ignore_result=True, bind=True)
+    def run_task(self: Task, task_id: int) -> None:
         """Run one transfer task (claimed atomically; a duplicate exits quietly)."""
         try:
-            TaskRunner(runtime(settings), int(task_id)).run()
+            TaskRunner(runtime(settings), int(task_id), str(self.request.id or "")).run()
         finally:  # hand freed Arrow buffers back to the system between tasks
             pa.default_memory_pool().release_unused()

@@ -1,9 +1,11 @@
-"""Pause, resume and restart an execution.
+"""Pause, resume and restart an execution; adopt one whose live state is missing.
 
 Pause stops queued tasks where they are and running ones at their next batch (each rolls back).
 Resume sends the paused tasks again; on a completed execution it starts a new run of the tasks
 that did not succeed (restart: of every task), with a fresh retry budget, in the same live state,
 logs and records: the execution and those tasks go back to Inited, the others keep their result.
+Adoption rebuilds the live state of an unfinished execution from SQL (the API died before
+writing it, or Redis lost it) and carries on as SQL's control request says.
 """
 
 from __future__ import annotations
@@ -13,17 +15,26 @@ from typing import Any
 
 from sqlalchemy import select
 
-from exchangis.engine import finalize
+from exchangis.engine import finalize, sending
 from exchangis.engine.archive import execution_owner, task_owner
 from exchangis.engine.finalize import epoch_ms
 from exchangis.engine.planner import execution_timeout
-from exchangis.engine.states import EXECUTION_FINAL, TASK_FINAL, ExecutionStatus, TaskStatus
+from exchangis.engine.states import (
+    EXECUTION_FINAL,
+    STOPPING,
+    TASK_FINAL,
+    Control,
+    ExecutionStatus,
+    TaskStatus,
+    control_of,
+)
 from exchangis.errors import ConflictError, NotFoundError
 from exchangis.models import JobExecution, LogLine
 from exchangis.runtime import Runtime
 from exchangis.state.logs import LiveLog, LogWriter
 
 QUEUED = (TaskStatus.INITED, TaskStatus.SCHEDULED, TaskStatus.WAIT_FOR_RETRY)
+PAUSABLE = frozenset({ExecutionStatus.SCHEDULED, ExecutionStatus.RUNNING})
 
 
 def pause(rt: Runtime, eid: str, user: str) -> str:
@@ -32,15 +43,21 @@ def pause(rt: Runtime, eid: str, user: str) -> str:
     Raises:
         ConflictError: naming the state that does not allow it.
     """
-    move = rt.store.transition_execution(
-        eid, ExecutionStatus.PAUSED, sources={ExecutionStatus.SCHEDULED, ExecutionStatus.RUNNING}
-    )
-    if not move.moved:
+    execution = rt.store.execution(eid) or {}
+    if execution.get("status") not in PAUSABLE:
+        raise ConflictError(
+            f"job execution {eid} is {execution.get('status') or 'unknown'}: only a "
+            "Scheduled or Running execution can be paused"
+        )
+    finalize.record_control(rt, eid, Control.PAUSE)  # SQL first: a rebuilt live state obeys it
+    move = rt.store.transition_execution(eid, ExecutionStatus.PAUSED, sources=PAUSABLE)
+    if not move.moved:  # it ended, or another pause won: SQL's request holds either way
         raise ConflictError(
             f"job execution {eid} is {move.previous or 'unknown'}: only a "
             "Scheduled or Running execution can be paused"
         )
-    rt.store.set_control(eid, "pause")
+    finalize.record_status(rt, eid, ExecutionStatus.PAUSED)
+    rt.store.set_control(eid, Control.PAUSE)
     rt.job_log(eid).warn(
         f"Pause requested by {user}: queued tasks stay back, running ones "
         "stop at their next batch and roll back"
@@ -105,39 +122,61 @@ def _completed(rt: Runtime, eid: str, verb: str) -> tuple[str, list[tuple[int, s
 
 
 def _resume_paused(rt: Runtime, eid: str, user: str) -> str:
+    finalize.record_control(rt, eid, Control.NONE)  # SQL first, as for a pause
     move = rt.store.transition_execution(
         eid, ExecutionStatus.SCHEDULED, sources={ExecutionStatus.PAUSED}
     )
     if not move.moved:
         raise ConflictError(f"job execution {eid} is {move.previous}: it cannot be resumed")
-    rt.store.set_control(eid, "")
-    log = rt.job_log(eid)
-    log.info(f"Resume requested by {user}")
-    queue = (rt.store.execution(eid) or {}).get("queue") or rt.settings.task_queue
+    finalize.record_status(rt, eid, ExecutionStatus.SCHEDULED)
+    rt.store.set_control(eid, Control.NONE)
+    rt.job_log(eid).info(f"Resume requested by {user}")
     for task in rt.store.tasks(eid):
-        if task["status"] != TaskStatus.PAUSED:
-            continue
-        tid, celery_id = int(task["id"]), str(uuid.uuid4())
-        attempts = int(task.get("attempts") or 0)
-        budget = attempts + int(task.get("retry_times") or 0) + 1  # a pause is not a failure
-        sent = rt.store.transition_task(
-            tid,
-            TaskStatus.SCHEDULED,
-            sources={TaskStatus.PAUSED},
-            fields={"celery_id": celery_id, "max_attempts": budget},
-        )
-        if sent.moved and finalize.queue_or_fail(rt, eid, tid, celery_id, queue):
-            log.info(f"Task {task.get('name')} (id {tid}) is Scheduled again")
-    if all(t["status"] in TASK_FINAL for t in rt.store.tasks(eid)):
+        if task["status"] == TaskStatus.PAUSED:
+            send_paused(rt, eid, task)
+    # a task still rolling back sends itself once Paused (send_if_resumed), and a reaper pass
+    # sends any Paused task of an execution that is not paused
+    if finalize.all_final(rt.store.tasks(eid)):
         finalize.complete(rt, eid)  # everything had finished while it was paused
     return ExecutionStatus.SCHEDULED.value
 
 
+def send_paused(rt: Runtime, eid: str, task: dict[str, str]) -> bool:
+    """Send a Paused task again with a fresh retry budget (a pause is not a failure)."""
+    attempts = int(task.get("attempts") or 0)
+    budget = attempts + int(task.get("retry_times") or 0) + 1
+    tid = int(task["id"])
+    if not sending.send(rt, eid, tid, {TaskStatus.PAUSED}, fields={"max_attempts": budget}):
+        return False
+    rt.job_log(eid).info(f"Task {task.get('name')} (id {tid}) is Scheduled again")
+    return True
+
+
+def resumed(execution: dict[str, str]) -> bool:
+    """Return True when an execution's Paused tasks should run: it is live, not paused and not
+    told to stop."""
+    status = execution.get("status")
+    return (
+        status not in EXECUTION_FINAL
+        and status != ExecutionStatus.PAUSED
+        and control_of(execution.get("control")) is Control.NONE
+    )
+
+
+def send_if_resumed(rt: Runtime, eid: str, tid: int) -> bool:
+    """Send a task that has just become Paused again when its execution was resumed meanwhile
+    (the resume found it still running and left it to this call)."""
+    task = rt.store.task(tid) or {}
+    if task.get("status") != TaskStatus.PAUSED or not resumed(rt.store.execution(eid) or {}):
+        return False
+    return send_paused(rt, eid, {"id": str(tid), **task})
+
+
 def reopen(rt: Runtime, eid: str, rerun: list[int], reason: str) -> str:
     """Start a new run of a completed execution for the tasks ``rerun``; return its status."""
-    if not rt.store.lock(f"reopen:{eid}", 30):
-        raise ConflictError(f"job execution {eid} is being resumed or restarted already")
-    try:
+    with rt.store.locked(f"reopen:{eid}", 30) as held:
+        if not held:
+            raise ConflictError(f"job execution {eid} is being resumed or restarted already")
         fields, tasks = _live_state_for(rt, eid, set(rerun))
         rt.store.create_execution(eid, fields, tasks, replace=True)
         if fields.get("timeout_seconds"):  # a new run gets the whole time again
@@ -150,39 +189,85 @@ def reopen(rt: Runtime, eid: str, rerun: list[int], reason: str) -> str:
                 task_owner(task["id"]),
                 rt.task_log(task["id"], eid),
             )
-        log = rt.job_log(eid)
-        log.info(
+        rt.job_log(eid).info(
             f"{reason}: a new run of {len(rerun)} of {len(tasks)} task(s) "
             f"(the others keep their result)"
         )
-        rt.store.transition_execution(
-            eid, ExecutionStatus.SCHEDULED, sources={ExecutionStatus.INITED}
-        )
         finalize.record_status(rt, eid, ExecutionStatus.SCHEDULED, reopened=True)
-        queue = fields["queue"]
-        for task in tasks:
-            if task["id"] not in rerun:
-                continue
-            move = rt.store.transition_task(
-                task["id"], TaskStatus.SCHEDULED, sources={TaskStatus.INITED}
-            )
-            if move.moved and finalize.queue_or_fail(rt, eid, task["id"], task["celery_id"], queue):
-                log.info(f"Task {task['name']} (id {task['id']}) is Scheduled")
-    finally:
-        rt.store.unlock(f"reopen:{eid}")
+        _start(rt, eid, tasks, set(rerun))
     return ExecutionStatus.SCHEDULED.value
+
+
+def _start(rt: Runtime, eid: str, tasks: list[dict[str, Any]], rerun: set[int]) -> None:
+    """Move a fresh live state's execution to Scheduled and send the tasks ``rerun``."""
+    rt.store.transition_execution(eid, ExecutionStatus.SCHEDULED, sources={ExecutionStatus.INITED})
+    for task in tasks:
+        if task["id"] in rerun and sending.send(rt, eid, task["id"], {TaskStatus.INITED}):
+            rt.job_log(eid).info(f"Task {task['name']} (id {task['id']}) is Scheduled")
+
+
+def adopt(rt: Runtime, eid: str, why: str) -> bool:
+    """Rebuild the live state of an unfinished execution that Redis does not hold, and carry
+    on: killed or timed out (SQL's control) → its unfinished tasks are cancelled and it ends;
+    paused → it waits, Paused; else its unfinished tasks run (again). True when this call
+    rebuilt it (another adopter, or the API that submitted it, may have been first)."""
+    with rt.store.locked(f"adopt:{eid}", 60) as held:
+        if not held:
+            return False
+        with rt.sessions() as session:
+            row = session.get(JobExecution, eid)
+            if row is None or row.status in EXECUTION_FINAL:
+                return False
+            control = control_of(row.control)
+            rerun = {t.id for t in row.tasks if t.status not in TASK_FINAL}
+        fields, tasks = _live_state_for(rt, eid, rerun)
+        if control is Control.PAUSE:
+            fields.update(status=ExecutionStatus.PAUSED, control=control)
+            for task in tasks:
+                if task["id"] in rerun:
+                    task["status"] = TaskStatus.PAUSED
+        if not rt.store.create_execution(eid, fields, tasks):
+            return False
+        if fields.get("timeout_seconds") and control not in STOPPING:
+            rt.store.set_deadline(eid, float(fields["timeout_seconds"]))
+        rt.job_log(eid).warn(
+            f"{why}: the live state was rebuilt from the durable record; "
+            + (
+                f"{len(rerun)} unfinished task(s) will {ADOPTED[control]}"
+                if rerun
+                else "every task had ended"
+            )
+        )
+    if control in STOPPING:
+        finalize.cancel_remaining(rt, eid, control)
+    elif control is not Control.PAUSE:
+        finalize.record_status(rt, eid, ExecutionStatus.SCHEDULED)
+        _start(rt, eid, tasks, rerun)
+    if not rerun:
+        finalize.complete(rt, eid)
+    return True
+
+
+ADOPTED = {
+    Control.NONE: "run (again)",
+    Control.PAUSE: "wait, Paused, for a resume",
+    Control.KILL: "be cancelled (it was killed)",
+    Control.TIMEOUT: "be cancelled (it timed out)",
+}
+"""What an adopted execution's unfinished tasks do, by its control request (the job log says)."""
 
 
 def _live_state_for(
     rt: Runtime, eid: str, rerun: set[int]
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """Return the execution and task fields of the new run, from the durable record."""
+    """Return the live execution and task fields of a new run of the tasks ``rerun``, from the
+    durable record; the other tasks keep their final result."""
     with rt.sessions() as session:
         row = session.get(JobExecution, eid)
         if row is None:
             raise NotFoundError(f"job execution {eid} does not exist")
         kept = [t for t in row.tasks if t.id not in rerun]
-        fields = {
+        fields: dict[str, Any] = {
             "job_id": row.job_id or "",
             "job_name": row.job_name,
             "project_name": row.project_name,
@@ -195,8 +280,10 @@ def _live_state_for(
             "timeout_seconds": execution_timeout(row.job_params) or "",
             "n_final": len(kept),
             "n_logged": len(kept),
-            f"n_{TaskStatus.SUCCESS}": len(kept),
         }
+        for task in kept:
+            count = f"n_{task.status}"
+            fields[count] = fields.get(count, 0) + 1
         tasks = []
         for task in row.tasks:
             retry_times = int(task.plan.get("settings", {}).get("retry_times") or 0)
@@ -215,7 +302,8 @@ def _live_state_for(
             else:
                 state.update(
                     status=task.status,
-                    progress=1.0,
+                    progress=1.0 if task.status == TaskStatus.SUCCESS else task.progress,
+                    error=task.error or "",
                     celery_id=task.celery_id,
                     launch_time=epoch_ms(task.launch_time),
                     last_update_time=epoch_ms(task.last_update_time),

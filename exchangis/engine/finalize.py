@@ -7,18 +7,20 @@ import logging
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import or_, update
 
 from exchangis.engine.archive import archive_logs
 from exchangis.engine.states import (
     EXECUTION_FINAL,
     TASK_FAILURES,
     TASK_FINAL,
+    Control,
     ExecutionStatus,
     TaskStatus,
+    control_of,
 )
 from exchangis.models import JobExecution, TaskExecution
-from exchangis.runtime import Runtime
+from exchangis.runtime import Runtime, durable
 
 logger = logging.getLogger(__name__)
 
@@ -27,8 +29,13 @@ CANCELLABLE = frozenset(
 )
 NOT_FINAL = frozenset(ExecutionStatus) - EXECUTION_FINAL
 EARLIER = {
-    ExecutionStatus.SCHEDULED: (ExecutionStatus.INITED,),
+    ExecutionStatus.SCHEDULED: (ExecutionStatus.INITED, ExecutionStatus.PAUSED),
     ExecutionStatus.RUNNING: (ExecutionStatus.INITED, ExecutionStatus.SCHEDULED),
+    ExecutionStatus.PAUSED: (
+        ExecutionStatus.INITED,
+        ExecutionStatus.SCHEDULED,
+        ExecutionStatus.RUNNING,
+    ),
 }
 """The SQL statuses a recorded status may replace (the final state is written by persist)."""
 
@@ -57,7 +64,7 @@ def task_finished(rt: Runtime, eid: str, tid: int, status: TaskStatus, error: st
                 f"Execution failed: task {name} is {status} and partial failures are not "
                 "permitted; cancelling the other tasks"
             )
-            cancel_remaining(rt, eid, "kill")
+            cancel_remaining(rt, eid, Control.KILL)
     _final_logged(rt, eid)
 
 
@@ -71,24 +78,33 @@ def _final_logged(rt: Runtime, eid: str) -> None:
         complete(rt, eid)
 
 
-def queue_or_fail(rt: Runtime, eid: str, tid: int, celery_id: str, queue: str) -> bool:
-    """Send a Scheduled task's message; a task that cannot be queued is Failed with the reason."""
-    try:
-        rt.dispatcher.send(tid, celery_id, queue)
-        return True
-    except Exception as exc:
-        error = f"could not queue the task: {type(exc).__name__}: {exc}"
-        failed = rt.store.transition_task(
-            tid, TaskStatus.FAILED, sources={TaskStatus.SCHEDULED}, fields={"error": error}
+STOPPED = {Control.KILL: ExecutionStatus.CANCELLED, Control.TIMEOUT: ExecutionStatus.TIMEOUT}
+"""The execution status a kill or a timeout ends an execution in."""
+
+
+def stop(rt: Runtime, eid: str, control: Control, reason: str) -> bool:
+    """End a live execution by a kill or a timeout (its SQL ``control`` is written already):
+    the status now, queued tasks cancelled, running ones told to stop. Safe to call again (the
+    reaper does while a stop is unfinished). True when this call moved the status."""
+    move = rt.store.transition_execution(
+        eid, STOPPED[control], sources=NOT_FINAL, fields={"error": reason}
+    )
+    if move.moved:
+        rt.job_log(eid).warn(
+            f"{reason}: cancelling queued tasks, stopping running ones at their next batch "
+            "(each rolls back)"
         )
-        if failed.moved:
-            task_finished(rt, eid, tid, TaskStatus.FAILED, error)
-        return False
+    live = rt.store.execution(eid) or {}
+    if move.moved or control_of(live.get("control")) is control:
+        cancel_remaining(rt, eid, control)  # else another stop (or the end) came first
+    return move.moved
 
 
-def cancel_remaining(rt: Runtime, eid: str, control: str) -> None:
-    """Stop every task that is not final: flag running ones, cancel queued ones now."""
-    rt.store.set_control(eid, control)
+def cancel_remaining(rt: Runtime, eid: str, control: Control) -> None:
+    """Stop every task that is not final: flag running ones, cancel queued ones now. Safe to
+    call again: the flag (and the time the kill grace counts from) is set once."""
+    if control_of((rt.store.execution(eid) or {}).get("control")) is not control:
+        rt.store.set_control(eid, control)
     revoke: list[str] = []
     for task in rt.store.tasks(eid):
         if task.get("status") not in CANCELLABLE:
@@ -111,8 +127,9 @@ def cancel_remaining(rt: Runtime, eid: str, control: str) -> None:
 def decide(tasks: list[dict[str, str]], permit: bool, control: str) -> ExecutionStatus:
     """Return the final execution status for tasks that are all final."""
     statuses = [TaskStatus(t["status"]) for t in tasks]
-    if control == "kill":
-        return ExecutionStatus.CANCELLED
+    stopped = STOPPED.get(control_of(control))
+    if stopped is not None:
+        return stopped
     if all(s is TaskStatus.SUCCESS for s in statuses):
         return ExecutionStatus.SUCCESS
     if permit and any(s is TaskStatus.SUCCESS for s in statuses):
@@ -143,7 +160,7 @@ def complete(rt: Runtime, eid: str) -> None:
     if execution is None:
         return
     tasks = rt.store.tasks(eid)
-    if any(t.get("status") not in TASK_FINAL for t in tasks):
+    if not all_final(tasks):
         return
     if execution.get("status") not in EXECUTION_FINAL:
         status = decide(
@@ -159,9 +176,9 @@ def complete(rt: Runtime, eid: str) -> None:
     progress = execution_progress(tasks)
     rt.store.update_execution(eid, {"progress": progress})
     rt.store.mark_unpersisted(eid)
-    if not rt.store.lock(f"persist:{eid}", 60):
-        return
-    try:
+    with rt.store.locked(f"persist:{eid}", 120) as held:
+        if not held:
+            return
         if rt.store.first_time(eid, "summarized"):  # the job log's last line, written once
             counts: dict[str, int] = {}
             for task in tasks:
@@ -169,11 +186,19 @@ def complete(rt: Runtime, eid: str) -> None:
             summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
             rt.job_log(eid).info(f"Execution {eid} finished {execution['status']}: {summary}")
         persist(rt, eid, execution, tasks, progress)
-        archive_logs(rt, eid, [int(t["id"]) for t in tasks])  # closes the logs, then copies
+        rt.durable(lambda: archive_logs(rt, eid, [int(t["id"]) for t in tasks]))
         rt.store.mark_persisted(eid)
-    finally:
-        rt.store.unlock(f"persist:{eid}")
     rt.store.expire_execution(eid, rt.settings.live_ttl_seconds)
+
+
+def quiet_since(tasks: list[dict[str, str]]) -> int:
+    """Return the store time (ms) of the newest task move: the moment the last one ended."""
+    return max((int(t.get("last_update_time") or 0) for t in tasks), default=0)
+
+
+def all_final(tasks: list[dict[str, str]]) -> bool:
+    """Return True when the execution has tasks and every one is final."""
+    return bool(tasks) and all(t.get("status") in TASK_FINAL for t in tasks)
 
 
 def _time(ms: str | None) -> datetime | None:
@@ -208,14 +233,37 @@ def task_metrics(task: dict[str, str]) -> dict[str, Any]:
     }
 
 
+@durable
+def record_control(rt: Runtime, eid: str, control: Control) -> bool:
+    """Write a kill, pause or timeout request (or none: a resume) to an unfinished execution's
+    SQL row, before the live state hears of it; False when the row is final or missing, or
+    when it was killed or timed out already (that request is never taken back)."""
+    stopped = [str(c) for c in STOPPED]
+    with rt.sessions.begin() as session:
+        done = session.execute(
+            update(JobExecution)
+            .where(
+                JobExecution.id == eid,
+                JobExecution.status.in_([str(x) for x in NOT_FINAL]),
+                or_(JobExecution.control.is_(None), JobExecution.control.not_in(stopped)),
+            )
+            .values(control=control.value or None)
+        )
+        return bool(done.rowcount)  # type: ignore[attr-defined]
+
+
+@durable
 def record_status(
     rt: Runtime, eid: str, status: ExecutionStatus, launched: bool = False, reopened: bool = False
 ) -> None:
     """Note a non-final execution status in SQL (the history list filters on it); it only
-    moves forward (a late writer cannot move it back), except when a new run ``reopened`` it."""
+    moves forward (a late writer cannot move it back), except when a new run ``reopened`` it
+    (which also clears its control request)."""
     values: dict[str, Any] = {"status": status, "last_update_time": _time(str(rt.store.now_ms()))}
     if launched:
         values["launch_time"] = values["last_update_time"]
+    if reopened:
+        values["control"] = None
     with rt.sessions.begin() as session:
         session.execute(
             update(JobExecution)
@@ -229,6 +277,7 @@ def record_status(
         )
 
 
+@durable
 def persist(
     rt: Runtime, eid: str, execution: dict[str, str], tasks: list[dict[str, str]], progress: float
 ) -> None:
@@ -263,12 +312,14 @@ def _copy_task(row: TaskExecution, live: dict[str, str]) -> None:
     row.progress = 1.0 if live["status"] == TaskStatus.SUCCESS else float(live.get("progress") or 0)
     row.error = live.get("error") or None
     row.worker_info = live.get("worker_info") or None
+    row.celery_id = live.get("celery_id") or row.celery_id
     row.attempts = int(live.get("attempts") or 0)
     row.metrics = task_metrics(live)
     row.launch_time = _time(live.get("launch_time"))
     row.last_update_time = _time(live.get("last_update_time")) or row.last_update_time
 
 
+@durable
 def persist_task(rt: Runtime, tid: int) -> None:
     """Write one task's final state to its row as soon as it ends (a Redis loss keeps it)."""
     live = rt.store.task(tid)

@@ -1,59 +1,154 @@
 """The periodic sweep that keeps every execution moving, run by each worker (one at a time).
 
-A pass: starts again executions whose live state Redis lost; sends again tasks whose message
-may be lost; retries or ends tasks whose worker is gone (stale heartbeat); terminates tasks that
-ignore a kill or a timeout for ``kill_grace_seconds``; times out executions past their deadline;
-sends the retries that are due; writes the record of completed executions whose SQL write failed.
+A pass drives every execution that SQL records as unfinished, on this deployment's queues:
+one whose live state is missing (the API died before writing it, Redis lost it) is adopted
+once it has been missing for ``heartbeat_timeout_seconds``; one whose tasks have all ended is
+completed (its last task's process may have died, or the metadata database refused it); a
+kill or timeout that SQL holds but the live state missed is applied; Paused tasks of a resumed
+execution, and tasks whose message may be lost, are sent again. Then: tasks whose worker is
+gone (stale heartbeat) are retried or ended; tasks that ignore a kill or a timeout for
+``kill_grace_seconds`` are terminated; executions past their deadline time out; due retries
+are sent. Each step is idempotent and fails alone (a store error is logged and the pass goes
+on); every time compared is the store's (the Redis server's) clock.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
-import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
 
 from sqlalchemy import select
 
-from exchangis.engine import control, finalize, retry
-from exchangis.engine.states import ExecutionStatus, TaskStatus
-from exchangis.errors import ExchangisError
+from exchangis.engine import control, finalize, retry, sending
+from exchangis.engine.states import (
+    CONTROL_OUTCOME,
+    STOPPING,
+    Control,
+    TaskStatus,
+    control_of,
+)
 from exchangis.models import JobExecution
 from exchangis.runtime import Runtime
 
 logger = logging.getLogger(__name__)
 
-STOPPING = {"kill": TaskStatus.CANCELLED, "timeout": TaskStatus.TIMEOUT}
-"""Control flags that stop tasks (and the status a task that had to be terminated ends in)."""
+PAGE = 200
+"""Unfinished executions read from SQL per query."""
 
 
 def reap(rt: Runtime) -> list[int]:
     """Run one pass; one reaper at a time does (a short leader lock), and every step is
     idempotent besides. Return the task ids moved."""
-    if not rt.store.lock("reaper", max(1, int(rt.settings.reaper_interval_seconds * 3))):
-        return []
+    with rt.store.locked("reaper", max(1, int(rt.settings.reaper_interval_seconds * 3))) as held:
+        return _pass(rt) if held else []
+
+
+def _step(name: str, action: Callable[..., Any], *args: Any) -> Any:
+    """Run ``action(*args)``, one step of a pass; a failure is logged and the pass goes on."""
     try:
-        return _pass(rt)
-    finally:
-        rt.store.unlock("reaper")
+        return action(*args)
+    except Exception:
+        logger.exception("reaper step %s failed; the next pass tries again", name)
+        return None
 
 
 def _pass(rt: Runtime) -> list[int]:
-    _recover_lost_executions(rt)
-    _resend_waiting_tasks(rt)
-    moved = [
+    _step("drive", _drive_executions, rt)
+    moved = _step("stale", _reap_stale, rt) or []
+    _step("terminate", _terminate_ignored_kills, rt)
+    _step("deadlines", _time_out_executions, rt)
+    _step("retries", retry.send_due_retries, rt)
+    for eid in _step("unpersisted", rt.store.unpersisted) or []:
+        _step(f"complete {eid}", finalize.complete, rt, eid)
+    return list(moved)
+
+
+def _unfinished(rt: Runtime) -> Iterator[tuple[str, Control]]:
+    """Yield (id, SQL control request) of every execution that SQL records as unfinished on
+    this deployment's queues (a pool of workers looks after its own executions only)."""
+    queues = [rt.settings.task_queue, *rt.settings.queues]
+    after = ""
+    while True:
+        page = rt.durable(functools.partial(_page, rt, queues, after))
+        yield from page
+        if len(page) < PAGE:
+            return
+        after = page[-1][0]
+
+
+def _page(rt: Runtime, queues: list[str], after: str) -> list[tuple[str, Control]]:
+    with rt.sessions() as session:
+        rows = session.execute(
+            select(JobExecution.id, JobExecution.control)
+            .where(
+                JobExecution.status.in_([str(s) for s in finalize.NOT_FINAL]),
+                JobExecution.queue.in_(queues),
+                JobExecution.id > after,
+            )
+            .order_by(JobExecution.id)
+            .limit(PAGE)
+        ).all()
+    return [(eid, control_of(value)) for eid, value in rows]
+
+
+def _drive_executions(rt: Runtime) -> None:
+    """Drive every unfinished execution one step (see the module's docstring)."""
+    grace = rt.settings.heartbeat_timeout_seconds
+    for eid, sql_control in _unfinished(rt):
+        execution = rt.store.execution(eid)
+        if execution is None:
+            if rt.store.missing_for(eid) >= grace:
+                _step(f"adopt {eid}", _adopt, rt, eid)
+            continue
+        _step(f"drive {eid}", _drive, rt, eid, execution, sql_control)
+    rt.store.forget_missing_older_than(grace * 4)
+
+
+def _adopt(rt: Runtime, eid: str) -> None:
+    if control.adopt(rt, eid, "Live state missing (the API died at submit, or Redis lost it)"):
+        logger.warning("adopted execution=%s: its live state was missing", eid)
+    rt.store.forget_missing(eid)
+
+
+def _drive(rt: Runtime, eid: str, execution: dict[str, str], sql_control: Control) -> None:
+    live_control = control_of(execution.get("control"))
+    if sql_control in STOPPING and live_control is not sql_control:
+        logger.warning("execution=%s: applying the %s SQL holds", eid, sql_control)
+        finalize.stop(rt, eid, sql_control, f"{sql_control.title()} (recorded, not yet applied)")
+        return
+    if live_control in STOPPING:
+        finalize.cancel_remaining(rt, eid, live_control)  # what an interrupted stop left queued
+    tasks = rt.store.tasks(eid)
+    if finalize.all_final(tasks):
+        quiet_ms = rt.store.now_ms() - finalize.quiet_since(tasks)
+        if quiet_ms >= rt.settings.heartbeat_timeout_seconds * 1000:
+            logger.warning("completing execution=%s: every task ended, it did not", eid)
+            finalize.complete(rt, eid)
+        return
+    resumed = control.resumed(execution)
+    resend_ms = rt.store.now_ms() - int(rt.settings.resend_after_seconds * 1000)
+    for task in tasks:
+        status = task.get("status")
+        if status == TaskStatus.PAUSED and resumed:
+            control.send_paused(rt, eid, task)
+        elif (
+            status in (TaskStatus.SCHEDULED, TaskStatus.INITED)
+            and resumed
+            and int(task.get("last_update_time") or 0) <= resend_ms
+        ):
+            logger.warning("task=%s waited too long in %s: sending it again", task["id"], status)
+            sending.send(rt, eid, int(task["id"]), {TaskStatus.SCHEDULED, TaskStatus.INITED})
+
+
+def _reap_stale(rt: Runtime) -> list[int]:
+    return [
         tid
         for tid in rt.store.stale_tasks(rt.settings.heartbeat_timeout_seconds)
-        if _reap_task(rt, tid)
+        if _step(f"reap {tid}", _reap_task, rt, tid)
     ]
-    _terminate_ignored_kills(rt)
-    _time_out_executions(rt)
-    retry.send_due_retries(rt)
-    for eid in rt.store.unpersisted():
-        try:
-            finalize.complete(rt, eid)
-        except Exception:
-            logger.exception("writing the record of execution=%s failed; will retry", eid)
-    return moved
 
 
 def _reap_task(rt: Runtime, tid: int) -> bool:
@@ -64,9 +159,10 @@ def _reap_task(rt: Runtime, tid: int) -> bool:
     eid = task["execution_id"]
     execution = rt.store.execution(eid) or {}
     timeout = rt.settings.heartbeat_timeout_seconds
-    stopped = STOPPING.get(execution.get("control", ""))
-    if stopped is not None:
-        target, error = stopped, f"stopped after {execution['control']} (its process ended)"
+    stopping = control_of(execution.get("control"))
+    if stopping in STOPPING:
+        target = CONTROL_OUTCOME[stopping]
+        error = f"stopped after {stopping} (its process ended)"
     else:
         target = TaskStatus.UNDEFINED
         error = f"worker lost: no heartbeat for {timeout:g}s (last on {task.get('worker_info')})"
@@ -89,123 +185,40 @@ def _reap_task(rt: Runtime, tid: int) -> bool:
     return True
 
 
-RECOVERY_BATCH = 100
-
-
-def _running_in_sql(rt: Runtime) -> list[str]:
-    """Return the newest executions that SQL records as Scheduled or Running, on this
-    deployment's queues (a pool of workers looks after its own executions only)."""
-    queues = [rt.settings.task_queue, *rt.settings.queues]
-    with rt.sessions() as session:
-        return list(
-            session.scalars(
-                select(JobExecution.id)
-                .where(
-                    JobExecution.status.in_([ExecutionStatus.SCHEDULED, ExecutionStatus.RUNNING]),
-                    JobExecution.queue.in_(queues),
-                )
-                .order_by(JobExecution.create_time.desc())
-                .limit(RECOVERY_BATCH)
-            )
-        )
-
-
-def _resend_waiting_tasks(rt: Runtime) -> None:
-    """Send again tasks left Scheduled or Inited for ``resend_after_seconds``: their message may
-    be lost (an API that died before sending, a broker that dropped it). A duplicate is refused
-    by the claim, so sending one too many costs nothing."""
-    limit_ms = rt.store.now_ms() - int(rt.settings.resend_after_seconds * 1000)
-    for eid in _running_in_sql(rt):
-        execution = rt.store.execution(eid)
-        if execution is None or execution.get("control"):
-            continue
-        queue = execution.get("queue") or rt.settings.task_queue
-        for task in rt.store.tasks(eid):
-            if task["status"] not in (TaskStatus.SCHEDULED, TaskStatus.INITED):
-                continue
-            if int(task.get("last_update_time") or 0) > limit_ms:
-                continue
-            tid, celery_id = int(task["id"]), str(uuid.uuid4())
-            if task["status"] == TaskStatus.INITED:
-                move = rt.store.transition_task(
-                    tid,
-                    TaskStatus.SCHEDULED,
-                    sources={TaskStatus.INITED},
-                    fields={"celery_id": celery_id},
-                )
-                if not move.moved:
-                    continue
-            else:  # Scheduled: a new message id, and the clock starts again
-                rt.store.update_task(
-                    tid, {"celery_id": celery_id, "last_update_time": rt.store.now_ms()}
-                )
-            logger.warning("task=%s waited too long in %s: sending it again", tid, task["status"])
-            finalize.queue_or_fail(rt, eid, tid, celery_id, queue)
-
-
-def _recover_lost_executions(rt: Runtime) -> None:
-    """Start again executions that SQL says are running but Redis no longer knows (it lost its
-    data): the tasks that had not succeeded run again; the others keep their result."""
-    ids = _running_in_sql(rt)
-    known = rt.redis.pipeline(transaction=False)
-    for eid in ids:
-        known.exists(rt.keys.execution(eid))
-    for eid, live in zip(ids, known.execute(), strict=True):
-        if live:
-            continue
-        with rt.sessions() as session:
-            row = session.get(JobExecution, eid)
-            rerun = [t.id for t in row.tasks if t.status != TaskStatus.SUCCESS] if row else []
-        if not rerun:
-            continue
-        logger.warning("execution=%s lost its live state: starting its unfinished tasks again", eid)
-        try:
-            control.reopen(rt, eid, rerun, "Live state lost (Redis restarted?)")
-        except ExchangisError as exc:
-            logger.warning("recovering execution=%s failed: %s", eid, exc.message)
-
-
 def _time_out_executions(rt: Runtime) -> None:
-    """End executions past their deadline as Timeout and stop their tasks."""
+    """End executions past their deadline as Timeout and stop their tasks (SQL first)."""
     for eid in rt.store.due_deadlines():
+        finalize.record_control(rt, eid, Control.TIMEOUT)
         if not rt.store.drop_deadline(eid):
             continue  # another reaper has it
-        move = rt.store.transition_execution(
-            eid,
-            ExecutionStatus.TIMEOUT,
-            sources=finalize.NOT_FINAL,
-            fields={"error": "execution timed out"},
-        )
-        if move.moved:
-            rt.job_log(eid).error(
-                "Execution timed out: stopping its tasks (queued ones are "
-                "cancelled, running ones stop as Timeout and roll back)"
-            )
-            finalize.cancel_remaining(rt, eid, "timeout")
+        finalize.stop(rt, eid, Control.TIMEOUT, "Execution timed out")
 
 
 def _terminate_ignored_kills(rt: Runtime) -> None:
     """Terminate the processes of Running tasks still going ``kill_grace_seconds`` after a kill
-    or an execution timeout."""
+    or an execution timeout (the message their attempt was claimed from names them)."""
     grace_ms = rt.settings.kill_grace_seconds * 1000
     now = rt.store.now_ms()
     for tid in rt.store.stale_tasks(-1e9):  # every task with a heartbeat, i.e. Running
         task = rt.store.task(tid) or {}
         execution = rt.store.execution(task.get("execution_id", "")) or {}
-        if execution.get("control") not in STOPPING or not task.get("celery_id"):
+        stopping = control_of(execution.get("control"))
+        message = task.get("message_id") or task.get("celery_id")
+        if stopping not in STOPPING or not message:
             continue
         if now - int(execution.get("control_time") or now) < grace_ms:
             continue
         if rt.store.lock(f"terminate:{tid}", int(rt.settings.heartbeat_timeout_seconds) + 60):
             logger.warning(
-                "terminating task=%s: still running %ss after kill",
+                "terminating task=%s: still running %ss after %s",
                 tid,
                 rt.settings.kill_grace_seconds,
+                stopping,
             )
             rt.task_log(tid, task["execution_id"]).warn(
-                f"Task ignored the {execution['control']} request: terminating its process"
+                f"Task ignored the {stopping} request: terminating its process"
             )
-            rt.dispatcher.terminate([task["celery_id"]])
+            rt.dispatcher.terminate([message])
 
 
 class Reaper(threading.Thread):

@@ -9,10 +9,9 @@ every worker's reaper thread sends the retries that are due (a compare-and-set p
 from __future__ import annotations
 
 import logging
-import uuid
 from typing import Any
 
-from exchangis.engine import finalize
+from exchangis.engine import sending
 from exchangis.engine.states import TaskStatus
 from exchangis.runtime import Runtime
 
@@ -68,18 +67,8 @@ def send_due_retries(rt: Runtime) -> list[int]:
     for tid in rt.store.due_retries():
         if not rt.store.drop_retry(tid):
             continue  # another reaper took it
-        celery_id = str(uuid.uuid4())
-        move = rt.store.transition_task(
-            tid,
-            TaskStatus.SCHEDULED,
-            sources={TaskStatus.WAIT_FOR_RETRY},
-            fields={"celery_id": celery_id},
-        )
-        if not move.moved:
-            continue  # cancelled meanwhile
         eid = (rt.store.task(tid) or {}).get("execution_id", "")
-        queue = (rt.store.execution(eid) or {}).get("queue") or rt.settings.task_queue
-        if finalize.queue_or_fail(rt, eid, tid, celery_id, queue):
+        if sending.send(rt, eid, tid, {TaskStatus.WAIT_FOR_RETRY}):  # not if cancelled meanwhile
             logger.info("retry sent task=%s", tid)
             sent.append(tid)
     return sent

@@ -16,11 +16,19 @@ from typing import Any
 
 import psutil
 import pyarrow as pa
+from redis.exceptions import RedisError
 
 from exchangis.connectors.base import Endpoint, Sink, Source
-from exchangis.engine import finalize, retry
+from exchangis.engine import control, finalize, retry, sending
 from exchangis.engine.dirty import ErrorRecords
-from exchangis.engine.states import TASK_FINAL, ExecutionStatus, TaskStatus
+from exchangis.engine.states import (
+    CONTROL_OUTCOME,
+    TASK_FINAL,
+    Control,
+    ExecutionStatus,
+    TaskStatus,
+    control_of,
+)
 from exchangis.engine.transform import ColumnMapping
 from exchangis.errors import (
     BulkRowRefusedError,
@@ -29,16 +37,10 @@ from exchangis.errors import (
     TransientConnectorError,
 )
 from exchangis.models import DataSource, TaskExecution
-from exchangis.runtime import Runtime
+from exchangis.runtime import Runtime, durable, sql_unavailable
 from exchangis.state.logs import LogWriter
 
 logger = logging.getLogger(__name__)
-
-CONTROL_OUTCOME = {
-    "kill": TaskStatus.CANCELLED,
-    "pause": TaskStatus.PAUSED,
-    "timeout": TaskStatus.TIMEOUT,
-}
 
 
 class StopTransfer(Exception):  # noqa: N818 - a control-flow signal, not an error
@@ -64,6 +66,7 @@ class TaskContext:
     """A staged channel's real sink table (its content is replaced once all stages are in)."""
 
 
+@durable
 def load_context(rt: Runtime, tid: int) -> TaskContext:
     """Load the task's plan and its data sources' connect params."""
     with rt.sessions() as session:
@@ -253,9 +256,11 @@ def worker_info() -> str:
 class TaskRunner:
     """Runs one task from claim to final state."""
 
-    def __init__(self, rt: Runtime, tid: int) -> None:
+    def __init__(self, rt: Runtime, tid: int, message_id: str = "") -> None:
         self.rt = rt
         self.tid = tid
+        self.message_id = message_id
+        """The broker message this attempt runs from (a kill that is ignored terminates it)."""
         self.store = rt.store
         self.claim = ""
         self.lost = False
@@ -279,6 +284,7 @@ class TaskRunner:
                 "worker_info": worker_info(),
                 "attempts": attempts,
                 "claim": self.claim,
+                "message_id": self.message_id,
                 "error": "",
             },
             heartbeat="add",
@@ -296,7 +302,10 @@ class TaskRunner:
             fields={"launch_time": self.store.now_ms()},
         )
         if started.moved:
-            finalize.record_status(self.rt, eid, ExecutionStatus.RUNNING, launched=True)
+            try:  # the history's status; the durable record is written at the end anyway
+                finalize.record_status(self.rt, eid, ExecutionStatus.RUNNING, launched=True)
+            except Exception:
+                logger.warning("could not record execution=%s Running", eid, exc_info=True)
         self.rt.job_log(eid).info(
             f"Task {task.get('name', '')} (id {self.tid}) is Running, attempt {attempts}, on "
             f"{worker_info()}"
@@ -333,17 +342,13 @@ class TaskRunner:
             return None
         if status in TASK_FINAL:
             finalize.task_finished(self.rt, eid, self.tid, status, error)
-        else:  # Paused: it rolled back and waits for a resume
+        else:  # Paused: it rolled back and waits for a resume (which may have come already)
             self.rt.job_log(eid).info(f"Task {task.get('name', '')} (id {self.tid}) is {status}")
+            control.send_if_resumed(self.rt, eid, self.tid)
         return status
 
     def _defer(self, eid: str, task: dict[str, str]) -> None:
         """Offer a Scheduled task again after ``admission_retry_seconds`` (a new message)."""
-        celery_id = str(uuid.uuid4())
-        self.store.update_task(
-            self.tid, {"celery_id": celery_id, "last_update_time": self.store.now_ms()}
-        )
-        queue = (self.store.execution(eid) or {}).get("queue") or self.rt.settings.task_queue
         if self.store.first_time(eid, f"waited:{self.tid}"):
             total, per_user = self.store.limits
             self.rt.job_log(eid).info(
@@ -351,9 +356,8 @@ class TaskRunner:
                 f"(at most {total or 'unlimited'} running tasks, {per_user or 'unlimited'} per "
                 "user)"
             )
-        self.rt.dispatcher.send(
-            self.tid, celery_id, queue, countdown=self.rt.settings.admission_retry_seconds
-        )
+        countdown = self.rt.settings.admission_retry_seconds
+        sending.send(self.rt, eid, self.tid, {TaskStatus.SCHEDULED}, countdown=countdown)
 
     def _transfer(
         self, eid: str, task: dict[str, str], attempt: int
@@ -406,6 +410,9 @@ class TaskRunner:
             log.warn(f"Task {name} stopped: {stop.reason}; the sink was rolled back")
             self.lost = stop.lost
             return stop.status, stop.reason, meter
+        except RedisError as exc:  # the live state store is gone past store_outage_seconds
+            log.error(f"Task {name}: the live-state store failed ({exc}); the sink rolls back")
+            return TaskStatus.WAIT_FOR_RETRY, f"live-state store unavailable: {exc}", meter
         except ExchangisError as exc:  # connector and input errors carry safe messages
             transient = isinstance(exc, TransientConnectorError)
             kind = "a transient error" if transient else "an error"
@@ -415,6 +422,9 @@ class TaskRunner:
         except Exception as exc:
             logger.error("task=%s failed: %s", self.tid, log.mask(traceback.format_exc()))
             text = f"{type(exc).__name__}: {exc}"
+            if sql_unavailable(exc):  # the metadata database, past store_outage_seconds
+                log.error(f"Task {name}: the metadata database failed; the sink was rolled back")
+                return TaskStatus.WAIT_FOR_RETRY, log.mask(text), meter
             log.error(f"Task {name} failed: {text}; the sink was rolled back")
             return TaskStatus.FAILED, log.mask(text), meter
 
@@ -504,8 +514,9 @@ class TaskRunner:
                 f"this attempt is no longer the task's (it is {status or 'gone'} now)",
                 lost=True,
             )
-        if control in CONTROL_OUTCOME:
-            raise StopTransfer(CONTROL_OUTCOME[control], f"execution {control} requested")
+        request = control_of(control)
+        if request is not Control.NONE:
+            raise StopTransfer(CONTROL_OUTCOME[request], f"execution {request} requested")
         if timeout and time.monotonic() - meter.started > timeout:
             raise StopTransfer(TaskStatus.TIMEOUT, f"timed out after {timeout:g}s")
 

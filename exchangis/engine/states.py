@@ -22,6 +22,19 @@ class TaskStatus(StrEnum):
     UNDEFINED = "Undefined"
 
 
+class Control(StrEnum):
+    """A request that running tasks of an execution obey at their next batch.
+
+    It is written to SQL before Redis (``JobExecution.control``), so a live state rebuilt
+    after a Redis loss still knows that the execution was killed, paused or timed out.
+    """
+
+    NONE = ""
+    KILL = "kill"
+    PAUSE = "pause"
+    TIMEOUT = "timeout"
+
+
 class ExecutionStatus(StrEnum):
     """Status of one execution of a job."""
 
@@ -65,7 +78,8 @@ EXECUTION_FINAL: frozenset[ExecutionStatus] = frozenset(
 _T = TaskStatus
 TASK_TRANSITIONS: dict[TaskStatus, frozenset[TaskStatus]] = {
     _T.INITED: frozenset({_T.SCHEDULED, _T.CANCELLED}),
-    _T.SCHEDULED: frozenset({_T.RUNNING, _T.CANCELLED, _T.PAUSED, _T.FAILED}),  # FAILED: not queued
+    # SCHEDULED: sent again (a new message); FAILED: could not be queued
+    _T.SCHEDULED: frozenset({_T.SCHEDULED, _T.RUNNING, _T.CANCELLED, _T.PAUSED, _T.FAILED}),
     _T.RUNNING: frozenset(
         {
             _T.SUCCESS,
@@ -84,13 +98,32 @@ TASK_TRANSITIONS: dict[TaskStatus, frozenset[TaskStatus]] = {
 
 _E = ExecutionStatus
 EXECUTION_TRANSITIONS: dict[ExecutionStatus, frozenset[ExecutionStatus]] = {
-    _E.INITED: frozenset({_E.SCHEDULED, _E.CANCELLED, _E.FAILED}),
+    _E.INITED: frozenset({_E.SCHEDULED} | EXECUTION_FINAL),  # it may end before it starts
     _E.SCHEDULED: frozenset({_E.RUNNING, _E.PAUSED} | EXECUTION_FINAL),
     _E.RUNNING: frozenset({_E.PAUSED} | EXECUTION_FINAL),
     _E.PAUSED: frozenset({_E.SCHEDULED} | EXECUTION_FINAL),
 }
 """Allowed execution transitions. A final state is never left: resume and restart of a
 completed execution start a new run of it (``engine.control.reopen`` rewrites its live state)."""
+
+
+CONTROL_OUTCOME: dict[Control, TaskStatus] = {
+    Control.KILL: TaskStatus.CANCELLED,
+    Control.PAUSE: TaskStatus.PAUSED,
+    Control.TIMEOUT: TaskStatus.TIMEOUT,
+}
+"""The status a running task ends in when it obeys a control request."""
+
+STOPPING: frozenset[Control] = frozenset({Control.KILL, Control.TIMEOUT})
+"""Control requests that end the execution (a pause only holds it)."""
+
+
+def control_of(value: str | None) -> Control:
+    """Return the control request a stored value names (unknown or empty: none)."""
+    try:
+        return Control(value or "")
+    except ValueError:
+        return Control.NONE
 
 
 def task_sources(target: TaskStatus) -> frozenset[TaskStatus]:

@@ -33,6 +33,9 @@ class JobExecution(Base):
     execute_user: Mapped[str] = mapped_column(String(128))
     trigger_type: Mapped[str] = mapped_column(String(32), default="MANUAL")
     error: Mapped[str | None] = mapped_column(Text)
+    control: Mapped[str | None] = mapped_column(String(16))
+    """The kill, pause or timeout request, written before the live state's: a live state
+    rebuilt after a Redis loss obeys it (``engine.states.Control``)."""
     create_time: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     launch_time: Mapped[datetime | None] = mapped_column(index=True)
     last_update_time: Mapped[datetime] = mapped_column(default=utcnow)

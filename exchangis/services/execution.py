@@ -11,10 +11,17 @@ from typing import Any
 
 from redis.exceptions import RedisError
 
-from exchangis.engine import channels, finalize
-from exchangis.engine.finalize import NOT_FINAL, epoch_ms, execution_progress, task_metrics
+from exchangis import faults
+from exchangis.engine import channels, control, finalize, sending
+from exchangis.engine.finalize import epoch_ms, execution_progress, task_metrics
 from exchangis.engine.planner import execution_timeout, plan_job
-from exchangis.engine.states import EXECUTION_FINAL, TASK_FINAL, ExecutionStatus, TaskStatus
+from exchangis.engine.states import (
+    EXECUTION_FINAL,
+    TASK_FINAL,
+    Control,
+    ExecutionStatus,
+    TaskStatus,
+)
 from exchangis.errors import (
     ConflictError,
     ForbiddenError,
@@ -131,7 +138,9 @@ def submit_execution(rt: Runtime, job_id: int, caller: Caller, body: Mapping[str
         }
         if timeout:
             live["timeout_seconds"] = timeout
-    # committed: now the live state, then the messages (ids only)
+    # committed: now the live state, then the messages (ids only); dying here leaves a row
+    # that a reaper adopts (engine/control.adopt)
+    faults.die_at(faults.SUBMIT_COMMITTED)
     try:
         _start(rt, eid, job_id, user, body, live, tasks)
     except RedisError as exc:
@@ -153,9 +162,7 @@ def _start(
     tasks: list[tuple[int, str, str, int]],
 ) -> None:
     """Write the live state, then send one message per task (a task not queued is Failed)."""
-    if live.get("timeout_seconds"):
-        rt.store.set_deadline(eid, float(live["timeout_seconds"]))
-    rt.store.create_execution(
+    created = rt.store.create_execution(
         eid,
         live,
         [
@@ -169,6 +176,10 @@ def _start(
             for tid, name, cid, attempts in tasks
         ],
     )
+    if not created:  # a reaper adopted it first (this process was that slow): it runs
+        return
+    if live.get("timeout_seconds"):
+        rt.store.set_deadline(eid, float(live["timeout_seconds"]))
     log = rt.job_log(eid)
     log.info(
         f"Execution {eid} of job {live['job_name']} (id {job_id}) submitted by {user}: "
@@ -177,19 +188,17 @@ def _start(
     )
     rt.store.transition_execution(eid, ExecutionStatus.SCHEDULED, sources={ExecutionStatus.INITED})
     finalize.record_status(rt, eid, ExecutionStatus.SCHEDULED)
-    for tid, name, cid, _ in tasks:
-        move = rt.store.transition_task(tid, TaskStatus.SCHEDULED, sources={TaskStatus.INITED})
-        if not move.moved:
-            continue
-        if finalize.queue_or_fail(rt, eid, tid, cid, live["queue"]):
+    for tid, name, _, _ in tasks:
+        if sending.send(rt, eid, tid, {TaskStatus.INITED}):
             log.info(f"Task {name} (id {tid}) is Scheduled")
 
 
 def _fail_unstarted(rt: Runtime, eid: str, error: str) -> None:
-    """Record an execution that could not start as Failed, and drop its partial live state."""
+    """Record an execution that could not start as Failed, and drop its partial live state
+    (unless a reaper adopted it meanwhile: then it runs)."""
     with rt.sessions.begin() as session:
         row = session.get(JobExecution, eid)
-        if row is None:
+        if row is None or row.status != ExecutionStatus.INITED:
             return
         row.status = ExecutionStatus.FAILED
         row.error = error
@@ -351,7 +360,9 @@ def kill_execution(rt: Runtime, caller: Caller, eid: str) -> dict[str, Any]:
 
 
 def cancel(rt: Runtime, eid: str, user: str) -> dict[str, Any]:
-    """Cancel queued tasks now, stop running ones at their next batch; → Cancelled.
+    """Cancel queued tasks now, stop running ones at their next batch; → Cancelled. Works on
+    any unfinished execution: the kill is written to SQL first, and one whose live state is
+    missing is adopted (it then ends Cancelled at once).
 
     Raises:
         ConflictError: the execution is completed already.
@@ -359,16 +370,13 @@ def cancel(rt: Runtime, eid: str, user: str) -> dict[str, Any]:
     execution, _ = load_execution(rt, eid)
     if execution["status"] in EXECUTION_FINAL:
         raise ConflictError(f"job execution {eid} is {execution['status']} already")
-    move = rt.store.transition_execution(
-        eid, ExecutionStatus.CANCELLED, sources=NOT_FINAL, fields={"error": f"killed by {user}"}
-    )
-    if not move.moved:
-        raise ConflictError(f"job execution {eid} is {move.previous} already")
-    rt.job_log(eid).warn(
-        f"Kill requested by {user}: cancelling queued tasks, stopping running "
-        "ones at their next batch"
-    )
-    finalize.cancel_remaining(rt, eid, "kill")
+    if not finalize.record_control(rt, eid, Control.KILL):
+        raise ConflictError(f"job execution {eid} is completed already")
+    reason = f"Kill requested by {user}"
+    if rt.store.execution(eid) is None:
+        control.adopt(rt, eid, reason)  # or a reaper is adopting it: it reads the kill too
+    else:
+        finalize.stop(rt, eid, Control.KILL, reason)
     return {"job_execution_id": eid, "status": ExecutionStatus.CANCELLED.value}
 
 

@@ -18,6 +18,8 @@ Layout (prefix ``exg:`` by default):
 - ``exg:retries``              sorted set: WaitForRetry task id → when to send it again
 - ``exg:deadlines``            sorted set: execution id → when it times out
 - ``exg:unpersisted``          set: completed executions whose SQL record is not written yet
+- ``exg:missing``              sorted set: unfinished (in SQL) execution id → when a reaper
+                               first found it without live state (it is adopted after a grace)
 - ``exg:lock:<name>``          string: a short-lived lock (SET NX EX)
 - ``exg:calls``                list: connector calls the API asks a worker for (engine/calls.py)
 - ``exg:call:<id>``            list: the answer to one call (expires)
@@ -92,6 +94,10 @@ class Keys:
     def unpersisted(self) -> str:
         """Return the set key of completed executions still to be written to SQL."""
         return f"{self.prefix}unpersisted"
+
+    def missing(self) -> str:
+        """Return the sorted-set key of unfinished executions found without live state."""
+        return f"{self.prefix}missing"
 
     def lock(self, name: str) -> str:
         """Return the key of a short-lived lock."""

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 from redis import Redis
+from redis.client import Pipeline
+from redis.exceptions import WatchError
 
 from exchangis.state.keys import Keys
 
@@ -15,19 +20,30 @@ from exchangis.state.keys import Keys
 # KEYS[3] = the heartbeat sorted set (running tasks); KEYS[4] = the execute user's running set.
 # ARGV: target, allowed sources ("," joined, with leading/trailing ","), final flag, now,
 # heartbeat action ("add|<total limit>|<user limit>|<heartbeat timeout>" / "rem" / ""), member,
-# the number of expected field/value pairs, those pairs (all must match: e.g. the attempt),
-# then field/value pairs to set with the move. Returns {moved, previous, n_final, total}; n_final
-# is -1 when a claim waits for a free slot (running tasks with fresh heartbeats at a limit).
-# The heartbeat moves with the status, so no crash between two commands can leave a Running
-# task that the reaper cannot see.
+# the number of expected field/value pairs, a move id, those pairs (all must match: e.g. the
+# attempt), then field/value pairs to set with the move. The move id makes the script
+# idempotent: the client retries a command whose reply a dropped connection lost, and the
+# second run must answer as the first did, not "refused". Returns {moved, previous, n_final,
+# total}; n_final is -1 when a claim waits for a free slot (running tasks with fresh
+# heartbeats at a limit). The heartbeat moves with the status, so no crash between two
+# commands can leave a Running task that the reaper cannot see.
 _TRANSITION = """
 local current = redis.call('HGET', KEYS[1], 'status')
 if not current then return {0, '', 0, 0} end
+local done = redis.call('HGET', KEYS[1], 'move')
+if done and ARGV[8] ~= '' and string.sub(done, 1, #ARGV[8] + 1) == ARGV[8] .. '|' then
+  -- this very move was applied already (a client retry after a lost reply): same answer
+  local parts = {}
+  for part in string.gmatch(string.sub(done, #ARGV[8] + 2), '[^|]+') do
+    table.insert(parts, part)
+  end
+  return {1, parts[1], tonumber(parts[2]), tonumber(parts[3])}
+end
 if not string.find(ARGV[2], ',' .. current .. ',', 1, true) then
   return {0, current, 0, 0}
 end
-local first = 8 + 2 * tonumber(ARGV[7])
-for i = 8, first - 1, 2 do
+local first = 9 + 2 * tonumber(ARGV[7])
+for i = 9, first - 1, 2 do
   if redis.call('HGET', KEYS[1], ARGV[i]) ~= ARGV[i + 1] then return {0, current, 0, 0} end
 end
 local action = ARGV[5]
@@ -60,15 +76,48 @@ if ARGV[3] == '1' and KEYS[2] ~= KEYS[1] then
   redis.call('HINCRBY', KEYS[2], 'n_' .. ARGV[1], 1)
   total = tonumber(redis.call('HGET', KEYS[2], 'total') or '0')
 end
+if ARGV[8] ~= '' then
+  redis.call('HSET', KEYS[1], 'move', ARGV[8] .. '|' .. current .. '|' .. n_final .. '|' .. total)
+end
 return {1, current, n_final, total}
 """
 
+
+_UNLOCK = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
 
 _HEARTBEAT = """
 local now = redis.call('TIME')[1]
 redis.call('ZADD', KEYS[2], now, ARGV[1])
 return redis.call('ZADD', KEYS[1], now, ARGV[1])
 """
+
+
+class ServerClock:
+    """The Redis server's clock (``TIME``), read again every ``resync_seconds`` and carried
+    between reads by this host's monotonic clock, which a wrong wall clock does not move."""
+
+    def __init__(self, redis: Redis, resync_seconds: float = 10.0) -> None:
+        self.redis = redis
+        self.resync_seconds = resync_seconds
+        self._offset = 0.0
+        self._synced = -float("inf")
+        self._lock = threading.Lock()
+
+    def __call__(self) -> float:
+        """Return the server's time now, in epoch seconds."""
+        now = time.monotonic()
+        if now - self._synced > self.resync_seconds:
+            with self._lock:
+                before = time.monotonic()
+                seconds, micros = self.redis.time()
+                after = time.monotonic()
+                self._offset = int(seconds) + int(micros) / 1e6 - (before + after) / 2
+                self._synced = after
+            now = time.monotonic()
+        return now + self._offset
 
 
 @dataclass(frozen=True)
@@ -119,7 +168,7 @@ class StateStore:
         redis: Redis,
         keys: Keys,
         rules: Rules,
-        clock: Callable[[], float] = time.time,
+        clock: Callable[[], float] | None = None,
         *,
         limits: tuple[int, int] = (0, 0),
         stale_seconds: float = 30.0,
@@ -131,9 +180,12 @@ class StateStore:
         """Most running tasks in total and per execute user (0: no limit)."""
         self.stale_seconds = stale_seconds
         """A running task whose heartbeat is older than this no longer counts for the limits."""
-        self.clock = clock
+        self.clock = clock or ServerClock(redis)
+        """Every time the live state keeps or compares comes from here: by default the Redis
+        server's clock, so hosts whose clocks differ still agree on deadlines."""
         self._transition = redis.register_script(_TRANSITION)
         self._heartbeat = redis.register_script(_HEARTBEAT)
+        self._unlock = redis.register_script(_UNLOCK)
 
     def now_ms(self) -> int:
         """Return the store's clock in epoch milliseconds."""
@@ -147,15 +199,40 @@ class StateStore:
         tasks: Iterable[Mapping[str, Any]],
         *,
         replace: bool = False,
-    ) -> None:
-        """Write an execution hash, its task hashes and task list in one transaction.
+    ) -> bool:
+        """Write an execution hash, its task hashes and task list in one transaction; return
+        False (and write nothing) when the execution is live already, unless ``replace``.
 
         ``fields`` and each task's fields override the defaults (status Inited, counters 0);
         ``replace`` first drops what a previous run left (a resume or restart is a new run).
+        Without it, of two writers racing (the API that submitted, a reaper adopting the
+        execution) exactly one writes.
         """
         task_list = list(tasks)
         now = self.now_ms()
-        pipe = self.redis.pipeline(transaction=True)
+        key = self.keys.execution(eid)
+        with self.redis.pipeline(transaction=True) as pipe:
+            try:
+                if not replace:
+                    pipe.watch(key)
+                    if pipe.exists(key):
+                        return False
+                    pipe.multi()
+                self._write_execution(pipe, eid, fields, task_list, now, replace)
+                pipe.execute()
+            except WatchError:
+                return False
+        return True
+
+    def _write_execution(
+        self,
+        pipe: Pipeline,
+        eid: str,
+        fields: Mapping[str, Any],
+        task_list: list[Mapping[str, Any]],
+        now: int,
+        replace: bool,
+    ) -> None:
         if replace:
             pipe.delete(
                 self.keys.execution(eid),
@@ -189,7 +266,6 @@ class StateStore:
                 },
             )
             pipe.rpush(self.keys.execution_tasks(eid), tid)
-        pipe.execute()
 
     def execution(self, eid: str) -> dict[str, str] | None:
         """Return the execution hash, or None when it is not (or no longer) live."""
@@ -288,6 +364,7 @@ class StateStore:
             heartbeat,
             member,
             str(len(expect or {})),
+            uuid.uuid4().hex,
             *_flat(expect),
             *_flat(fields),
         ]
@@ -334,13 +411,27 @@ class StateStore:
         """Return True for the first caller only (HSETNX on the execution): a once-only gate."""
         return bool(self.redis.hsetnx(self.keys.execution(eid), marker, self.now_ms()))
 
-    def lock(self, name: str, ttl_seconds: int) -> bool:
-        """Take a short-lived lock (SET NX EX); True when this caller holds it."""
-        return bool(self.redis.set(self.keys.lock(name), "1", nx=True, ex=ttl_seconds))
+    def lock(self, name: str, ttl_seconds: int) -> str:
+        """Take a short-lived lock (SET NX EX); return its token when this caller holds it,
+        else ""."""
+        token = uuid.uuid4().hex
+        taken = self.redis.set(self.keys.lock(name), token, nx=True, ex=ttl_seconds)
+        return token if taken else ""
 
-    def unlock(self, name: str) -> None:
-        """Release a lock taken with :meth:`lock`."""
-        self.redis.delete(self.keys.lock(name))
+    def unlock(self, name: str, token: str) -> None:
+        """Release a lock taken with :meth:`lock`, only while ``token`` still holds it (after
+        its time to live another caller may)."""
+        if token:
+            self._unlock(keys=[self.keys.lock(name)], args=[token])
+
+    @contextmanager
+    def locked(self, name: str, ttl_seconds: int) -> Iterator[bool]:
+        """Hold a lock for a block when it is free; yield whether this caller holds it."""
+        token = self.lock(name, ttl_seconds)
+        try:
+            yield bool(token)
+        finally:
+            self.unlock(name, token)
 
     def mark_unpersisted(self, eid: str) -> None:
         """Remember that a completed execution's durable record is still to be written."""
@@ -352,6 +443,22 @@ class StateStore:
         pipe.hset(self.keys.execution(eid), "persisted", self.now_ms())
         pipe.srem(self.keys.unpersisted(), eid)
         pipe.execute()
+
+    def missing_for(self, eid: str) -> float:
+        """Note that an execution SQL holds as unfinished has no live state; return for how
+        many seconds (store clock) the passes have found it missing."""
+        now = self.clock()
+        self.redis.zadd(self.keys.missing(), {eid: now}, nx=True)
+        since = self.redis.zscore(self.keys.missing(), eid)
+        return now - float(since if since is not None else now)
+
+    def forget_missing(self, eid: str) -> None:
+        """Stop counting an execution as missing (it was adopted, or turned up)."""
+        self.redis.zrem(self.keys.missing(), eid)
+
+    def forget_missing_older_than(self, seconds: float) -> None:
+        """Drop entries no pass has refreshed in a while (finished elsewhere, deleted)."""
+        self.redis.zremrangebyscore(self.keys.missing(), "-inf", self.clock() - seconds)
 
     def unpersisted(self) -> list[str]:
         """Return completed executions whose durable record is not written yet."""
