@@ -7,7 +7,7 @@ HOST ?= 127.0.0.1
 EXCHANGIS_PORT ?= 8080
 export EXCHANGIS_PORT
 
-.PHONY: help install run test lint api worker migrate services-up bench-logs bench-history \
+.PHONY: help install run test drills lint api worker migrate services-up bench-logs bench-history \
 	bench-gen bench-transfer fuzz clean
 
 help:  ## list the targets
@@ -38,6 +38,10 @@ services-up:  ## start local Redis/PostgreSQL/MariaDB when they are down
 
 test: $(STAMP)  ## run the whole test suite (real Redis, PostgreSQL, MariaDB, Celery workers)
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+drills: $(STAMP)  ## fault drills: real faults against private deployments (docs/running.md)
+	command -v faketime >/dev/null || (apt-get update -qq && apt-get install -y -qq faketime)
+	$(PY) -m pytest tests/drills -m drill $(PYTEST_ARGS)
 
 lint: $(STAMP)  ## ruff and mypy
 	$(VENV)/bin/ruff check exchangis workers tests bench scripts
