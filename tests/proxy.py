@@ -6,10 +6,20 @@ import contextlib
 import socket
 import struct
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 from flask.testing import FlaskClient
+
+
+@dataclass
+class Link:
+    """One proxied connection: bytes the client sent, whether answers are dropped."""
+
+    sent: int = 0
+    muted: bool = False
 
 
 class FlakyProxy:
@@ -56,13 +66,29 @@ class FlakyProxy:
                 continue
             with self._lock:
                 self._open.update((client, upstream))
-            for a, b in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+            link = Link()
+            for a, b, outbound in ((client, upstream, True), (upstream, client, False)):
+                threading.Thread(
+                    target=self._pump, args=(a, b, link, outbound), daemon=True
+                ).start()
 
-    def _pump(self, source: socket.socket, sink: socket.socket) -> None:
+    def forward(self, data: bytes, sink: socket.socket, link: Link) -> bool:
+        """Send client bytes upstream; False ends the connection (subclasses cut here)."""
+        sink.sendall(data)
+        return True
+
+    def _pump(self, source: socket.socket, sink: socket.socket, link: Link, outbound: bool) -> None:
         try:
             while data := source.recv(65536):
-                sink.sendall(data)
+                if not outbound:
+                    if not link.muted:  # a muted link's answers never reach the client
+                        sink.sendall(data)
+                    continue
+                link.sent += len(data)
+                if not self.forward(data, sink, link):
+                    self._reset(source)
+                    self._reset(sink)
+                    return
         except OSError:
             pass
         finally:
@@ -88,6 +114,45 @@ class FlakyProxy:
         """Stop accepting."""
         self._stop.set()
         self.server.close()
+
+
+COMMITS = (b"Q\x00\x00\x00\x0bCOMMIT\x00", b"\x03COMMIT")
+"""A COMMIT as PostgreSQL's simple query and as MySQL's COM_QUERY end a client's packet."""
+
+
+class CommitProxy(FlakyProxy):
+    """Forward everything; the first COMMIT of a connection that has sent more than
+    ``after_bytes`` (a transfer's, not a short ledger transaction's) is treated specially:
+    ``cut`` forwards it and resets both sides before the answer comes back (an ambiguous
+    commit: the server committed, the client cannot know); ``hold`` keeps it until
+    :attr:`release` is set (:attr:`held` is set once it arrives)."""
+
+    def __init__(self, target: tuple[str, int], mode: str, after_bytes: int = 20_000) -> None:
+        self.mode = mode
+        self.after_bytes = after_bytes
+        self.held = threading.Event()
+        self.release = threading.Event()
+        self.cut_done = threading.Event()
+        super().__init__(target)
+
+    def forward(self, data: bytes, sink: socket.socket, link: Link) -> bool:
+        """Pass client bytes on; catch the transfer's COMMIT."""
+        commit = data.endswith(COMMITS)  # the statement alone, not a word in a query
+        special = commit and link.sent > self.after_bytes and not self.cut_done.is_set()
+        if not special:
+            sink.sendall(data)
+            return True
+        if self.mode == "hold":
+            self.cut_done.set()
+            self.held.set()
+            self.release.wait(120)
+            sink.sendall(data)
+            return True
+        link.muted = True
+        sink.sendall(data)
+        time.sleep(0.5)  # the server commits; its answer never reaches the client
+        self.cut_done.set()
+        return False
 
 
 @contextmanager

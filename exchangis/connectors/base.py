@@ -19,6 +19,8 @@ from exchangis.errors import MASK, InvalidInputError
 if TYPE_CHECKING:
     import pyarrow as pa
 
+    from exchangis.connectors.ledger import Fence
+
 _SECRET_KEY = re.compile(r"(?i)pass|pwd|secret|token|credential|private|api_?key")
 """Keys inside nested connect params (e.g. ``params``) whose values are treated as secrets."""
 
@@ -261,6 +263,17 @@ class Sink(ABC):
     def take_rejects(self) -> list[Reject]:
         """Return (and forget) the rows the last writes refused: the error records."""
         return []
+
+    fenced: ClassVar[bool] = False
+    """Whether the sink keeps a ledger (connectors/ledger.py): a task's rows land once even
+    when its attempts overlap or a commit's outcome is unknown."""
+
+    def fence(self, fence: Fence) -> int | None:
+        """Before ``open``: take the task's ledger entry for this attempt; return the rows an
+        earlier attempt committed (then write nothing), or None when this attempt writes.
+        ``commit`` then commits only while the attempt still owns the entry. Sinks without a
+        ledger (``fenced`` False, or the option ``ledger: false``) return None."""
+        return None
 
     @abstractmethod
     def open(self, schema: pa.Schema) -> None:

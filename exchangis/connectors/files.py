@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import codecs
+import fcntl
 import json
 import logging
 import os
@@ -26,6 +27,7 @@ import pyarrow.json as pajson
 
 from exchangis.connectors.base import DataSourceType, Endpoint, ParamSpec, Sink, Source
 from exchangis.connectors.bulk import decimal_text
+from exchangis.connectors.ledger import Fence, FileLedger
 from exchangis.connectors.registry import Registry
 from exchangis.connectors.sql import effective_batch_size, positive_int, write_mode
 from exchangis.errors import ConnectorError, InvalidInputError, TerminalConnectorError
@@ -339,6 +341,15 @@ class JsonlSource(FileSource):
 # --- sinks -------------------------------------------------------------------------------------
 
 
+def _sync_dir(path: Path) -> None:
+    """Make a rename in directory ``path`` durable."""
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
 def _base64(column: pa.Array) -> pa.Array:
     return pa.array(
         [None if v is None else base64.b64encode(v).decode("ascii") for v in column.to_pylist()],
@@ -355,9 +366,10 @@ class FileSink(Sink):
 
     type: ClassVar[str] = NAME
     options: ClassVar[frozenset[str]] = frozenset(
-        {"format", "delimiter", "header", "encoding", "quoteChar", "writeMode"}
+        {"format", "delimiter", "header", "encoding", "quoteChar", "writeMode", "ledger"}
     )
     format: ClassVar[str] = ""
+    fenced: ClassVar[bool] = True
 
     def __new__(cls, endpoint: Endpoint) -> FileSink:
         """Return a CsvSink or JsonlSink for ``endpoint``'s format."""
@@ -371,8 +383,11 @@ class FileSink(Sink):
         self.path = resolve_inside(_root(endpoint), endpoint.table)
         self.mode = write_mode(endpoint)
         self.encoding = _encoding(endpoint)
+        self.keeps_ledger = _flag(endpoint, "ledger", True)
         self._tmp: Path | None = None
         self._fh: BinaryIO | None = None
+        self._fence: Fence | None = None
+        self._written = 0
 
     @property
     def traffic(self) -> str:
@@ -391,27 +406,42 @@ class FileSink(Sink):
     def _finish(self) -> None:
         """Flush what the format writer buffers."""
 
+    def _header(self) -> bytes:
+        """Return the header an empty target starts with (CSV's column names)."""
+        return b""
+
+    def _temp(self) -> tuple[Path, BinaryIO]:
+        """Create a temp file beside the target, locked while this process lives (a writer
+        that died leaves it unlocked: the next writer's :meth:`FileLedger.sweep` removes it)."""
+        # resolve_inside() proved the path is under root: its parents are too.
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(
+            dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp"
+        )
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        return Path(tmp), os.fdopen(fd, "wb")
+
+    def fence(self, fence: Fence) -> int | None:
+        """Take the task's entry in the file's ledger (``.<name>.exg-ledger``); see
+        :meth:`Sink.fence`. Also removes temp files of writers that died."""
+        if not self.keeps_ledger:
+            return None
+        self._fence = fence
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with FileLedger(self.path).locked() as book:
+                book.sweep()
+                return book.take(fence)
+        except OSError as exc:
+            raise self._fail("keep the ledger of", exc) from None
+
     def open(self, schema: pa.Schema) -> None:
-        """Create the temp file beside the target; in append mode start it as a copy."""
+        """Create the temp file the new rows go to (appended to the target at commit)."""
         if self.path.is_dir():
             raise TerminalConnectorError(f"{self.endpoint.table} is a directory")
         try:
-            # resolve_inside() proved the path is under root: its parents are too.
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(
-                dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp"
-            )
-            self._tmp, self._fh = Path(tmp), os.fdopen(fd, "wb")
-            appending = False
-            if self.mode == "append" and self.path.is_file():
-                with self.path.open("rb") as existing:
-                    shutil.copyfileobj(existing, self._fh)
-                    if existing.tell() > 0:
-                        appending = True
-                        existing.seek(-1, os.SEEK_END)
-                        if existing.read(1) != b"\n":
-                            self._fh.write(b"\n")
-            self._start(schema, appending)
+            self._tmp, self._fh = self._temp()
+            self._start(schema, self.mode == "append")  # append: the header comes at commit
         except ConnectorError:
             self.rollback()
             raise
@@ -429,30 +459,70 @@ class FileSink(Sink):
             raise
         except (OSError, pa.ArrowException, ValueError, TypeError) as exc:
             raise self._fail("write", exc) from None
+        self._written += batch.num_rows
         return int(batch.num_rows)
 
     def commit(self) -> None:
-        """Flush and fsync the temp file, then rename it over the target."""
+        """Under the file's lock: build the new content (append: the target's, then the new
+        rows), record it in the ledger while this attempt owns its entry, rename it over the
+        target. Concurrent writers of one file take turns here, so no append is lost."""
         if self._fh is None or self._tmp is None:
             raise TerminalConnectorError("sink is not open")
         try:
             self._finish()
-            self._fh.flush()
-            os.fsync(self._fh.fileno())
-            self._fh.close()
-            self._fh = None
-            if self.path.is_file():
-                shutil.copymode(self.path, self._tmp)
-            else:
-                os.chmod(self._tmp, 0o644)
-            os.replace(self._tmp, self.path)
-            self._tmp = None
+            self._sync(self._fh)
+            with FileLedger(self.path).locked() as book:
+                if self.mode == "append":
+                    self._append_to_target()
+                if self.path.is_file():
+                    shutil.copymode(self.path, self._tmp)
+                else:
+                    os.chmod(self._tmp, 0o644)
+                if self._fence is not None:
+                    book.pending(self._fence, self._tmp.stat().st_ino)
+                os.replace(self._tmp, self.path)
+                _sync_dir(self.path.parent)
+                if self._fence is not None:
+                    book.committed(self._fence, self._written)
+            self._close_temp()
+        except ConnectorError:
+            self.rollback()
+            raise
         except (OSError, pa.ArrowException, ValueError) as exc:
             self.rollback()
             raise self._fail("commit", exc) from None
 
-    def rollback(self) -> None:
-        """Delete the temp file; the target is untouched."""
+    @staticmethod
+    def _sync(handle: BinaryIO) -> None:
+        handle.flush()
+        os.fsync(handle.fileno())
+
+    def _append_to_target(self) -> None:
+        """Replace the temp file with the target's content followed by the new rows (or the
+        header, when the target is missing or empty)."""
+        assert self._fh is not None and self._tmp is not None
+        merged, handle = self._temp()
+        try:
+            if self.path.is_file() and self.path.stat().st_size > 0:
+                with self.path.open("rb") as existing:
+                    shutil.copyfileobj(existing, handle)
+                    existing.seek(-1, os.SEEK_END)
+                    if existing.read(1) != b"\n":
+                        handle.write(b"\n")
+            else:
+                handle.write(self._header())
+            with self._tmp.open("rb") as rows:
+                shutil.copyfileobj(rows, handle)
+            self._sync(handle)
+        except BaseException:
+            handle.close()
+            merged.unlink(missing_ok=True)
+            raise
+        self._close_temp()
+        self._tmp, self._fh = merged, handle
+
+    def _close_temp(self) -> None:
+        """Close (and unlock) the temp file and delete it if it was not renamed."""
         fh, tmp = self._fh, self._tmp
         self._fh, self._tmp = None, None
         if fh is not None:
@@ -462,6 +532,10 @@ class FileSink(Sink):
                 log.debug("closing temp file failed path=%s", tmp)
         if tmp is not None:
             tmp.unlink(missing_ok=True)
+
+    def rollback(self) -> None:
+        """Delete the temp file; the target is untouched."""
+        self._close_temp()
 
     def close(self) -> None:
         """Discard anything uncommitted; safe twice."""
@@ -511,6 +585,17 @@ class CsvSink(FileSink):
             self._writer = pacsv.CSVWriter(self._fh, self._schema, write_options=options)
         elif include_header:
             self._write_lines([[self._quoted(n) for n in schema.names]])
+
+    def _header(self) -> bytes:
+        if not self.header or self._schema is None:
+            return b""
+        if self._fast():
+            out = pa.BufferOutputStream()
+            options = pacsv.WriteOptions(include_header=True, delimiter=self.delimiter)
+            pacsv.CSVWriter(out, self._schema, write_options=options).close()
+            return bytes(out.getvalue().to_pybytes())
+        line = self.delimiter.join(self._quoted(n) for n in self._schema.names) + "\n"
+        return line.encode(self.encoding)
 
     def _quoted(self, text: str) -> str:
         q = self.quote

@@ -17,8 +17,9 @@ from typing import Any, ClassVar
 
 import pyarrow as pa
 
-from exchangis.connectors import bulk
+from exchangis.connectors import bulk, ledger
 from exchangis.connectors.base import Endpoint, Reject, Sink, Source
+from exchangis.connectors.ledger import Fence
 from exchangis.errors import (
     BulkRowRefusedError,
     ConnectorError,
@@ -811,9 +812,10 @@ class SqlSink(Sink):
     """One transaction per sink: created/cleared in ``open``, published in ``commit``."""
 
     options: ClassVar[frozenset[str]] = frozenset(
-        {"writeMode", "batchSize", "primaryKeys", "createTable"}
+        {"writeMode", "batchSize", "primaryKeys", "createTable", "ledger"}
     )
     dialect: ClassVar[Dialect]
+    fenced: ClassVar[bool] = True
 
     def __init__(self, endpoint: Endpoint) -> None:
         super().__init__(endpoint)
@@ -836,6 +838,10 @@ class SqlSink(Sink):
         self._schema: pa.Schema | None = None
         self._in_txn = False
         self._rejects: list[Reject] = []
+        self.keeps_ledger = flag_option(endpoint, "ledger", True)
+        """Whether commits are fenced through the database's ``exg_ledger`` table."""
+        self._fence: Fence | None = None
+        self._written = 0
 
     # hooks -------------------------------------------------------------------------------------
     @abstractmethod
@@ -988,7 +994,9 @@ class SqlSink(Sink):
             raise TerminalConnectorError("sink is not open")
         if batch.num_rows == 0:
             return 0
-        return self._write_split(batch)
+        written = self._write_split(batch)
+        self._written += written
+        return written
 
     def _write_split(self, batch: pa.RecordBatch, depth: int = 0) -> int:
         action = f"write {self.endpoint.describe()}"
@@ -1045,11 +1053,41 @@ class SqlSink(Sink):
                     self.dialect.create_table(self.endpoint.table, schema, self.primary_keys)
                 )
 
-    def _lock(self) -> None:
-        """Take the lock on the table's name for the rest of this transaction or session."""
-        statement = self.dialect.lock(f"exchangis.{'.'.join(validate_table(self.endpoint.table))}")
+    def _lock(self, name: str | None = None) -> None:
+        """Take the lock on a table's name (default: the target's) for the rest of this
+        transaction or session."""
+        table = name or self.endpoint.table
+        statement = self.dialect.lock(f"exchangis.{'.'.join(validate_table(table))}")
         if statement:
             self._execute(statement)
+
+    # the ledger (connectors/ledger.py) ----------------------------------------------------------
+    def fence(self, fence: Fence) -> int | None:
+        """Take the task's entry in the database's ``exg_ledger`` table (created when missing)
+        in a committed transaction of its own; see :meth:`Sink.fence`."""
+        if not self.keeps_ledger:
+            return None
+        self._fence = fence
+        with self._session("keep the ledger of"):
+            if not self._exists(ledger.TABLE):
+                self._lock(ledger.TABLE)
+                if not self._exists(ledger.TABLE):
+                    self._execute(ledger.create_sql())
+            self._execute(ledger.take_sql(fence))  # waits while a commit holds the entry
+            rows = self._catalog(ledger.read_sql(fence))
+            if not rows:
+                self._execute(ledger.insert_sql(fence))
+                rows = self._catalog(ledger.read_sql(fence))
+            earlier = ledger.verdict(rows, fence)
+        return earlier
+
+    def _mark_committed(self) -> None:
+        """Inside the data's transaction: mark the ledger entry committed while this attempt
+        owns it; else raise (and the caller rolls back)."""
+        if self._fence is None:
+            return
+        self._execute(ledger.mark_sql(self._fence, self._written))
+        ledger.check_marked(self._catalog(ledger.read_sql(self._fence)), self._fence)
 
     def publish_stage(self, work: str, done: str) -> None:
         """Rename a channel's committed stage ``work`` to ``done`` (replacing an older one).
@@ -1109,6 +1147,8 @@ class SqlSink(Sink):
         """Commit the transaction (upsert: merge the staged rows into the target first)."""
         if not self._in_txn:
             raise TerminalConnectorError("sink is not open")
+        with self._errors(f"fence the commit to {self.endpoint.describe()}"):
+            self._mark_committed()  # first: MySQL's DDL below would commit it with the rows
         if self.write_table != self.endpoint.table and self._schema is not None:
             with self._errors(f"merge into {self.endpoint.describe()}"):
                 self._execute(

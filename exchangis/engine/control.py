@@ -13,7 +13,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from exchangis.engine import finalize, sending
 from exchangis.engine.archive import execution_owner, task_owner
@@ -29,8 +29,8 @@ from exchangis.engine.states import (
     control_of,
 )
 from exchangis.errors import ConflictError, NotFoundError
-from exchangis.models import JobExecution, LogLine
-from exchangis.runtime import Runtime
+from exchangis.models import JobExecution, LogLine, TaskExecution
+from exchangis.runtime import Runtime, durable
 from exchangis.state.logs import LiveLog, LogWriter
 
 QUEUED = (TaskStatus.INITED, TaskStatus.SCHEDULED, TaskStatus.WAIT_FOR_RETRY)
@@ -177,6 +177,7 @@ def reopen(rt: Runtime, eid: str, rerun: list[int], reason: str) -> str:
     with rt.store.locked(f"reopen:{eid}", 30) as held:
         if not held:
             raise ConflictError(f"job execution {eid} is being resumed or restarted already")
+        _next_run(rt, rerun)
         fields, tasks = _live_state_for(rt, eid, set(rerun))
         rt.store.create_execution(eid, fields, tasks, replace=True)
         if fields.get("timeout_seconds"):  # a new run gets the whole time again
@@ -198,6 +199,19 @@ def reopen(rt: Runtime, eid: str, rerun: list[int], reason: str) -> str:
     return ExecutionStatus.SCHEDULED.value
 
 
+@durable
+def _next_run(rt: Runtime, tids: list[int]) -> None:
+    """Count a new run of tasks whose rows a user asked to move again: it gets a new entry in
+    its sink's ledger (an adopted execution keeps its runs: their ledger entries say what is
+    in already)."""
+    with rt.sessions.begin() as session:
+        session.execute(
+            update(TaskExecution)
+            .where(TaskExecution.id.in_(tids))
+            .values(run=TaskExecution.run + 1)
+        )
+
+
 def _start(rt: Runtime, eid: str, tasks: list[dict[str, Any]], rerun: set[int]) -> None:
     """Move a fresh live state's execution to Scheduled and send the tasks ``rerun``."""
     rt.store.transition_execution(eid, ExecutionStatus.SCHEDULED, sources={ExecutionStatus.INITED})
@@ -209,8 +223,9 @@ def _start(rt: Runtime, eid: str, tasks: list[dict[str, Any]], rerun: set[int]) 
 def adopt(rt: Runtime, eid: str, why: str) -> bool:
     """Rebuild the live state of an unfinished execution that Redis does not hold, and carry
     on: killed or timed out (SQL's control) → its unfinished tasks are cancelled and it ends;
-    paused → it waits, Paused; else its unfinished tasks run (again). True when this call
-    rebuilt it (another adopter, or the API that submitted it, may have been first)."""
+    paused → it waits, Paused; else its unfinished tasks run (again: their sinks' ledgers keep
+    an attempt that had committed from being written twice). True when this call rebuilt it
+    (another adopter, or the API that submitted it, may have been first)."""
     with rt.store.locked(f"adopt:{eid}", 60) as held:
         if not held:
             return False

@@ -19,6 +19,7 @@ import pyarrow as pa
 from redis.exceptions import RedisError
 
 from exchangis.connectors.base import Endpoint, Sink, Source
+from exchangis.connectors.ledger import Fence, FencedOffError
 from exchangis.engine import control, finalize, retry, sending
 from exchangis.engine.dirty import ErrorRecords
 from exchangis.engine.states import (
@@ -43,6 +44,14 @@ from exchangis.state.logs import LogWriter
 logger = logging.getLogger(__name__)
 
 
+class Committed(Exception):  # noqa: N818 - a control-flow signal, not an error
+    """The sink's ledger says an earlier attempt of this task run committed its rows."""
+
+    def __init__(self, rows: int) -> None:
+        super().__init__(f"{rows} rows committed by an earlier attempt")
+        self.rows = rows
+
+
 class StopTransfer(Exception):  # noqa: N818 - a control-flow signal, not an error
     """Raised inside the loop to stop with a given final status."""
 
@@ -64,6 +73,8 @@ class TaskContext:
     """Where batches go: the sink table, or a channel's own stage table (see ``target``)."""
     target: Endpoint | None = None
     """A staged channel's real sink table (its content is replaced once all stages are in)."""
+    ledger_key: str = ""
+    """The task run's entry in the sink's ledger: one attempt's rows commit, once."""
 
 
 @durable
@@ -75,6 +86,7 @@ def load_context(rt: Runtime, tid: int) -> TaskContext:
             raise InvalidInputError(f"task {tid} has no row in the metadata database")
         plan = dict(task.plan)
         project = task.execution.project_name
+        ledger_key = task.ledger_key
         endpoints = []
         for side in ("source", "sink"):
             spec = plan[side]
@@ -89,7 +101,8 @@ def load_context(rt: Runtime, tid: int) -> TaskContext:
     source = replace(source, split=plan.get("split"))
     stage = plan.get("stage")
     if not stage:
-        return TaskContext(plan, source, replace(sink, shared=bool(plan.get("split"))))
+        sink = replace(sink, shared=bool(plan.get("split")))
+        return TaskContext(plan, source, sink, ledger_key=ledger_key)
     work = replace(
         sink,
         table=stage["work"],
@@ -406,10 +419,21 @@ class TaskRunner:
                 f"{time.monotonic() - meter.started:.1f}s"
             )
             return TaskStatus.SUCCESS, None, meter
+        except Committed as done:
+            meter.read = meter.written = done.rows
+            log.warn(
+                f"Task {name}: the sink's ledger says an earlier attempt committed this run's "
+                f"{done.rows} rows (its outcome was unknown): nothing is written again"
+            )
+            return TaskStatus.SUCCESS, None, meter
         except StopTransfer as stop:
             log.warn(f"Task {name} stopped: {stop.reason}; the sink was rolled back")
             self.lost = stop.lost
             return stop.status, stop.reason, meter
+        except FencedOffError as exc:  # a newer attempt owns the task: leave it to that one
+            log.warn(f"Task {name} stopped: {exc.message}; the sink was rolled back")
+            self.lost = True
+            return TaskStatus.UNDEFINED, exc.message, meter
         except RedisError as exc:  # the live state store is gone past store_outage_seconds
             log.error(f"Task {name}: the live-state store failed ({exc}); the sink rolls back")
             return TaskStatus.WAIT_FOR_RETRY, f"live-state store unavailable: {exc}", meter
@@ -474,6 +498,10 @@ class TaskRunner:
             source = self.rt.registry.source(ctx.source)
             sink = self.rt.registry.sink(ctx.sink)
             meter.traffic = {"source_type": source.traffic, "sink_type": sink.traffic}
+            if ctx.target is None and ctx.ledger_key:  # a stage is replaced whole: no ledger
+                earlier = sink.fence(Fence(ctx.ledger_key, self.claim))
+                if earlier is not None:
+                    raise Committed(earlier)
             schema = source.open()
             mapping = ColumnMapping(schema, ctx.plan.get("mapping") or [])
             log.info(f"Columns: {mapping.describe(schema)}")

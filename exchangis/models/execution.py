@@ -69,6 +69,9 @@ class TaskExecution(Base):
     celery_id: Mapped[str] = mapped_column(String(64))
     worker_info: Mapped[str | None] = mapped_column(Text)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    run: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    """Which run of the task (a resume or restart of a completed execution starts the next):
+    with the execution and task ids, the key of its entry in the sink's ledger."""
     metrics: Mapped[dict[str, Any] | None]
     error: Mapped[str | None] = mapped_column(Text)
     create_time: Mapped[datetime] = mapped_column(default=utcnow)
@@ -76,3 +79,8 @@ class TaskExecution(Base):
     last_update_time: Mapped[datetime] = mapped_column(default=utcnow)
 
     execution: Mapped[JobExecution] = relationship(back_populates="tasks")
+
+    @property
+    def ledger_key(self) -> str:
+        """Return the key of this run's entry in its sink's ledger (connectors/ledger.py)."""
+        return f"{self.execution_id}/{self.id}/{self.run}"

@@ -9,6 +9,7 @@ repeats the storm-like ones more often when set).
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import subprocess
@@ -17,6 +18,7 @@ import time
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -201,12 +203,32 @@ class Deployment:
         return status
 
 
-def assert_exact(table: str, rows: int) -> None:
-    """Check that a PostgreSQL table holds generated rows 1..``rows`` exactly once each."""
-    got = data.postgres_rows(table)
+def generated(rows: int) -> list[tuple[Any, ...]]:
+    """Return the MEMORY source's rows 1..``rows``."""
+    return [row_values(i) for i in range(1, rows + 1)]
+
+
+def assert_rows(got: list[tuple[Any, ...]], expected: list[tuple[Any, ...]]) -> None:
+    """Check rows against the expected ones: count, distinct ids, checksum."""
     ids = [r[0] for r in got]
-    assert (len(got), len(set(ids))) == (rows, rows), f"{len(got)} rows, {len(set(ids))} ids"
-    assert data.checksum(got) == data.checksum(row_values(i) for i in range(1, rows + 1))
+    want = len(expected)
+    assert (len(got), len(set(ids))) == (want, want), f"{len(got)} rows, {len(set(ids))} ids"
+    assert data.checksum(got) == data.checksum(expected)
+
+
+def assert_exact(table: str, rows: int, kind: str = "POSTGRESQL") -> None:
+    """Check that a PostgreSQL (or MariaDB) table holds generated rows 1..``rows`` exactly
+    once each."""
+    got = data.mysql_rows(table) if kind == "MYSQL" else data.postgres_rows(table)
+    assert_rows(got, generated(rows))
+
+
+def csv_rows(path: Path) -> list[tuple[Any, ...]]:
+    """Return the rows of a CSV file the MEMORY source's columns were written to."""
+    with path.open(newline="") as handle:
+        reader = csv.reader(handle)
+        assert next(reader) == ["id", "name", "amount"]
+        return [(int(i), name, Decimal(amount)) for i, name, amount in reader]
 
 
 def assert_unchanged(table: str) -> None:

@@ -1,4 +1,4 @@
-"""execution control request kept in SQL
+"""execution control request kept in SQL; task run numbers (the sinks' ledger keys)
 
 Revision ID: 0005
 Revises: 0004
@@ -19,8 +19,12 @@ depends_on = None
 def upgrade() -> None:
     with op.batch_alter_table("exg_job_execution", schema=None) as batch_op:
         batch_op.add_column(sa.Column("control", sa.String(length=16), nullable=True))
+    with op.batch_alter_table("exg_task_execution", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("run", sa.Integer(), server_default="1", nullable=False))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("exg_task_execution", schema=None) as batch_op:
+        batch_op.drop_column("run")
     with op.batch_alter_table("exg_job_execution", schema=None) as batch_op:
         batch_op.drop_column("control")
