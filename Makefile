@@ -7,8 +7,8 @@ HOST ?= 127.0.0.1
 EXCHANGIS_PORT ?= 8080
 export EXCHANGIS_PORT
 
-.PHONY: help install run test drills lint api worker migrate services-up bench-logs bench-history \
-	bench-gen bench-transfer fuzz clean
+.PHONY: help install run test test-pg drills lint api worker migrate services-up bench-logs \
+	bench-history bench-gen bench-transfer fuzz clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -39,8 +39,10 @@ services-up:  ## start local Redis/PostgreSQL/MariaDB when they are down
 test: $(STAMP)  ## run the whole test suite (real Redis, PostgreSQL, MariaDB, Celery workers)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+test-pg: $(STAMP)  ## the end-to-end tests again, on PostgreSQL as the metadata database
+	EXCHANGIS_TEST_METADATA=postgresql $(PY) -m pytest -m "e2e and not drill" $(PYTEST_ARGS)
+
 drills: $(STAMP)  ## fault drills: real faults against private deployments (docs/running.md)
-	command -v faketime >/dev/null || (apt-get update -qq && apt-get install -y -qq faketime)
 	$(PY) -m pytest tests/drills -m drill $(PYTEST_ARGS)
 
 lint: $(STAMP)  ## ruff and mypy

@@ -159,12 +159,18 @@ class Deployment:
                 return str(item["dataSources"]["sink"]["table"])
         raise KeyError(sub)
 
-    def running(self, eid: str, timeout: float = 30) -> None:
-        """Wait until every task of ``eid`` is Running and has read a row."""
+    def started(self, eid: str, timeout: float = 30) -> None:
+        """Wait until every task of ``eid`` is Running."""
+        self.running(eid, timeout, reading=False)
+
+    def running(self, eid: str, timeout: float = 30, reading: bool = True) -> None:
+        """Wait until every task of ``eid`` is Running and (``reading``) has read a row."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             tasks = ok(self.client, "GET", f"/job/execution/{eid}/tasklist")["tasks"]
             if tasks and all(t["status"] == "Running" for t in tasks):
+                if not reading:
+                    return
                 reads = [
                     ok(
                         self.client,
@@ -250,8 +256,12 @@ def deployment(
     workdir: Path,
     metadata: str,
     overrides: Mapping[str, Any] | None = None,
+    metadata_port: int | None = None,
 ) -> Iterator[Deployment]:
-    """Yield a private deployment (no worker started yet); tear it down afterwards."""
+    """Yield a private deployment (no worker started yet); tear it down afterwards.
+
+    ``metadata_port``: reach the PostgreSQL metadata database at this port (a proxy's).
+    """
     run = uuid.uuid4().hex[:8]
     redis = EmbeddedRedis(workdir / "redis", free_port())
     redis.start()
@@ -261,6 +271,8 @@ def deployment(
         if metadata == "postgresql"
         else f"sqlite:///{workdir / 'meta.db'}"
     )
+    if metadata_port is not None:
+        url = url.replace(f":{postgres_params()['port']}/", f":{metadata_port}/")
     settings = migrated.with_overrides(
         {
             **TIMERS,
