@@ -95,6 +95,12 @@ class Settings:
     """Most lines one filtered log query examines before it answers (the client resumes)."""
     live_ttl_seconds: int = 7 * 24 * 3600
     """How long the live Redis keys of a completed execution are kept."""
+    history_retention_days: int = 0
+    """Completed executions older than this (from completion) are deleted with their tasks
+    and archived logs by the reapers (0: kept for ever)."""
+    log_retention_days: int = 0
+    """The archived logs of completed executions older than this are deleted; the executions
+    stay in the history (0: kept for ever)."""
     task_retries: int = 0
     """Default ``setting.retry.times`` of a sub-job."""
     retry_backoff_seconds: float = 5.0

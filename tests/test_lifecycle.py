@@ -7,15 +7,18 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from redis import Redis
+from sqlalchemy import func, select
 
 from exchangis.engine import control
+from exchangis.engine.archive import apply_retention, execution_owner
 from exchangis.engine.reaper import reap
 from exchangis.engine.states import ExecutionStatus, TaskStatus
-from exchangis.models import JobExecution, TaskExecution
+from exchangis.models import JobExecution, LogLine, TaskExecution
 from exchangis.runtime import Runtime
 from exchangis.services.execution import cancel
 from exchangis.settings import Settings
@@ -216,3 +219,43 @@ def test_a_lock_is_released_only_by_its_holder(lrt: Runtime) -> None:
     assert not lrt.store.lock("x", 5)  # still held by the other
     lrt.store.unlock("x", other)
     assert lrt.store.lock("x", 5)
+
+
+def test_retention_drops_old_histories_and_old_logs_by_completion_time(lrt: Runtime) -> None:
+    now = datetime.now(UTC).replace(tzinfo=None)
+    ages = {"ancient": 400, "old": 40, "recent": 1}
+    ids = {}
+    for name, days in ages.items():
+        eid = _record(lrt, 1, status="Success", task_status="Success")
+        with lrt.sessions.begin() as session:
+            row = session.get_one(JobExecution, eid)
+            row.completed_time = now - timedelta(days=days)
+            session.add(LogLine(owner=execution_owner(eid), line_no=1, text=name))
+        ids[name] = eid
+    unfinished = _record(lrt, 1, status="Running")  # never deleted, whatever its age
+    rt = Runtime(
+        lrt.settings.with_overrides({"history_retention_days": 365, "log_retention_days": 30})
+    )
+    try:
+        assert apply_retention(rt) == (1, 1)
+        assert apply_retention(rt) == (0, 0)  # nothing left to do
+    finally:
+        rt.close()
+    with lrt.sessions() as session:
+        assert session.get(JobExecution, ids["ancient"]) is None
+        assert session.get_one(JobExecution, ids["old"]).logs_dropped
+        assert session.get(JobExecution, unfinished) is not None
+        kept = session.scalars(
+            select(LogLine.text).where(
+                LogLine.owner.in_([execution_owner(e) for e in ids.values()])
+            )
+        ).all()
+        assert kept == ["recent"]
+        assert (
+            session.scalar(
+                select(func.count())
+                .select_from(TaskExecution)
+                .where(TaskExecution.execution_id == ids["ancient"])
+            )
+            == 0
+        )

@@ -22,7 +22,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from exchangis.engine import control, finalize, retry, sending
+from exchangis.engine import archive, control, finalize, retry, sending
 from exchangis.engine.states import (
     CONTROL_OUTCOME,
     STOPPING,
@@ -61,6 +61,7 @@ def _pass(rt: Runtime) -> list[int]:
     _step("terminate", _terminate_ignored_kills, rt)
     _step("deadlines", _time_out_executions, rt)
     _step("retries", retry.send_due_retries, rt)
+    _step("retention", archive.apply_retention, rt)
     for eid in _step("unpersisted", rt.store.unpersisted) or []:
         _step(f"complete {eid}", finalize.complete, rt, eid)
     return list(moved)

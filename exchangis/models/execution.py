@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Boolean, Float, ForeignKey, Integer, String, Text
+from sqlalchemy import BigInteger, Boolean, Float, ForeignKey, Integer, String, Text, false
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from exchangis.db import Base, utcnow
@@ -36,6 +36,8 @@ class JobExecution(Base):
     control: Mapped[str | None] = mapped_column(String(16))
     """The kill, pause or timeout request, written before the live state's: a live state
     rebuilt after a Redis loss obeys it (``engine.states.Control``)."""
+    logs_dropped: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    """Its archived logs were removed by ``log_retention_days``."""
     create_time: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     launch_time: Mapped[datetime | None] = mapped_column(index=True)
     last_update_time: Mapped[datetime] = mapped_column(default=utcnow)

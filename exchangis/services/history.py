@@ -6,14 +6,13 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, delete, func, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy import Select, func, or_, select
 
-from exchangis.engine.archive import execution_owner, task_owner
+from exchangis.engine.archive import delete_record
 from exchangis.engine.finalize import execution_progress
 from exchangis.engine.states import EXECUTION_FINAL
 from exchangis.errors import ConflictError, NotFoundError
-from exchangis.models import JobExecution, LogLine
+from exchangis.models import JobExecution
 from exchangis.runtime import Runtime
 from exchangis.services.access import Caller, Privilege, require_execution, visible
 
@@ -136,12 +135,6 @@ def delete_execution(rt: Runtime, caller: Caller, eid: str) -> dict[str, Any]:
                 "can be deleted (kill it first)"
             )
         task_ids = [t.id for t in row.tasks]
-        _delete_rows(session, row, task_ids)
+        delete_record(session, row)
     rt.store.drop_execution(eid, task_ids)
     return {"job_execution_id": eid}
-
-
-def _delete_rows(session: Session, row: JobExecution, task_ids: list[int]) -> None:
-    owners = [execution_owner(row.id), *(task_owner(tid) for tid in task_ids)]
-    session.execute(delete(LogLine).where(LogLine.owner.in_(owners)))
-    session.delete(row)  # its tasks go with it (cascade)

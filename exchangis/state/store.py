@@ -83,6 +83,15 @@ return {1, current, n_final, total}
 """
 
 
+_HSET_EXISTING = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+if ARGV[1] == 'nx' then return redis.call('HSETNX', KEYS[1], ARGV[2], ARGV[3]) end
+redis.call('HSET', KEYS[1], unpack(ARGV, 2))
+return 1
+"""
+"""Set fields of a hash only while it exists: a late writer (an attempt that lost its task,
+a throttled publish after the end) never re-creates expired keys, which would live for ever."""
+
 _UNLOCK = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
@@ -186,6 +195,7 @@ class StateStore:
         self._transition = redis.register_script(_TRANSITION)
         self._heartbeat = redis.register_script(_HEARTBEAT)
         self._unlock = redis.register_script(_UNLOCK)
+        self._hset_existing = redis.register_script(_HSET_EXISTING)
 
     def now_ms(self) -> int:
         """Return the store's clock in epoch milliseconds."""
@@ -372,11 +382,13 @@ class StateStore:
         return Transition(bool(moved), previous or None, int(n_final), int(total))
 
     # -- control, progress, heartbeats -------------------------------------------------------
+    def _update(self, key: str, fields: Mapping[str, Any]) -> bool:
+        """Set fields of an existing hash; False (nothing written) when it does not exist."""
+        return bool(self._hset_existing(keys=[key], args=["set", *_flat(fields)]))
+
     def set_control(self, eid: str, value: str) -> None:
         """Set the execution's control flag (``kill``/``pause``) that running tasks obey."""
-        self.redis.hset(
-            self.keys.execution(eid), mapping={"control": value, "control_time": self.now_ms()}
-        )
+        self._update(self.keys.execution(eid), {"control": value, "control_time": self.now_ms()})
 
     def control_and_status(self, eid: str, tid: int | str) -> tuple[str, str, str]:
         """Return the execution's control flag, the task's status and the claim token of its
@@ -391,13 +403,13 @@ class StateStore:
         """Set progress/metric fields of a task (not its status)."""
         if "status" in fields:
             raise ValueError("status changes go through transition_task")
-        self.redis.hset(self.keys.task(tid), mapping=_strings(fields))
+        self._update(self.keys.task(tid), fields)
 
     def update_execution(self, eid: str, fields: Mapping[str, Any]) -> None:
         """Set non-status fields of an execution."""
         if "status" in fields:
             raise ValueError("status changes go through transition_execution")
-        self.redis.hset(self.keys.execution(eid), mapping=_strings(fields))
+        self._update(self.keys.execution(eid), fields)
 
     def count_final_logged(self, eid: str) -> tuple[int, int]:
         """Count one more final task whose job-log line is written; return (count, tasks)."""
@@ -408,8 +420,10 @@ class StateStore:
         return int(logged), int(total or 0)
 
     def first_time(self, eid: str, marker: str) -> bool:
-        """Return True for the first caller only (HSETNX on the execution): a once-only gate."""
-        return bool(self.redis.hsetnx(self.keys.execution(eid), marker, self.now_ms()))
+        """Return True for the first caller only (HSETNX on the live execution): a once-only
+        gate (False when the execution is not live)."""
+        key = self.keys.execution(eid)
+        return bool(self._hset_existing(keys=[key], args=["nx", marker, str(self.now_ms())]))
 
     def lock(self, name: str, ttl_seconds: int) -> str:
         """Take a short-lived lock (SET NX EX); return its token when this caller holds it,
@@ -439,10 +453,8 @@ class StateStore:
 
     def mark_persisted(self, eid: str) -> None:
         """Record that the durable record is written."""
-        pipe = self.redis.pipeline(transaction=True)
-        pipe.hset(self.keys.execution(eid), "persisted", self.now_ms())
-        pipe.srem(self.keys.unpersisted(), eid)
-        pipe.execute()
+        self._update(self.keys.execution(eid), {"persisted": self.now_ms()})
+        self.redis.srem(self.keys.unpersisted(), eid)
 
     def missing_for(self, eid: str) -> float:
         """Note that an execution SQL holds as unfinished has no live state; return for how
