@@ -1089,6 +1089,17 @@ class SqlSink(Sink):
         self._execute(ledger.mark_sql(self._fence, self._written))
         ledger.check_marked(self._catalog(ledger.read_sql(self._fence)), self._fence)
 
+    def drop_tables(self, names: Sequence[str]) -> int:
+        """Drop the tables ``names`` that exist (stages nothing needs); return how many."""
+        dropped = 0
+        with self._session("drop stages of"):
+            for name in names:
+                validate_table(name)
+                if self._exists(name):
+                    self._execute(f"DROP TABLE {self.dialect.quote_table(name)}")
+                    dropped += 1
+        return dropped
+
     def publish_stage(self, work: str, done: str) -> None:
         """Rename a channel's committed stage ``work`` to ``done`` (replacing an older one).
 

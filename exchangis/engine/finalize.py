@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import or_, update
 
+from exchangis.engine import stages
 from exchangis.engine.archive import archive_logs
 from exchangis.engine.states import (
     EXECUTION_FINAL,
@@ -185,8 +186,9 @@ def complete(rt: Runtime, eid: str) -> None:
                 counts[task["status"]] = counts.get(task["status"], 0) + 1
             summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
             rt.job_log(eid).info(f"Execution {eid} finished {execution['status']}: {summary}")
-        persist(rt, eid, execution, tasks, progress)
+        plans = persist(rt, eid, execution, tasks, progress)
         rt.durable(lambda: archive_logs(rt, eid, [int(t["id"]) for t in tasks]))
+        stages.request_cleanup(rt, plans, published=False)  # a resume rebuilds work stages
         rt.store.mark_persisted(eid)
     rt.store.expire_execution(eid, rt.settings.live_ttl_seconds)
 
@@ -280,14 +282,14 @@ def record_status(
 @durable
 def persist(
     rt: Runtime, eid: str, execution: dict[str, str], tasks: list[dict[str, str]], progress: float
-) -> None:
-    """Write the final execution and task rows (the durable record)."""
+) -> list[dict[str, Any]]:
+    """Write the final execution and task rows (the durable record); return the task plans."""
     by_id = {int(t["id"]): t for t in tasks}
     with rt.sessions.begin() as session:
         row = session.get(JobExecution, eid)
         if row is None:
             logger.error("execution=%s has no SQL row to complete", eid)
-            return
+            return []
         row.status = execution["status"]
         row.progress = progress
         row.error = execution.get("error") or None
@@ -304,6 +306,7 @@ def persist(
             live = by_id.get(task_row.id)
             if live is not None:
                 _copy_task(task_row, live)
+        return [dict(t.plan) for t in row.tasks]
 
 
 def _copy_task(row: TaskExecution, live: dict[str, str]) -> None:

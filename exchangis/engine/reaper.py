@@ -22,7 +22,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from exchangis.engine import archive, control, finalize, retry, sending
+from exchangis.engine import archive, control, finalize, retry, sending, stages
 from exchangis.engine.states import (
     CONTROL_OUTCOME,
     STOPPING,
@@ -62,6 +62,7 @@ def _pass(rt: Runtime) -> list[int]:
     _step("deadlines", _time_out_executions, rt)
     _step("retries", retry.send_due_retries, rt)
     _step("retention", archive.apply_retention, rt)
+    _step("stages", stages.clean, rt)
     for eid in _step("unpersisted", rt.store.unpersisted) or []:
         _step(f"complete {eid}", finalize.complete, rt, eid)
     return list(moved)

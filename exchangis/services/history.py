@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import Select, func, or_, select
 
+from exchangis.engine import stages
 from exchangis.engine.archive import delete_record
 from exchangis.engine.finalize import execution_progress
 from exchangis.engine.states import EXECUTION_FINAL
@@ -135,6 +136,8 @@ def delete_execution(rt: Runtime, caller: Caller, eid: str) -> dict[str, Any]:
                 "can be deleted (kill it first)"
             )
         task_ids = [t.id for t in row.tasks]
+        plans = [dict(t.plan) for t in row.tasks]
         delete_record(session, row)
     rt.store.drop_execution(eid, task_ids)
+    stages.request_cleanup(rt, plans, published=True)  # a worker drops them
     return {"job_execution_id": eid}

@@ -20,7 +20,8 @@ Layout (prefix ``exg:`` by default):
 - ``exg:unpersisted``          set: completed executions whose SQL record is not written yet
 - ``exg:missing``              sorted set: unfinished (in SQL) execution id → when a reaper
                                first found it without live state (it is adopted after a grace)
-- ``exg:lock:<name>``          string: a short-lived lock (SET NX EX)
+- ``exg:cleanup``              list: stage tables for a worker to drop (engine/stages.py)
+- ``exg:lock:<name>``          string: a short-lived lock (SET NX EX) holding its taker's token
 - ``exg:calls``                list: connector calls the API asks a worker for (engine/calls.py)
 - ``exg:call:<id>``            list: the answer to one call (expires)
 - ``exg:signin:*``             failed sign-ins per client address and per user name (the
@@ -98,6 +99,10 @@ class Keys:
     def missing(self) -> str:
         """Return the sorted-set key of unfinished executions found without live state."""
         return f"{self.prefix}missing"
+
+    def cleanup(self) -> str:
+        """Return the list key of stage tables a worker is to drop (engine/stages.py)."""
+        return f"{self.prefix}cleanup"
 
     def lock(self, name: str) -> str:
         """Return the key of a short-lived lock."""

@@ -22,7 +22,7 @@ from tests.drills.conftest import (
     csv_rows,
     generated,
 )
-from tests.helpers import create_job, data_log, datasource, execute, ok
+from tests.helpers import call, create_job, data_log, datasource, execute, ok
 from tests.proxy import CommitProxy
 from tests.services import mysql_params, postgres_params
 
@@ -248,3 +248,76 @@ def test_sigkill_mid_csv_append_appends_once_and_leaves_no_temp_file(
     assert len(got) == len(expected)
     assert sorted(got) == sorted(expected)
     assert [p.name for p in root.iterdir() if p.name.endswith(".tmp")] == []
+
+
+def _mysql_stages(eid: str) -> list[str]:
+    token = eid.replace("-", "")[:12]  # engine/channels.py names the stages after it
+    with data.mysql() as conn, conn.cursor() as cur:
+        cur.execute(
+            "SELECT table_name FROM information_schema.tables"
+            " WHERE table_schema = DATABASE() AND table_name LIKE %s",
+            (f"exg_{token}_%",),
+        )
+        return sorted(str(r[0]) for r in cur.fetchall())
+
+
+def _no_stages_left(eid: str, work_only: bool, timeout: float = 30) -> list[str]:
+    """Wait until a reaper dropped ``eid``'s work stages (or all of them); return the rest."""
+    deadline = time.monotonic() + timeout
+    while True:
+        left = _mysql_stages(eid)
+        wanted = [t for t in left if t.endswith("_w")] if work_only else left
+        if not wanted:
+            return left
+        assert time.monotonic() < deadline, f"stages left: {left}"
+        time.sleep(0.2)
+
+
+def test_stages_of_a_failed_channelled_overwrite_are_dropped_when_nothing_needs_them(
+    deploy: Deployment,
+) -> None:
+    """Drill 9f: a MariaDB channelled overwrite whose channel is SIGKILLed with no retry left
+    (MySQL commits its stage tables at once): its work stages go when the execution ends, its
+    published ones stay for a resume (which then succeeds exactly) or go with a delete."""
+    deploy.worker()
+    run = uuid.uuid4().hex[:8]
+    source, sink = f"drill_mcs_{run}", f"drill_mcd_{run}"
+    rows = [(i, f"name-{i}", None) for i in range(1, 4001)]
+    columns = "id BIGINT PRIMARY KEY, name VARCHAR(64), amount DECIMAL(12,2)"
+    data.mysql_table(source, 0, columns)
+    data.mysql_table(sink, 0, "id BIGINT, name VARCHAR(64), amount DECIMAL(12,2)")
+    with data.mysql() as conn, conn.cursor() as cur:
+        cur.executemany(f"INSERT INTO `{source}` VALUES (%s, %s, %s)", rows)
+    my = datasource(deploy.client, f"my-{run}", "MYSQL", mysql_params())
+    job = create_job(
+        deploy.client,
+        f"mysql-channels-{run}",
+        [
+            sub_job(
+                "a",
+                ("MYSQL", my, source),
+                ("MYSQL", my, sink),
+                {"batchSize": 100, "splitPk": "id"},
+                {"writeMode": "overwrite", "batchSize": 100},
+                {"setting.speed.channel": 4, "setting.speed.record": 1000},
+            )
+        ],
+    )
+    try:
+        for then in ("delete", "resume"):
+            eid = execute(deploy.client, job)
+            _sigkill_mid_write(deploy, eid, 100)
+            assert deploy.final(eid, bound=60)["status"] == "Failed"
+            if then == "delete":
+                call(deploy.client, "DELETE", f"/job/execution/{eid}")
+                assert _no_stages_left(eid, work_only=False) == []
+                continue
+            assert all(not t.endswith("_w") for t in _no_stages_left(eid, work_only=True))
+            assert (
+                ok(deploy.client, "POST", f"/job/execution/{eid}/resume")["status"] == "Scheduled"
+            )
+            assert deploy.final(eid, bound=60)["status"] == "Success"
+            assert_rows(data.mysql_rows(sink), rows)
+            assert _no_stages_left(eid, work_only=False) == []
+    finally:
+        data.drop([source, sink])
