@@ -24,6 +24,8 @@ POSTGRES_COLUMNS = (
     "id BIGINT PRIMARY KEY, name VARCHAR(100), amount NUMERIC(14,2), created TIMESTAMP, "
     "day DATE, flag BOOLEAN, note TEXT NULL, ratio DOUBLE PRECISION"
 )
+KEYLESS_POSTGRES_COLUMNS = POSTGRES_COLUMNS.replace(" PRIMARY KEY", "")
+"""The same columns without a key: a sink whose rows must land once shows a duplicate."""
 
 
 def mixed_rows(count: int, start: int = 1) -> Iterator[tuple[Any, ...]]:

@@ -142,13 +142,14 @@ def mysql_to_postgres_job(
     settings: dict[str, Any] | None = None,
     sink: int | None = None,
 ) -> int:
-    """Fill a MariaDB table with ``rows`` mixed rows, empty a PostgreSQL one, and save a job
+    """Fill a MariaDB table with ``rows`` mixed rows, empty a PostgreSQL one without a key (a
+    row written twice shows), and save a job
     with one sub-job ``copy`` between them (into data source ``sink``, default the PostgreSQL
     one); return the job id."""
     from tests import data
 
     data.mysql_table(tables["my_src"], rows)
-    data.postgres_table(tables["pg_dst"], 0)
+    data.postgres_table(tables["pg_dst"], 0, data.KEYLESS_POSTGRES_COLUMNS)
     return create_job(
         client,
         name,

@@ -76,7 +76,7 @@ def test_resume_reruns_only_what_failed_and_recomputes_the_status(
 ) -> None:
     with flaky_postgres(client, f"flaky-r-{run_id}", refuse=1) as flaky:
         data.mysql_table(tables["my_src"], 300)
-        data.postgres_table(tables["pg_dst"], 0)
+        data.postgres_table(tables["pg_dst"], 0, data.KEYLESS_POSTGRES_COLUMNS)
         job_id = create_job(
             client,
             "resumable",
@@ -276,7 +276,7 @@ def test_an_execution_over_its_timeout_ends_timeout_and_rolls_back(
     tables: dict[str, str],
 ) -> None:
     data.mysql_table(tables["my_src"], 2000)
-    data.postgres_table(tables["pg_dst"], 0)
+    data.postgres_table(tables["pg_dst"], 0, data.KEYLESS_POSTGRES_COLUMNS)
     job_id = int(
         ok(
             client,
