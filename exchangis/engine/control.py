@@ -114,7 +114,8 @@ def _completed(rt: Runtime, eid: str, verb: str) -> tuple[str, list[tuple[int, s
         else:
             status = execution["status"]
             tasks = [(int(t["id"]), t["status"]) for t in rt.store.tasks(eid)]
-    if status not in EXECUTION_FINAL or (execution is not None and not execution.get("persisted")):
+    state = execution or {"status": status, "persisted": "1"}
+    if not finalize.completed(state, [{"status": s} for _, s in tasks]):
         raise ConflictError(
             f"job execution {eid} is {status}: only a Paused or completed execution can be {verb}"
         )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -196,6 +197,20 @@ def complete(rt: Runtime, eid: str) -> None:
 def quiet_since(tasks: list[dict[str, str]]) -> int:
     """Return the store time (ms) of the newest task move: the moment the last one ended."""
     return max((int(t.get("last_update_time") or 0) for t in tasks), default=0)
+
+
+def completed(execution: Mapping[str, Any] | None, tasks: Iterable[Mapping[str, Any]]) -> bool:
+    """The one rule of "completed" (``allTaskStatus``; delete, resume and restart accept it):
+    the execution and every task are final and the durable record is written. ``execution``
+    is its live hash; when only SQL holds it, pass ``{"status": row.status, "persisted": "1"}``
+    (a final SQL row is the written record)."""
+    if execution is None:
+        return False
+    return (
+        execution.get("status") in EXECUTION_FINAL
+        and all(t.get("status") in TASK_FINAL for t in tasks)
+        and bool(execution.get("persisted"))
+    )
 
 
 def all_final(tasks: list[dict[str, str]]) -> bool:

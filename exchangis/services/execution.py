@@ -17,7 +17,6 @@ from exchangis.engine.finalize import epoch_ms, execution_progress, task_metrics
 from exchangis.engine.planner import execution_timeout, plan_job
 from exchangis.engine.states import (
     EXECUTION_FINAL,
-    TASK_FINAL,
     Control,
     ExecutionStatus,
     TaskStatus,
@@ -263,16 +262,6 @@ def load_execution(rt: Runtime, eid: str) -> tuple[dict[str, Any], list[dict[str
     return _sql_execution(rt, eid)
 
 
-def _completed(execution: Mapping[str, Any], tasks: list[dict[str, Any]]) -> bool:
-    """Return True once the execution and its tasks are final and its record is written (so
-    its logs are complete, and delete, resume and restart accept it)."""
-    return (
-        execution.get("status") in EXECUTION_FINAL
-        and all(t.get("status") in TASK_FINAL for t in tasks)
-        and bool(execution.get("persisted"))
-    )
-
-
 def _progress(execution: Mapping[str, Any], tasks: list[dict[str, Any]]) -> float:
     if execution.get("persisted"):
         return float(execution.get("progress") or 0)
@@ -291,7 +280,7 @@ def get_status(rt: Runtime, caller: Caller, eid: str) -> dict[str, Any]:
     return {
         "status": execution["status"],
         "progress": _progress(execution, tasks),
-        "all_task_status": _completed(execution, tasks),
+        "all_task_status": finalize.completed(execution, tasks),
     }
 
 
@@ -349,7 +338,7 @@ def all_task_status(rt: Runtime, caller: Caller, eid: str) -> dict[str, Any]:
     return {
         "job_execution_id": eid,
         "all_status": [_task_progress(t) for t in tasks],
-        "completed": _completed(execution, tasks),
+        "completed": finalize.completed(execution, tasks),
     }
 
 

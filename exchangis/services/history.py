@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import Select, func, or_, select
 
-from exchangis.engine import stages
+from exchangis.engine import finalize, stages
 from exchangis.engine.archive import delete_record
 from exchangis.engine.finalize import execution_progress
 from exchangis.engine.states import EXECUTION_FINAL
@@ -130,7 +130,9 @@ def delete_execution(rt: Runtime, caller: Caller, eid: str) -> dict[str, Any]:
             raise NotFoundError(f"job execution {eid[:64]} does not exist")
         live = rt.store.execution(eid)
         status = live["status"] if live else row.status
-        if status not in EXECUTION_FINAL or (live is not None and not live.get("persisted")):
+        state = live or {"status": row.status, "persisted": "1"}
+        tasks = rt.store.tasks(eid) if live else [{"status": t.status} for t in row.tasks]
+        if not finalize.completed(state, tasks):
             raise ConflictError(
                 f"job execution {eid} is {status}: only completed executions "
                 "can be deleted (kill it first)"
