@@ -66,23 +66,25 @@ def adoption_bound(settings: Settings) -> float:
     return settings.heartbeat_timeout_seconds + 2 * settings.reaper_interval_seconds
 
 
-def metadata_database(name: str) -> str:
-    """Create a PostgreSQL database ``name`` for a deployment's metadata; return its URL."""
+def _on_server(statement: str) -> None:
+    """Run one statement on the local PostgreSQL server, outside a transaction."""
     params = postgres_params()
     with psycopg.connect(
         host=params["host"], port=params["port"], user=params["username"], autocommit=True
     ) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
+        conn.execute(statement)  # type: ignore[arg-type]
+
+
+def metadata_database(name: str) -> str:
+    """Create a PostgreSQL database ``name`` for a deployment's metadata; return its URL."""
+    _on_server(f'CREATE DATABASE "{name}"')
+    params = postgres_params()
     return f"postgresql+psycopg://{params['username']}@{params['host']}:{params['port']}/{name}"
 
 
 def drop_database(name: str) -> None:
     """Drop a deployment's PostgreSQL metadata database (closing its sessions)."""
-    params = postgres_params()
-    with psycopg.connect(
-        host=params["host"], port=params["port"], user=params["username"], autocommit=True
-    ) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    _on_server(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @dataclass

@@ -96,13 +96,20 @@ def test_an_api_killed_after_the_submit_commit_leaves_nothing_stuck(
     call(deploy.client, "DELETE", f"/job/execution/{eid}")
 
 
-def test_redis_emptied_after_a_kill_does_not_resurrect_it(deploy: Deployment) -> None:
-    """Drill 6a: Redis loses everything right after a kill."""
+def _controlled(deploy: Deployment, action: str, status: str) -> tuple[int, str]:
+    """Run a job of two slow sub-jobs, ``action`` it (kill, pause) while they run and check
+    the answer's ``status``; return the job and execution ids."""
     deploy.worker()
-    job = deploy.memory_to_postgres("flush-kill", {"a": SLOW, "b": SLOW})
+    job = deploy.memory_to_postgres(f"flush-{action}", {"a": SLOW, "b": SLOW})
     eid = execute(deploy.client, job)
     deploy.running(eid)
-    assert ok(deploy.client, "POST", f"/job/execution/{eid}/kill")["status"] == "Cancelled"
+    assert ok(deploy.client, "POST", f"/job/execution/{eid}/{action}")["status"] == status
+    return job, eid
+
+
+def test_redis_emptied_after_a_kill_does_not_resurrect_it(deploy: Deployment) -> None:
+    """Drill 6a: Redis loses everything right after a kill."""
+    job, eid = _controlled(deploy, "kill", "Cancelled")
     deploy.rt.redis.flushall()
     bound = adoption_bound(deploy.settings) + 10
     assert deploy.final(eid, bound=bound)["status"] == "Cancelled"
@@ -112,11 +119,7 @@ def test_redis_emptied_after_a_kill_does_not_resurrect_it(deploy: Deployment) ->
 
 def test_redis_emptied_during_a_pause_keeps_it_paused_until_resumed(deploy: Deployment) -> None:
     """Drill 6b: Redis loses everything while an execution is paused."""
-    deploy.worker()
-    job = deploy.memory_to_postgres("flush-pause", {"a": SLOW, "b": SLOW})
-    eid = execute(deploy.client, job)
-    deploy.running(eid)
-    assert ok(deploy.client, "POST", f"/job/execution/{eid}/pause")["status"] == "Paused"
+    job, eid = _controlled(deploy, "pause", "Paused")
     time.sleep(1)  # the running tasks stop at their next batch and roll back
     deploy.rt.redis.flushall()
     deadline = time.monotonic() + adoption_bound(deploy.settings) + 10

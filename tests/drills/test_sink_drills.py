@@ -168,38 +168,53 @@ def test_sigkill_mid_overwrite_replaces_the_table_once(deploy: Deployment, kind:
         data.drop(*(([table], []) if kind == "MYSQL" else ([], [table])))
 
 
-def test_sigkill_of_a_channel_mid_overwrite_leaves_no_stage(deploy: Deployment) -> None:
-    """Drill 9c: a 4-channel overwrite, one channel's process SIGKILLed mid-write."""
-    deploy.worker()
-    run = uuid.uuid4().hex[:8]
-    source, sink = f"drill_chs_{run}", f"drill_chd_{run}"
-    rows = [(i, f"name-{i}", None) for i in range(1, 4001)]
-    columns = "id BIGINT PRIMARY KEY, name VARCHAR(64), amount DECIMAL(12,2)"
-    data.mysql_table(source, 0, columns)
+CHANNEL_ROWS = [(i, f"name-{i}", None) for i in range(1, 4001)]
+"""The MariaDB source of the channel drills (ids 1..4000, a primary key to cut by)."""
+KEYLESS = "id BIGINT, name VARCHAR(64), amount DECIMAL(12,2)"
+
+
+def _channel_job(
+    deploy: Deployment, run: str, source: str, sink: tuple[str, int, str], retries: int
+) -> int:
+    """Fill MariaDB table ``source`` and save a 4-channel overwrite of it into ``sink``
+    (2,000 rows/s, ``retries`` retries)."""
+    data.mysql_table(source, 0, KEYLESS.replace("id BIGINT", "id BIGINT PRIMARY KEY"))
     with data.mysql() as conn, conn.cursor() as cur:
-        cur.executemany(f"INSERT INTO `{source}` VALUES (%s, %s, %s)", rows)
-    data.postgres_table(sink, 0, "id BIGINT, name VARCHAR(64), amount DECIMAL(12,2)")
-    my = datasource(deploy.client, f"my-{run}", "MYSQL", mysql_params())
-    pg = datasource(deploy.client, f"pg-{run}", "POSTGRESQL", postgres_params())
-    job = create_job(
+        cur.executemany(f"INSERT INTO `{source}` VALUES (%s, %s, %s)", CHANNEL_ROWS)
+    my = datasource(deploy.client, f"my-src-{run}", "MYSQL", mysql_params())
+    return create_job(
         deploy.client,
         f"channels-{run}",
         [
             sub_job(
                 "a",
                 ("MYSQL", my, source),
-                ("POSTGRESQL", pg, sink),
+                sink,
                 {"batchSize": 100, "splitPk": "id"},
                 {"writeMode": "overwrite", "batchSize": 100},
-                {"setting.speed.channel": 4, "setting.speed.record": 2000, **RETRY},
+                {
+                    "setting.speed.channel": 4,
+                    "setting.speed.record": 2000,
+                    "setting.retry.times": retries,
+                },
             )
         ],
     )
+
+
+def test_sigkill_of_a_channel_mid_overwrite_leaves_no_stage(deploy: Deployment) -> None:
+    """Drill 9c: a 4-channel overwrite, one channel's process SIGKILLed mid-write."""
+    deploy.worker()
+    run = uuid.uuid4().hex[:8]
+    source, sink = f"drill_chs_{run}", f"drill_chd_{run}"
+    data.postgres_table(sink, 0, KEYLESS)
+    pg = datasource(deploy.client, f"pg-{run}", "POSTGRESQL", postgres_params())
+    job = _channel_job(deploy, run, source, ("POSTGRESQL", pg, sink), retries=2)
     try:
         eid = execute(deploy.client, job)
         _sigkill_mid_write(deploy, eid, 200)
         assert deploy.final(eid, bound=90)["status"] == "Success"
-        assert_rows(data.postgres_rows(sink), rows)
+        assert_rows(data.postgres_rows(sink), CHANNEL_ROWS)
         token = eid.replace("-", "")[:12]  # engine/channels.py names the stages after it
         with data.postgres() as conn:
             stages = conn.execute(
@@ -282,27 +297,9 @@ def test_stages_of_a_failed_channelled_overwrite_are_dropped_when_nothing_needs_
     deploy.worker()
     run = uuid.uuid4().hex[:8]
     source, sink = f"drill_mcs_{run}", f"drill_mcd_{run}"
-    rows = [(i, f"name-{i}", None) for i in range(1, 4001)]
-    columns = "id BIGINT PRIMARY KEY, name VARCHAR(64), amount DECIMAL(12,2)"
-    data.mysql_table(source, 0, columns)
-    data.mysql_table(sink, 0, "id BIGINT, name VARCHAR(64), amount DECIMAL(12,2)")
-    with data.mysql() as conn, conn.cursor() as cur:
-        cur.executemany(f"INSERT INTO `{source}` VALUES (%s, %s, %s)", rows)
+    data.mysql_table(sink, 0, KEYLESS)
     my = datasource(deploy.client, f"my-{run}", "MYSQL", mysql_params())
-    job = create_job(
-        deploy.client,
-        f"mysql-channels-{run}",
-        [
-            sub_job(
-                "a",
-                ("MYSQL", my, source),
-                ("MYSQL", my, sink),
-                {"batchSize": 100, "splitPk": "id"},
-                {"writeMode": "overwrite", "batchSize": 100},
-                {"setting.speed.channel": 4, "setting.speed.record": 1000},
-            )
-        ],
-    )
+    job = _channel_job(deploy, run, source, ("MYSQL", my, sink), retries=0)
     try:
         for then in ("delete", "resume"):
             eid = execute(deploy.client, job)
@@ -317,7 +314,7 @@ def test_stages_of_a_failed_channelled_overwrite_are_dropped_when_nothing_needs_
                 ok(deploy.client, "POST", f"/job/execution/{eid}/resume")["status"] == "Scheduled"
             )
             assert deploy.final(eid, bound=60)["status"] == "Success"
-            assert_rows(data.mysql_rows(sink), rows)
+            assert_rows(data.mysql_rows(sink), CHANNEL_ROWS)
             assert _no_stages_left(eid, work_only=False) == []
     finally:
         data.drop([source, sink])
