@@ -120,7 +120,8 @@ def _drive(rt: Runtime, eid: str, execution: dict[str, str], sql_control: Contro
     if sql_control in STOPPING and live_control is not sql_control:
         logger.warning("execution=%s: applying the %s SQL holds", eid, sql_control)
         finalize.stop(rt, eid, sql_control, f"{sql_control.title()} (recorded, not yet applied)")
-        return
+        execution = rt.store.execution(eid) or execution
+        live_control = control_of(execution.get("control"))
     if live_control in STOPPING:
         finalize.cancel_remaining(rt, eid, live_control)  # what an interrupted stop left queued
     tasks = rt.store.tasks(eid)
