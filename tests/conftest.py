@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -9,7 +10,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,42 +24,63 @@ from exchangis.migrations import upgrade
 from exchangis.runtime import Runtime
 from exchangis.services import user as users
 from exchangis.settings import Settings, load_settings
-from tests import data
+from tests import data, metadata
 from tests.helpers import datasource, signed_in
 from tests.services import mysql_params, postgres_params, redis_url
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
+METADATA_ENV = "EXCHANGIS_TEST_METADATA"
+"""Names the session's metadata database: ``sqlite`` (the default) or ``postgresql``."""
+
+
 @pytest.fixture(scope="session")
-def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
-    """Settings for this test session: own key prefix, queue and metadata file; fast timers."""
+def settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
+    """Settings for this test session: own key prefix, queue and metadata database; fast timers.
+
+    The metadata database is what ``EXCHANGIS_TEST_METADATA`` names: a SQLite file (default),
+    or a PostgreSQL database of its own (``exgtest_<run>``, dropped at the session's end).
+    """
+    kind = os.environ.get(METADATA_ENV, "sqlite")
+    if kind not in metadata.KINDS:
+        raise pytest.UsageError(f"{METADATA_ENV}={kind!r}: expected one of {metadata.KINDS}")
     run = uuid.uuid4().hex[:8]
     base = tmp_path_factory.mktemp("exchangis")
-    return load_settings(
-        {
-            "redis_url": redis_url(),
-            "redis_prefix": f"exgtest-{run}:",
-            "broker_db": 1,
-            "task_queue": f"exchangis-test-{run}",
-            "queues": f"routed-{run}",
-            "database_url": f"sqlite:///{base / 'meta.db'}",
-            "data_dir": str(base / "var"),
-            "heartbeat_seconds": 0.5,
-            "heartbeat_timeout_seconds": 6,
-            "reaper_interval_seconds": 0.5,
-            "kill_grace_seconds": 2,
-            "retry_backoff_seconds": 0.2,
-            "resend_after_seconds": 3,
-            "progress_interval_seconds": 0.2,
-            "enable_memory_connector": True,
-            "worker_concurrency": 2,
-            "live_ttl_seconds": 3600,
-            "login_rate_limit": "1000/minute",  # tests sign in often from 127.0.0.1
-            "file_roots": str(tmp_path_factory.getbasetemp()),  # every test's tmp_path
-        },
-        environ={},
+    database = f"exgtest_{run}"
+    url = (
+        metadata.metadata_database(database)
+        if kind == "postgresql"
+        else f"sqlite:///{base / 'meta.db'}"
     )
+    try:
+        yield load_settings(
+            {
+                "redis_url": redis_url(),
+                "redis_prefix": f"exgtest-{run}:",
+                "broker_db": 1,
+                "task_queue": f"exchangis-test-{run}",
+                "queues": f"routed-{run}",
+                "database_url": url,
+                "data_dir": str(base / "var"),
+                "heartbeat_seconds": 0.5,
+                "heartbeat_timeout_seconds": 6,
+                "reaper_interval_seconds": 0.5,
+                "kill_grace_seconds": 2,
+                "retry_backoff_seconds": 0.2,
+                "resend_after_seconds": 3,
+                "progress_interval_seconds": 0.2,
+                "enable_memory_connector": True,
+                "worker_concurrency": 2,
+                "live_ttl_seconds": 3600,
+                "login_rate_limit": "1000/minute",  # tests sign in often from 127.0.0.1
+                "file_roots": str(tmp_path_factory.getbasetemp()),  # every test's tmp_path
+            },
+            environ={},
+        )
+    finally:
+        if kind == "postgresql":  # after every fixture that used it (workers, runtimes) ended
+            metadata.drop_database(database)
 
 
 @pytest.fixture(scope="session")
@@ -140,6 +162,7 @@ class WorkerProcess:
         self.out = self.logfile.open("ab")
         self.process = subprocess.Popen(
             [*self.wrapper, sys.executable, "-m", "exchangis.cli", "worker"],
+            start_new_session=True,  # its own process group: stop() can end every process
             cwd=ROOT,
             env=env,
             stdout=self.out,
@@ -163,6 +186,9 @@ class WorkerProcess:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+        if self.process:  # the supervisor's Celery child and its pool, whatever happened above
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGKILL)
         self.out.close()
 
 
@@ -175,6 +201,68 @@ def worker(
     process.start()
     yield process
     process.stop()
+
+
+class OwnDeployment:
+    """The session's metadata database under a Redis prefix and a queue of its own, with its
+    own API app and workers (a test that kills, limits or counts workers needs its own)."""
+
+    def __init__(self, settings: Settings, token: str, workdir: Path) -> None:
+        self.settings = settings
+        self.client = signed_in(create_app(settings), token)
+        self.workdir = workdir
+        self.workers: list[WorkerProcess] = []
+
+    @property
+    def rt(self) -> Runtime:
+        """Return the API app's runtime (live state under this deployment's prefix)."""
+        runtime: Runtime = self.client.application.extensions["exchangis"]
+        return runtime
+
+    def worker(self) -> WorkerProcess:
+        """Start one more worker process of this deployment; return it once ready."""
+        process = WorkerProcess(self.settings, self.workdir / f"worker-{len(self.workers)}")
+        self.workers.append(process)
+        process.start()
+        return process
+
+    def close(self) -> None:
+        """Stop the workers; remove this deployment's Redis keys and queued messages."""
+        for process in self.workers:
+            process.stop()
+        for key in self.rt.redis.scan_iter(self.rt.keys.pattern(), count=1000):
+            self.rt.redis.delete(key)
+        broker = Redis.from_url(self.settings.broker())
+        queue = self.settings.task_queue  # and the bindings kombu keeps of it
+        broker.delete(queue, f"_kombu.binding.{queue}", f"_kombu.binding_permanent.{queue}")
+        broker.close()
+        self.rt.close()
+
+
+@pytest.fixture
+def own_deployment(
+    migrated: Settings, admin_token: str, tmp_path: Path
+) -> Iterator[Callable[..., OwnDeployment]]:
+    """Make a deployment of its own (settings overrides as keyword arguments; no worker yet);
+    tear it down after the test."""
+    made: list[OwnDeployment] = []
+
+    def make(**overrides: Any) -> OwnDeployment:
+        run = uuid.uuid4().hex[:8]
+        settings = migrated.with_overrides(
+            {
+                "redis_prefix": f"exgown-{run}:",
+                "task_queue": f"own-{run}",
+                "queues": (),
+                **overrides,
+            }
+        )
+        made.append(OwnDeployment(settings, admin_token, tmp_path / f"deployment-{run}"))
+        return made[-1]
+
+    yield make
+    for deployment in made:
+        deployment.close()
 
 
 @pytest.fixture

@@ -28,6 +28,8 @@ from tests.helpers import (
     wait_until_done,
 )
 
+pytestmark = pytest.mark.e2e
+
 PASSWORD = "a good long password"
 
 

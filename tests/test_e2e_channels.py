@@ -10,6 +10,8 @@ from flask.testing import FlaskClient
 from tests import data
 from tests.helpers import create_job, execute, ok, sub_job, tasks_by_name, wait_until_done
 
+pytestmark = pytest.mark.e2e
+
 ROWS = 1000
 COLUMNS = "id BIGINT PRIMARY KEY, name VARCHAR(40), amount DECIMAL(12,2)"
 PG_COLUMNS = "id BIGINT PRIMARY KEY, name VARCHAR(40), amount NUMERIC(12,2)"

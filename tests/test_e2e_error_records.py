@@ -10,6 +10,8 @@ from flask.testing import FlaskClient
 from tests import data
 from tests.helpers import create_job, data_log, execute, ok, sub_job, tasks_by_name, wait_until_done
 
+pytestmark = pytest.mark.e2e
+
 ROWS = 200
 IDS = [9_007_199_254_740_993, *range(2, ROWS + 1)]  # data.mixed_rows: the first id is 2**53 + 1
 BAD = [i for i in IDS if i % 50 == 7]  # 7, 57, 107, 157: the sinks refuse them

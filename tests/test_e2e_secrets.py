@@ -29,6 +29,8 @@ from tests.helpers import (
 )
 from tests.services import mysql_params, postgres_params
 
+pytestmark = pytest.mark.e2e
+
 
 class RecordingClient(FlaskClient):
     """A test client that keeps the body of every answer it gets."""

@@ -22,7 +22,6 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
 from flask.testing import FlaskClient
 from sqlalchemy import select
@@ -40,6 +39,7 @@ from exchangis.settings import Settings
 from tests import data
 from tests.conftest import ROOT, WorkerProcess, settings_file
 from tests.helpers import API, create_job, datasource, ok, signed_in
+from tests.metadata import drop_database, metadata_database
 from tests.services import postgres_params
 
 pytestmark = pytest.mark.drill
@@ -64,27 +64,6 @@ TIMERS: dict[str, Any] = {
 def adoption_bound(settings: Settings) -> float:
     """Return the longest a missing live state waits to be rebuilt: the grace, then a pass."""
     return settings.heartbeat_timeout_seconds + 2 * settings.reaper_interval_seconds
-
-
-def _on_server(statement: str) -> None:
-    """Run one statement on the local PostgreSQL server, outside a transaction."""
-    params = postgres_params()
-    with psycopg.connect(
-        host=params["host"], port=params["port"], user=params["username"], autocommit=True
-    ) as conn:
-        conn.execute(statement)  # type: ignore[arg-type]
-
-
-def metadata_database(name: str) -> str:
-    """Create a PostgreSQL database ``name`` for a deployment's metadata; return its URL."""
-    _on_server(f'CREATE DATABASE "{name}"')
-    params = postgres_params()
-    return f"postgresql+psycopg://{params['username']}@{params['host']}:{params['port']}/{name}"
-
-
-def drop_database(name: str) -> None:
-    """Drop a deployment's PostgreSQL metadata database (closing its sessions)."""
-    _on_server(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @dataclass
