@@ -26,6 +26,7 @@ from exchangis.engine.states import (
     Control,
     ExecutionStatus,
     TaskStatus,
+    completed,
     control_of,
 )
 from exchangis.errors import ConflictError, NotFoundError
@@ -115,7 +116,7 @@ def _completed(rt: Runtime, eid: str, verb: str) -> tuple[str, list[tuple[int, s
             status = execution["status"]
             tasks = [(int(t["id"]), t["status"]) for t in rt.store.tasks(eid)]
     state = execution or {"status": status, "persisted": "1"}
-    if not finalize.completed(state, [{"status": s} for _, s in tasks]):
+    if not completed(state, [{"status": s} for _, s in tasks]):
         raise ConflictError(
             f"job execution {eid} is {status}: only a Paused or completed execution can be {verb}"
         )

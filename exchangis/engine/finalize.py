@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -189,7 +188,7 @@ def complete(rt: Runtime, eid: str) -> None:
             rt.job_log(eid).info(f"Execution {eid} finished {execution['status']}: {summary}")
         plans = persist(rt, eid, execution, tasks, progress)
         rt.durable(lambda: archive_logs(rt, eid, [int(t["id"]) for t in tasks]))
-        stages.request_cleanup(rt, plans, published=False)  # a resume rebuilds work stages
+        stages.request_cleanup(rt, eid, plans, published=False)  # a resume makes new ones
         rt.store.mark_persisted(eid)
     rt.store.expire_execution(eid, rt.settings.live_ttl_seconds)
 
@@ -197,20 +196,6 @@ def complete(rt: Runtime, eid: str) -> None:
 def quiet_since(tasks: list[dict[str, str]]) -> int:
     """Return the store time (ms) of the newest task move: the moment the last one ended."""
     return max((int(t.get("last_update_time") or 0) for t in tasks), default=0)
-
-
-def completed(execution: Mapping[str, Any] | None, tasks: Iterable[Mapping[str, Any]]) -> bool:
-    """The one rule of "completed" (``allTaskStatus``; delete, resume and restart accept it):
-    the execution and every task are final and the durable record is written. ``execution``
-    is its live hash; when only SQL holds it, pass ``{"status": row.status, "persisted": "1"}``
-    (a final SQL row is the written record)."""
-    if execution is None:
-        return False
-    return (
-        execution.get("status") in EXECUTION_FINAL
-        and all(t.get("status") in TASK_FINAL for t in tasks)
-        and bool(execution.get("persisted"))
-    )
 
 
 def all_final(tasks: list[dict[str, str]]) -> bool:

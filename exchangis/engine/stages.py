@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy import select
 
 from exchangis.connectors.base import Endpoint
+from exchangis.engine.states import completed
 from exchangis.models import DataSource
 from exchangis.runtime import Runtime
 
@@ -48,9 +49,13 @@ def cleanup_requests(plans: Iterable[Mapping[str, Any]], published: bool) -> lis
     return list(requests.values())
 
 
-def request_cleanup(rt: Runtime, plans: Iterable[Mapping[str, Any]], published: bool) -> int:
-    """Queue the drop of the stages of ``plans``; return the number of requests queued."""
-    requests = cleanup_requests(plans, published)
+def request_cleanup(
+    rt: Runtime, eid: str, plans: Iterable[Mapping[str, Any]], published: bool
+) -> int:
+    """Queue the drop of the stages of execution ``eid``'s ``plans``; return the number of
+    requests queued. Work stages only (``published`` False) are dropped only while the
+    execution is still completed: a resume may have started new work stages meanwhile."""
+    requests = [{**r, "eid": eid, "deleted": published} for r in cleanup_requests(plans, published)]
     if requests:
         rt.redis.rpush(rt.keys.cleanup(), *(json.dumps(r) for r in requests))
     return len(requests)
@@ -77,6 +82,20 @@ def clean(rt: Runtime) -> int:
 
 
 def _drop(rt: Runtime, request: Mapping[str, Any]) -> int:
+    if request.get("deleted"):
+        return _drop_tables(rt, request)
+    # under the lock a resume or restart takes: no new run can start while the drop runs
+    eid = str(request["eid"])
+    with rt.store.locked(f"reopen:{eid}", 60) as held:
+        if not held:
+            raise RuntimeError(f"execution {eid} is being resumed")  # tried again later
+        execution = rt.store.execution(eid)
+        if execution is not None and not completed(execution, rt.store.tasks(eid)):
+            return 0  # running again: its work stages are the new run's
+        return _drop_tables(rt, request)
+
+
+def _drop_tables(rt: Runtime, request: Mapping[str, Any]) -> int:
     with rt.sessions() as session:
         ds = session.scalar(select(DataSource).where(DataSource.id == request["datasource_id"]))
         if ds is None:

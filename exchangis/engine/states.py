@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from enum import StrEnum
+from typing import Any
 
 from exchangis.state.store import Rules
 
@@ -124,6 +126,20 @@ def control_of(value: str | None) -> Control:
         return Control(value or "")
     except ValueError:
         return Control.NONE
+
+
+def completed(execution: Mapping[str, Any] | None, tasks: Iterable[Mapping[str, Any]]) -> bool:
+    """The one rule of "completed" (``allTaskStatus``; delete, resume and restart accept it):
+    the execution and every task are final and the durable record is written. ``execution``
+    is its live hash; when only SQL holds it, pass ``{"status": row.status, "persisted": "1"}``
+    (a final SQL row is the written record)."""
+    if execution is None:
+        return False
+    return (
+        execution.get("status") in EXECUTION_FINAL
+        and all(t.get("status") in TASK_FINAL for t in tasks)
+        and bool(execution.get("persisted"))
+    )
 
 
 def task_sources(target: TaskStatus) -> frozenset[TaskStatus]:

@@ -20,6 +20,7 @@ from exchangis.engine.states import (
     Control,
     ExecutionStatus,
     TaskStatus,
+    completed,
 )
 from exchangis.errors import (
     ConflictError,
@@ -280,7 +281,7 @@ def get_status(rt: Runtime, caller: Caller, eid: str) -> dict[str, Any]:
     return {
         "status": execution["status"],
         "progress": _progress(execution, tasks),
-        "all_task_status": finalize.completed(execution, tasks),
+        "all_task_status": completed(execution, tasks),
     }
 
 
@@ -338,7 +339,7 @@ def all_task_status(rt: Runtime, caller: Caller, eid: str) -> dict[str, Any]:
     return {
         "job_execution_id": eid,
         "all_status": [_task_progress(t) for t in tasks],
-        "completed": finalize.completed(execution, tasks),
+        "completed": completed(execution, tasks),
     }
 
 

@@ -8,10 +8,10 @@ from typing import Any
 
 from sqlalchemy import Select, func, or_, select
 
-from exchangis.engine import finalize, stages
+from exchangis.engine import stages
 from exchangis.engine.archive import delete_record
 from exchangis.engine.finalize import execution_progress
-from exchangis.engine.states import EXECUTION_FINAL
+from exchangis.engine.states import EXECUTION_FINAL, completed
 from exchangis.errors import ConflictError, NotFoundError
 from exchangis.models import JobExecution
 from exchangis.runtime import Runtime
@@ -132,7 +132,7 @@ def delete_execution(rt: Runtime, caller: Caller, eid: str) -> dict[str, Any]:
         status = live["status"] if live else row.status
         state = live or {"status": row.status, "persisted": "1"}
         tasks = rt.store.tasks(eid) if live else [{"status": t.status} for t in row.tasks]
-        if not finalize.completed(state, tasks):
+        if not completed(state, tasks):
             raise ConflictError(
                 f"job execution {eid} is {status}: only completed executions "
                 "can be deleted (kill it first)"
@@ -141,5 +141,5 @@ def delete_execution(rt: Runtime, caller: Caller, eid: str) -> dict[str, Any]:
         plans = [dict(t.plan) for t in row.tasks]
         delete_record(session, row)
     rt.store.drop_execution(eid, task_ids)
-    stages.request_cleanup(rt, plans, published=True)  # a worker drops them
+    stages.request_cleanup(rt, eid, plans, published=True)  # a worker drops them
     return {"job_execution_id": eid}
