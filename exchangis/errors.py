@@ -8,11 +8,13 @@ from collections.abc import Iterable
 from typing import Any
 
 MASK = "******"
+# (?<!\w) in both patterns: a match starts where a word does; without it a long run of word
+# characters costs quadratic time (every start inside the run is tried)
 _PASSWORD_RE = re.compile(
-    r"""(?i)(\w*(?:password|passwd|pwd)\w*["']?)(\s*[=:]\s*)("[^"]*"|'[^']*'|[^\s,;&'")}]+)"""
+    r"""(?i)(?<!\w)(\w*(?:password|passwd|pwd)\w*["']?)(\s*[=:]\s*)("[^"]*"|'[^']*'|[^\s,;&'")}]+)"""
 )
 """``password=x``, ``db_password: x``, ``PGPASSWORD=x``, ``'password': 'x'``, ``"pwd": "x"``..."""
-_URL_PASSWORD_RE = re.compile(r"(\w+://[^:/\s@]+:)([^@\s]+)(@)")
+_URL_PASSWORD_RE = re.compile(r"(?<!\w)(\w+://[^:/\s@]+:)([^@\s]+)(@)")
 
 
 def mask_secrets(text: str, secrets: Iterable[str] = ()) -> str:

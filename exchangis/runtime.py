@@ -30,7 +30,7 @@ from exchangis.engine.states import RULES
 from exchangis.errors import InvalidInputError, SettingsError, TerminalConnectorError
 from exchangis.settings import Settings
 from exchangis.state.keys import Keys
-from exchangis.state.logs import LogWriter
+from exchangis.state.logs import MAX_LINE_BYTES, LogWriter
 from exchangis.state.store import StateStore
 from exchangis.vault import Vault, key_file_keys
 
@@ -209,14 +209,19 @@ class Runtime:
         return ZoneInfo(self.settings.timezone)
 
     def _writer(self, key: str, secrets: tuple[str, ...]) -> LogWriter:
-        half = self.settings.log_max_lines // 2
+        lines = self.settings.log_max_lines
+        size = max(self.settings.log_max_bytes, 0)
+        if size:  # each half must hold the longest line
+            size = max(size, 2 * MAX_LINE_BYTES)
         return LogWriter(
             self.redis,
             key,
             zone=self.zone,
             secrets=secrets,
-            head_cap=half,
-            tail_cap=self.settings.log_max_lines - half,
+            head_cap=lines // 2,
+            tail_cap=lines - lines // 2,
+            head_bytes=size // 2,
+            tail_bytes=size - size // 2,
         )
 
     def job_log(self, eid: str) -> LogWriter:

@@ -93,6 +93,9 @@ class Settings:
     """Lines a job or task log keeps: its first and last half; a marker line stands between."""
     log_scan_lines: int = 100_000
     """Most lines one filtered log query examines before it answers (the client resumes)."""
+    log_max_bytes: int = 64 * 2**20
+    """Bytes a job or task log keeps, as ``log_max_lines`` does lines: its first and last half
+    (0: no byte cap; at least 64 KiB, so that each half holds the longest line)."""
     live_ttl_seconds: int = 7 * 24 * 3600
     """How long the live Redis keys of a completed execution are kept."""
     history_retention_days: int = 0

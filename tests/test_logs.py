@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import uuid
 from collections.abc import Iterator
 from zoneinfo import ZoneInfo
@@ -9,8 +10,16 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from exchangis.runtime import Runtime
+from exchangis.settings import Settings
 from exchangis.state.keys import Keys
-from exchangis.state.logs import MAX_LINE_CHARS, LiveLog, LogWriter, read_page
+from exchangis.state.logs import (
+    MAX_LINE_BYTES,
+    MAX_LINE_CHARS,
+    LiveLog,
+    LogWriter,
+    cut,
+    read_page,
+)
 
 UTC = ZoneInfo("UTC")
 
@@ -42,8 +51,19 @@ def test_lines_are_stamped_split_capped_and_masked(rt: Runtime, key: str) -> Non
     assert lines[0].startswith("2023-11-14 22:13:20.250 INFO connect ******")
     assert "s3cr3t!" not in lines[0] and ":pw@" not in lines[0] and "abc" not in lines[0]
     assert lines[1:3] == ["at frame 1", "at frame 2"]
-    assert lines[3].endswith("...[line cut: 40 more chars]")  # the stamp counts too
-    assert len(lines[3]) < MAX_LINE_CHARS + 50
+    kept, note = lines[3].split(" ...", 1)
+    assert note == "[line cut: 71 more chars]"  # the stamp counts too
+    assert len(kept) + 71 == len("2023-11-14 22:13:20.250 ERROR ") + MAX_LINE_CHARS + 10
+    assert len(lines[3]) <= MAX_LINE_CHARS
+    assert log.append_lines([lines[3], "é" * (MAX_LINE_CHARS + 1)]) == 6  # cut once, not again
+    stored = [text for _, text in LiveLog(rt.redis, key).fetch(5, 2)]
+    assert stored[0] == lines[3]
+    kept, note = stored[1].split(" ...", 1)
+    assert (
+        kept == "é" * len(kept)
+        and note == f"[line cut: {MAX_LINE_CHARS + 1 - len(kept)} more chars]"
+    )
+    assert len(stored[1]) <= MAX_LINE_CHARS and len(stored[1].encode()) <= MAX_LINE_BYTES
 
 
 def test_a_log_over_its_cap_keeps_head_and_tail_with_numbers_intact(rt: Runtime, key: str) -> None:
@@ -136,7 +156,7 @@ def test_pages_cross_head_segments_and_expiry_covers_them(rt: Runtime, key: str)
     assert live.fetch(9_998, 6) == [(n, f"line {n}") for n in range(9_998, 10_004)]
     assert live.last(2) == [(25_002, "line 25002"), (25_003, "line 25003")]
     keys = Keys.log_keys(key, 25_003)
-    assert sum(1 for k in keys if rt.redis.exists(k)) == 3 + 2  # three segments, two counters
+    assert sum(1 for k in keys if rt.redis.exists(k)) == 3 + 3  # segments, counters, book
     rt.redis.delete(*keys)
 
 
@@ -177,16 +197,29 @@ def test_a_closed_log_takes_no_more_lines(rt: Runtime, key: str) -> None:
     assert LiveLog(rt.redis, key).last_line() == 1
 
 
-def test_the_archive_answers_like_the_live_log_across_a_cut(rt: Runtime) -> None:
+@pytest.mark.parametrize(
+    ("caps", "pad"),
+    [
+        ({"head_cap": 30, "tail_cap": 30}, 0),
+        ({"head_bytes": MAX_LINE_BYTES, "tail_bytes": MAX_LINE_BYTES}, 1200),
+    ],
+    ids=["lines", "bytes"],
+)
+def test_the_archive_answers_like_the_live_log_across_a_cut(
+    rt: Runtime, caps: dict[str, int], pad: int
+) -> None:
     from exchangis.engine.archive import archive_logs, execution_owner
     from exchangis.services.log import ArchiveLog
 
     eid = str(uuid.uuid4())
     key = rt.keys.execution_log(eid)
-    log = LogWriter(rt.redis, key, zone=UTC, head_cap=30, tail_cap=30)
+    log = LogWriter(rt.redis, key, zone=UTC, **caps)
     for i in range(1, 101):
-        log.write("ERROR" if i % 7 == 0 else "INFO", f"line {i}" + ("\n  detail" if i % 5 else ""))
+        text = f"line {i}" + " x" * (pad // 2 * (i % 3)) + ("\n  detail" if i % 5 else "")
+        log.write("ERROR" if i % 7 == 0 else "INFO", text)
     live = LiveLog(rt.redis, key)
+    kept = live.fetch(1, 1000)
+    assert sum(" WARN [log cap] lines " in text for _, text in kept) == 1
     queries = [
         {},
         {"from_line": 25, "page_size": 10},
@@ -197,7 +230,7 @@ def test_the_archive_answers_like_the_live_log_across_a_cut(rt: Runtime) -> None
         {"from_line": 32, "page_size": 5},
     ]
     before = [read_page(live, completed=True, **q) for q in queries]
-    assert archive_logs(rt, eid, []) == 61  # 30 head + marker + 30 tail
+    assert archive_logs(rt, eid, []) == len(kept)  # head + marker + tail
     archived = ArchiveLog(rt, execution_owner(eid))
     after = [read_page(archived, completed=True, **q) for q in queries]
     assert [(p.end_line, p.is_end, p.logs()) for p in after] == [
@@ -205,3 +238,107 @@ def test_the_archive_answers_like_the_live_log_across_a_cut(rt: Runtime) -> None
     ]
     assert archived.last_line() == live.last_line()
     rt.redis.delete(*Keys.log_keys(key, 30))
+
+
+def _stored_bytes(rt: Runtime, key: str) -> int:
+    """Return the bytes of every line the log's keys hold (head segments and tail), read back."""
+    head = int(rt.redis.get(Keys.log_parts(key)[3]) or 0)
+    lists = [k for k in Keys.log_keys(key, head) if rt.redis.type(k) == "list"]
+    return sum(len(line.encode()) for k in lists for line in rt.redis.lrange(k, 0, -1))
+
+
+def test_a_log_over_its_byte_cap_keeps_head_and_tail_within_it(rt: Runtime, key: str) -> None:
+    rng = random.Random(7)
+    half = MAX_LINE_BYTES + 5000
+    log = LogWriter(
+        rt.redis,
+        key,
+        zone=UTC,
+        head_cap=10**6,
+        tail_cap=10**6,
+        head_bytes=half,
+        tail_bytes=half,
+        clock=lambda: 1_700_000_000.25,
+    )
+    live = LiveLog(rt.redis, key)
+    written: list[str] = []
+    while len(written) < 3000:
+        size = rng.choice([0, 1, 40, 300, 2000, MAX_LINE_CHARS, 3 * MAX_LINE_CHARS])
+        text = rng.choice(["a ", "é ", "😀 "]) * (size // 2) + f"#{len(written) + 1}"
+        if rng.random() < 0.5:
+            log.info(text)
+            written += log.format("INFO", text)
+        else:  # several lines in one call, a continuation among them
+            lines = [
+                log.format("WARN", text)[0],
+                f"  detail {len(written) + 2}",
+                "x " * (size // 2),
+            ]
+            log.append_lines(lines)
+            written += [cut(line) for line in lines]  # a line too long is cut, as format does
+        assert _stored_bytes(rt, key) <= 2 * half
+        assert live.last_line() == len(written)
+        assert live.last(1) == [(len(written), written[-1])]  # the last line is always kept
+
+    lines = live.fetch(1, 10**6)
+    numbers = [n for n, _ in lines]
+    head_len = next(i for i, (_, text) in enumerate(lines) if " WARN [log cap] " in text)
+    first_tail = numbers[head_len + 1]
+    assert numbers == [*range(1, head_len + 2), *range(first_tail, len(written) + 1)]
+    assert head_len >= 1 and lines[0] == (1, written[0])  # the first line is kept
+    head_bytes = sum(len(text.encode()) for _, text in lines[:head_len])
+    assert head_bytes <= half < head_bytes + len(written[head_len].encode())  # closed on bytes
+    assert f"lines {head_len + 1}-{first_tail - 1} were cut" in lines[head_len][1]
+    assert [text for _, text in lines[head_len + 1 :]] == written[first_tail - 1 :]
+    tail_bytes = sum(len(text.encode()) for _, text in lines[head_len + 1 :])
+    assert half - MAX_LINE_BYTES < tail_bytes <= half  # trimmed to its share, not below
+
+    paged: list[str] = []
+    end, is_end = 0, False
+    while not is_end:  # paging reads every line once, the marker in its place
+        page = read_page(live, from_line=end + 1, page_size=7, completed=True)
+        paged += [text for text, _ in page.lines]
+        end, is_end = page.end_line, page.is_end
+    assert paged == [text for _, text in lines]
+    assert [n for n, _ in live.fetch(head_len + 2, 3)] == [
+        first_tail,
+        first_tail + 1,
+        first_tail + 2,
+    ]
+    assert live.last(3) == lines[-3:]
+
+
+def test_a_log_begun_with_a_stamp_string_takes_byte_caps_and_keeps_its_marker(
+    rt: Runtime, key: str
+) -> None:
+    parts = Keys.log_parts(key)
+    before = ["2023-11-14 22:13:20.000 INFO one", "2023-11-14 22:13:21.000 INFO four"]
+    rt.redis.rpush(f"{key}:h0", before[0])
+    rt.redis.rpush(parts[1], before[1])
+    rt.redis.set(parts[2], 4)
+    rt.redis.set(parts[3], 1)
+    rt.redis.set(parts[4], "2023-11-14 22:13:20.500", ex=600)  # as the earlier script left it
+    live = LiveLog(rt.redis, key)
+    assert live.fetch(2, 1)[0][1].startswith("2023-11-14 22:13:20.500 WARN [log cap] lines 2-3")
+    log = LogWriter(rt.redis, key, zone=UTC, head_cap=1, tail_cap=3, head_bytes=1, tail_bytes=1)
+    assert log.byte_caps == (MAX_LINE_BYTES, MAX_LINE_BYTES)  # raised so that any line fits
+    assert log.append_lines(["five", "six"]) == 6
+    assert [n for n, _ in live.fetch(1, 10)] == [1, 2, 4, 5, 6]
+    assert live.fetch(2, 1)[0][1].startswith("2023-11-14 22:13:20.500 WARN [log cap] lines 2-3")
+    assert rt.redis.ttl(parts[4]) > 0  # the live keys' time to live is kept
+    assert log.append_lines(["seven"]) == 7
+    assert [n for n, _ in live.fetch(1, 10)] == [1, 2, 5, 6, 7]
+    assert live.fetch(2, 1)[0][1].startswith("2023-11-14 22:13:21.000 WARN [log cap] lines 2-4")
+
+
+@pytest.mark.parametrize(
+    ("max_bytes", "caps"),
+    [(0, (0, 0)), (1, (MAX_LINE_BYTES, MAX_LINE_BYTES)), (10**6 + 1, (500_000, 500_001))],
+)
+def test_log_max_bytes_is_split_between_head_and_tail(
+    rt: Runtime, max_bytes: int, caps: tuple[int, int]
+) -> None:
+    runtime = Runtime(rt.settings.with_overrides({"log_max_bytes": max_bytes, "log_max_lines": 9}))
+    writer = runtime.job_log(str(uuid.uuid4()))
+    assert (writer.caps, writer.byte_caps) == ((4, 5), caps)
+    assert Settings().log_max_bytes == 64 * 2**20

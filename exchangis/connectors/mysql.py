@@ -6,8 +6,8 @@ import datetime as dt
 import functools
 import logging
 import tempfile
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any, ClassVar
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -76,6 +76,27 @@ _PASSTHROUGH = frozenset(
     | {"ssl_verify_cert", "ssl_verify_identity", "ssl_disabled"}
 )
 _SESSION = "SET time_zone = '+00:00', net_write_timeout = 3600, net_read_timeout = 3600"
+IDLE_SECONDS = 1800
+"""A sink's session idle this long (``wait_timeout``), or silent this long in the middle of a
+statement (``net_read_timeout``), is closed by the server and its transaction rolled back, so
+that a worker host that vanished or stopped mid-task does not hold a table's rows against a
+retry (as PostgreSQL's ``idle_in_transaction_session_timeout``). A sink goes that idle only
+while its source reads one batch, which takes far less."""
+LOCK_WAIT_MARGIN = 60
+"""A sink waits for a row lock ``IDLE_SECONDS`` and this much more (``innodb_lock_wait_timeout``,
+50 s by default): a retry outwaits the session of a vanished attempt rather than failing."""
+
+
+def sink_session(idle_seconds: int = IDLE_SECONDS) -> str | None:
+    """Return the ``SET SESSION`` of a sink's timeouts (see ``IDLE_SECONDS``; 0: None, the
+    server's own)."""
+    if idle_seconds <= 0:
+        return None
+    return (
+        f"SET SESSION wait_timeout = {int(idle_seconds)}, net_read_timeout = {int(idle_seconds)},"
+        f" innodb_lock_wait_timeout = {int(idle_seconds) + LOCK_WAIT_MARGIN}"
+    )
+
 
 PARAMS = (
     ParamSpec("host", check=check_host),
@@ -434,10 +455,15 @@ class MySqlSource(SqlSource):
     type = NAME
     dialect = DIALECT
     options = SqlSource.options | frozenset({"bulk"})
+    chunk_bytes: ClassVar[int] = bulk.CHUNK_BYTES
+    """Arrow bytes a chunk of a bulk read should hold at most (estimated: ``bulk.Chunks``)."""
 
     def __init__(self, endpoint: Endpoint) -> None:
         super().__init__(endpoint)
         self._cursor: Any = None
+        self._declared: dict[str, int] = {}
+        self.chunks: bulk.Chunks | None = None
+        """The chunks of the bulk read (None: no bulk read)."""
 
     def _connect(self) -> Any:
         conn = open_connection(self.endpoint.connect, self.endpoint.db)
@@ -476,11 +502,21 @@ class MySqlSource(SqlSource):
             return None
         return bulk.url("mysql", self.endpoint.connect, 3306, self.endpoint.db)
 
+    def _keyset(self, url: str, key: str, keyed: pa.Schema) -> Iterator[pa.RecordBatch]:
+        """Yield the rows in chunks bounded in rows and (by estimate) in bytes: MySQL has no
+        cheap way to cut a chunk by its rows' bytes on the server (see ``bulk.Chunks``)."""
+        chunks = self.chunks = bulk.Chunks(keyed, self.chunk_bytes, declared=self._declared)
+        return chunks.read(
+            url, lambda after, limit: self._chunk_sql(key, after, limit), self._bulk_error
+        )
+
     def _describe(self, sql: str) -> tuple[pa.Schema, bool]:
         with self._conn.cursor() as cur:
             cur.execute(sql)
             described = list(cur._result.fields)
         self._conn.commit()
+        # the most bytes a value takes (in the connection's utf8mb4): the first chunk's guess
+        self._declared = {f.name: int(f.length) for f in described}
         fields = [arrow_field(f) for f in described]
         exact = all(
             conv is None and _bulk_exact(f) for f, (_, conv) in zip(described, fields, strict=True)
@@ -521,6 +557,8 @@ class MySqlSink(SqlSink):
     type = NAME
     dialect = DIALECT
     options = SqlSink.options | frozenset({"bulk"})
+    idle_seconds: ClassVar[int] = IDLE_SECONDS
+    """The server closes the session once idle this long (see ``IDLE_SECONDS``; 0: never)."""
 
     def __init__(self, endpoint: Endpoint) -> None:
         super().__init__(endpoint)
@@ -538,6 +576,9 @@ class MySqlSink(SqlSink):
                 "SET SESSION sql_mode = CONCAT_WS(',', NULLIF(@@SESSION.sql_mode, ''),"
                 " 'STRICT_ALL_TABLES')"
             )
+            timeouts = sink_session(self.idle_seconds)
+            if timeouts:
+                cur.execute(timeouts)
         return conn
 
     def _classify(self, exc: BaseException) -> ErrorClass | None:

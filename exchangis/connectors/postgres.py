@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import quote, urlencode
 
 import pyarrow as pa
@@ -23,6 +23,7 @@ from exchangis.connectors.base import (
 )
 from exchangis.connectors.registry import Registry
 from exchangis.connectors.sql import (
+    KEY_ALIAS,
     KEYS_NOT_NULL,
     ColumnConverter,
     Dialect,
@@ -68,9 +69,10 @@ _TYPES: dict[int, pa.DataType] = {
     _TIMESTAMP: pa.timestamp("us"),
     _TIMESTAMPTZ: pa.timestamp("us", tz="UTC"),
 }
-# SQLSTATE classes/codes worth a retry: connection, serialization, deadlock, resources, shutdown.
+# SQLSTATE classes/codes worth a retry: connection, serialization, deadlock, resources, shutdown,
+# a session ended for idling in its transaction (25P03: the connection is gone, as with ADBC).
 _TRANSIENT_CLASSES = ("08", "53", "57P")
-_TRANSIENT_STATES = frozenset({"40001", "40P01", "55P03", "57014"})
+_TRANSIENT_STATES = frozenset({"40001", "40P01", "55P03", "57014", "25P03"})
 # SQLSTATE classes of a row's own fault: data exception (22), integrity constraint (23).
 _RECORD_CLASSES = ("22", "23")
 
@@ -122,25 +124,65 @@ _PASSTHROUGH = frozenset(
 ``sslcert``/``sslkey`` would borrow its client certificate, ``sslkeylogfile`` write its files."""
 
 
-def libpq_params(connect: Mapping[str, Any]) -> dict[str, str]:
-    """Return the extra libpq params of a data source (allowed ones; UTC session; no passfile,
-    so a password is never looked up on the worker)."""
+IDLE_IN_TRANSACTION_SECONDS = 1800
+"""A session of ours idle inside a transaction this long is ended by the server (the
+transaction rolled back, its locks released), so that the sessions of a worker host that
+vanished or stopped mid-task do not hold a table's rows against a retry. A task's sessions go
+that idle only while the other end of the transfer is busy (one batch, or a wait for a lock),
+which takes far less; a data source may set another value in ``params.options``."""
+KEEPALIVE_IDLE, KEEPALIVE_INTERVAL, KEEPALIVE_COUNT = 60, 10, 6
+"""TCP keepalives, asked of libpq (the worker's end) and of the server (its end): a peer
+silent 60 s is probed every 10 s and given up after 6 unanswered probes (about 2 min), so a
+host that vanished mid-statement (no idle transaction) is noticed too."""
+
+
+def session_options(idle_seconds: int = IDLE_IN_TRANSACTION_SECONDS) -> str:
+    """Return the server settings every session of ours starts with (libpq ``options``)."""
+    return (
+        f"-c idle_in_transaction_session_timeout={int(idle_seconds)}s"
+        f" -c tcp_keepalives_idle={KEEPALIVE_IDLE}"
+        f" -c tcp_keepalives_interval={KEEPALIVE_INTERVAL}"
+        f" -c tcp_keepalives_count={KEEPALIVE_COUNT}"
+    )
+
+
+def libpq_params(
+    connect: Mapping[str, Any], idle_seconds: int = IDLE_IN_TRANSACTION_SECONDS
+) -> dict[str, str]:
+    """Return the extra libpq params of a data source (allowed ones over our keepalives and
+    session settings; UTC session; no passfile, so a password is never looked up on the
+    worker)."""
     extra = {str(k): str(v) for k, v in dict(connect.get("params") or {}).items()}
     ignored = sorted(set(extra) - _PASSTHROUGH)
     if ignored:
         log.info("postgresql connect params ignored names=%s", ",".join(ignored))
-    params = {k: v for k, v in extra.items() if k in _PASSTHROUGH}
+    params = {
+        "keepalives": "1",
+        "keepalives_idle": str(KEEPALIVE_IDLE),
+        "keepalives_interval": str(KEEPALIVE_INTERVAL),
+        "keepalives_count": str(KEEPALIVE_COUNT),
+    }
+    params.update((k, v) for k, v in extra.items() if k in _PASSTHROUGH)
     params["connect_timeout"] = str(connect_timeout(params.get("connect_timeout")))
-    params["options"] = (params.get("options", "") + " -c TimeZone=UTC").strip()
+    # a later -c wins: the data source's own options over ours, and UTC over everything
+    own = params.get("options", "")
+    params["options"] = " ".join(
+        filter(None, [session_options(idle_seconds), own, "-c TimeZone=UTC"])
+    )
     params["passfile"] = os.devnull
     return params
 
 
-def open_connection(connect: Mapping[str, Any], database: str | None = None) -> Any:
-    """Return a psycopg connection (autocommit off, UTC session time zone)."""
+def open_connection(
+    connect: Mapping[str, Any],
+    database: str | None = None,
+    idle_seconds: int = IDLE_IN_TRANSACTION_SECONDS,
+) -> Any:
+    """Return a psycopg connection (autocommit off, UTC session time zone, keepalives, idle
+    transactions ended after ``idle_seconds``)."""
     import psycopg
 
-    kwargs: dict[str, Any] = libpq_params(connect)
+    kwargs: dict[str, Any] = libpq_params(connect, idle_seconds)
     password = connect.get("password")
     if password:
         kwargs["password"] = str(password)
@@ -320,6 +362,29 @@ def _bulk_exact(column: Any) -> bool:
     return column.type_code in _BULK_OIDS
 
 
+def budget_cut(sql: str, chunks: bulk.Chunks) -> str:
+    """Return chunk query ``sql`` stopped where its rows pass ``chunks.budget`` Arrow bytes
+    (at least one row), with the ``bulk.MORE`` flag before the key (``Chunks.read(cut=True)``).
+
+    A row's bytes are ``chunks.fixed_bytes`` plus the ``octet_length`` of its text and bytea
+    values, which PostgreSQL reads from a TOASTed value's header without fetching the value;
+    the window functions run in key order as the index scan hands the rows over.
+    """
+    q = DIALECT.quote
+    width = " + ".join(
+        [str(chunks.fixed_bytes)]
+        + [f"coalesce(octet_length(c.{q(name)}), 0)" for name in chunks.var_names]
+    )
+    order = f"OVER (ORDER BY c.{q(KEY_ALIAS)} ROWS UNBOUNDED PRECEDING)"
+    columns = ", ".join(f"r.{q(name)}" for name in chunks.keyed.names[:-1])
+    return (
+        f"SELECT {columns}, r.{bulk.MORE}, r.{q(KEY_ALIAS)} FROM (SELECT c.*,"
+        f" sum({width}) {order} AS exg_chunk_bytes, row_number() {order} AS exg_chunk_row,"
+        f" lead(true, 1, false) {order} AS {bulk.MORE} FROM ({sql}) c) r"
+        f" WHERE r.exg_chunk_bytes <= {int(chunks.budget)} OR r.exg_chunk_row = 1"
+    )
+
+
 class PostgresSource(SqlSource):
     """Stream a PostgreSQL table: connectorx (binary COPY to Arrow) when every column allows
     it, else a psycopg named cursor inside a read-only transaction."""
@@ -327,13 +392,19 @@ class PostgresSource(SqlSource):
     type = NAME
     dialect = DIALECT
     options = SqlSource.options | frozenset({"bulk"})
+    chunk_bytes: ClassVar[int] = bulk.CHUNK_BYTES
+    """Arrow bytes a chunk of a bulk read holds at most (cut on the server: ``budget_cut``)."""
+    idle_seconds: ClassVar[int] = IDLE_IN_TRANSACTION_SECONDS
+    """The server ends the session once idle this long inside its transaction (0: never)."""
 
     def __init__(self, endpoint: Endpoint) -> None:
         super().__init__(endpoint)
         self._cursor: Any = None
+        self.chunks: bulk.Chunks | None = None
+        """The chunks of the bulk read (None: no bulk read)."""
 
     def _connect(self) -> Any:
-        conn = open_connection(self.endpoint.connect, self.endpoint.db)
+        conn = open_connection(self.endpoint.connect, self.endpoint.db, self.idle_seconds)
         conn.read_only = True
         return conn
 
@@ -372,6 +443,16 @@ class PostgresSource(SqlSource):
             return None
         return bulk.url("postgresql", self.endpoint.connect, 5432, self.endpoint.db)
 
+    def _keyset(self, url: str, key: str, keyed: pa.Schema) -> Iterator[pa.RecordBatch]:
+        """Yield the rows in chunks bounded in rows and in bytes (``bulk.Chunks``), each cut
+        on the server where its rows pass ``chunk_bytes``."""
+        chunks = self.chunks = bulk.Chunks(keyed, self.chunk_bytes)
+
+        def chunk_sql(after: Any, limit: int) -> str:
+            return budget_cut(self._chunk_sql(key, after, limit), chunks)
+
+        return chunks.read(url, chunk_sql, self._bulk_error, cut=True)
+
     def _describe(self, sql: str) -> tuple[pa.Schema, bool]:
         described = self._conn.execute(sql).description or []
         self._conn.rollback()
@@ -401,6 +482,9 @@ class PostgresSink(SqlSink):
     type = NAME
     dialect = DIALECT
     options = SqlSink.options | frozenset({"bulk"})
+    idle_seconds: ClassVar[int] = IDLE_IN_TRANSACTION_SECONDS
+    """The server ends the session once idle this long inside its transaction (0: never):
+    the transaction of a worker that vanished is rolled back and its locks freed."""
 
     def __init__(self, endpoint: Endpoint) -> None:
         super().__init__(endpoint)
@@ -416,10 +500,10 @@ class PostgresSink(SqlSink):
 
     def _connect(self) -> Any:
         if not self.bulk:
-            return open_connection(self.endpoint.connect, self.endpoint.db)
+            return open_connection(self.endpoint.connect, self.endpoint.db, self.idle_seconds)
         import adbc_driver_postgresql.dbapi as adbc
 
-        conn = adbc.connect(adbc_uri(self.endpoint.connect, self.endpoint.db))
+        conn = adbc.connect(adbc_uri(self.endpoint.connect, self.endpoint.db, self.idle_seconds))
         self._cursor = conn.cursor()
         return conn
 
@@ -578,9 +662,11 @@ def _castable(source: pa.DataType, target: pa.DataType) -> bool:
     return True
 
 
-def adbc_uri(connect: Mapping[str, Any], db: str | None) -> str:
+def adbc_uri(
+    connect: Mapping[str, Any], db: str | None, idle_seconds: int = IDLE_IN_TRANSACTION_SECONDS
+) -> str:
     """Return the libpq URI of ADBC's connection (the params of :func:`libpq_params`)."""
-    params = libpq_params(connect)
+    params = libpq_params(connect, idle_seconds)
     return bulk.url("postgresql", connect, 5432, db) + "?" + urlencode(params, quote_via=quote)
 
 

@@ -9,7 +9,8 @@ Layout (prefix ``exg:`` by default):
 - ``exg:exec:<eid>:log:tail``  list: job log, tail part once the head is full (trimmed)
 - ``exg:exec:<eid>:log:n``     string: number of lines ever written to the job log
 - ``exg:exec:<eid>:log:hn``    string: number of lines in the head
-- ``exg:exec:<eid>:log:cut``   string: stamp of the last stamped line dropped by the cap
+- ``exg:exec:<eid>:log:cut``   hash: bytes in the head and in the tail, and the stamp of the
+                               last stamped line dropped by the caps
 - ``exg:exec:<eid>:log:closed`` string: set once the log is archived (no more lines)
 - ``exg:task:<tid>``           hash: task status, progress, metrics, worker, times
 - ``exg:task:<tid>:log:*``     the same keys for a task's log

@@ -1,14 +1,17 @@
 """Line-addressed logs in Redis: append, page, tail, with a bounded size.
 
-A log (``Keys.log_parts``) has a *head* that takes the first ``head_cap`` lines, stored in
-segments of ``SEGMENT_LINES`` lines (so reading a page costs the same at any position), a *tail*
-list that takes the rest and is trimmed to ``tail_cap`` lines, and counters of the lines written
-and of those in the head. Line numbers are 1-based and never change. When lines between head and
+A log (``Keys.log_parts``) has a *head* that takes the first lines, stored in segments of
+``SEGMENT_LINES`` lines (so reading a page costs the same at any position), a *tail* list that
+takes the rest and is trimmed from its front, and counters of the lines written and of those in
+the head. The head takes lines while it holds fewer than ``head_cap`` lines and fewer than
+``head_bytes`` bytes; the tail keeps at most ``tail_cap`` lines and ``tail_bytes`` bytes (a
+byte cap of 0: none). Line numbers are 1-based and never change. When lines between head and
 tail have been dropped, line ``head_len + 1`` reads as one marker line saying which were cut.
 (The scripts build segment key names from the log key: fine on one Redis, not on a cluster.)
 
 Every stored line starts ``YYYY-MM-DD HH:MM:SS.mmm LEVEL``; a message with newlines becomes one
-stamped line followed by continuation lines. Secrets are masked before anything is stored.
+stamped line followed by continuation lines. Secrets are masked before anything is stored, and
+no stored line is longer than ``MAX_LINE_CHARS`` characters (at most ``MAX_LINE_BYTES`` bytes).
 """
 
 from __future__ import annotations
@@ -24,43 +27,84 @@ from exchangis.errors import mask_secrets
 from exchangis.state.keys import SEGMENT, SEGMENT_LINES, Keys
 
 MAX_LINE_CHARS = 8192
+"""Longest stored line in characters: a longer one is cut to this, its end saying how much."""
+MAX_LINE_BYTES = 4 * MAX_LINE_CHARS
+"""Longest stored line in bytes (UTF-8 takes at most 4 bytes a character): the least a byte
+cap's head or tail is given, so that any line fits."""
 STAMP_CHARS = len("2026-01-01 00:00:00.000")
 
-# KEYS: log (head segment prefix), tail, line counter, head counter, cut stamp, closed flag.
-# ARGV: head cap, tail cap, segment size, segment separator, lines... Returns the last number.
-# A closed (archived) log takes no more lines. The cut stamp is the stamp of the last stamped
-# line dropped from the tail: the cut marker wears it, so live and archived markers agree.
+# KEYS: log (head segment prefix), tail, line counter, head counter, cut book, closed flag.
+# ARGV: head cap, tail cap, segment size, segment separator, head bytes, tail bytes (0: no byte
+# cap), lines... Returns the last line number. A closed (archived) log takes no more lines.
+# The cut book is a hash: ``hb``/``tb`` the bytes in head and tail, ``stamp`` the stamp of the
+# last stamped line dropped from the tail (the cut marker wears it, so live and archived
+# markers agree). A log begun before the book was a hash kept the stamp alone in a string: it
+# is carried over (with its time to live), and its bytes are counted from then on.
+# The head takes line n only when it holds every line before it: numbers stay contiguous.
 _APPEND = """
 if redis.call('EXISTS', KEYS[6]) == 1 then return tonumber(redis.call('GET', KEYS[3]) or '0') end
 local head_cap, tail_cap, seg = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-local n = 0
-for i = 5, #ARGV do
-  n = redis.call('INCR', KEYS[3])
-  if n <= head_cap then
-    local h = redis.call('INCR', KEYS[4])
-    redis.call('RPUSH', KEYS[1] .. ARGV[4] .. math.floor((h - 1) / seg), ARGV[i])
+local head_bytes, tail_bytes = tonumber(ARGV[5]), tonumber(ARGV[6])
+local book = KEYS[5]
+if redis.call('TYPE', book).ok == 'string' then
+  local old, ttl = redis.call('GET', book), redis.call('PTTL', book)
+  redis.call('DEL', book)
+  redis.call('HSET', book, 'stamp', old)
+  if ttl > 0 then redis.call('PEXPIRE', book, ttl) end
+end
+local hb = tonumber(redis.call('HGET', book, 'hb') or '0')
+local tb = tonumber(redis.call('HGET', book, 'tb') or '0')
+local n = tonumber(redis.call('GET', KEYS[3]) or '0')
+local hn = tonumber(redis.call('GET', KEYS[4]) or '0')
+local first_n, first_hn, tl, stamp = n, hn, nil, nil
+for i = 7, #ARGV do
+  local line = ARGV[i]
+  n = n + 1
+  if hn == n - 1 and hn < head_cap and (head_bytes == 0 or hb + #line <= head_bytes) then
+    hn = hn + 1
+    hb = hb + #line
+    redis.call('RPUSH', KEYS[1] .. ARGV[4] .. math.floor((hn - 1) / seg), line)
   else
-    redis.call('RPUSH', KEYS[2], ARGV[i])
-    if redis.call('LLEN', KEYS[2]) > tail_cap then
+    tl = redis.call('RPUSH', KEYS[2], line)
+    tb = tb + #line
+    while tl > 1 and (tl > tail_cap or (tail_bytes > 0 and tb > tail_bytes)) do
       local dropped = redis.call('LPOP', KEYS[2])
+      tl = tl - 1
+      tb = math.max(0, tb - #dropped)
       if string.match(dropped, '^%d%d%d%d%-%d%d%-%d%d %d%d:%d%d:%d%d%.%d%d%d ') then
-        redis.call('SET', KEYS[5], string.sub(dropped, 1, 23))
+        stamp = string.sub(dropped, 1, 23)
       end
     end
   end
 end
+if n > first_n then redis.call('INCRBY', KEYS[3], n - first_n) end
+if hn > first_hn then redis.call('INCRBY', KEYS[4], hn - first_hn) end
+redis.call('HSET', book, 'hb', hb, 'tb', tb)
+if stamp then redis.call('HSET', book, 'stamp', stamp) end
 return n
+"""
+
+# The cut marker's stamp from the cut book (a hash; a string in a log begun before that).
+_CUT_STAMP = """
+local function cut_stamp()
+  local kind = redis.call('TYPE', KEYS[5]).ok
+  if kind == 'hash' then return redis.call('HGET', KEYS[5], 'stamp') or '' end
+  if kind == 'string' then return redis.call('GET', KEYS[5]) end
+  return ''
+end
 """
 
 # KEYS: as above. ARGV: first line number, most lines, segment size, segment separator.
 # Returns {last line, head length, first tail line number, cut stamp, no1, text1, ...};
 # a cut marker comes back as its number negated, with an empty text (the caller words it).
-_FETCH = """
+_FETCH = (
+    _CUT_STAMP
+    + """
 local n = tonumber(redis.call('GET', KEYS[3]) or '0')
 local hl = tonumber(redis.call('GET', KEYS[4]) or '0')
 local tl = redis.call('LLEN', KEYS[2])
 local first_tail = n - tl + 1
-local out = {n, hl, first_tail, redis.call('GET', KEYS[5]) or ''}
+local out = {n, hl, first_tail, cut_stamp()}
 local seg = tonumber(ARGV[3])
 local pos, left = tonumber(ARGV[1]), tonumber(ARGV[2])
 if pos < 1 then pos = 1 end
@@ -95,6 +139,7 @@ if left > 0 and pos <= n then
 end
 return out
 """
+)
 
 Line = tuple[int, str]
 """A log line: its number and its text."""
@@ -118,8 +163,26 @@ def stamp(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%d %H:%M:%S.") + f"{moment.microsecond // 1000:03d}"
 
 
+def cut(line: str) -> str:
+    """Return ``line``, or when longer than ``MAX_LINE_CHARS`` its start and how much was cut,
+    ``MAX_LINE_CHARS`` characters in all (so a cut line is never cut again)."""
+    if len(line) <= MAX_LINE_CHARS:
+        return line
+    room = MAX_LINE_CHARS - len(_cut_note(len(line)))  # the note can only get shorter
+    return line[:room] + _cut_note(len(line) - room)
+
+
+def _cut_note(chars: int) -> str:
+    return f" ...[line cut: {chars} more chars]"
+
+
 class LogWriter:
-    """Append formatted, masked lines to one log."""
+    """Append formatted, masked lines to one log.
+
+    ``head_cap``/``tail_cap`` bound the head and the tail in lines, ``head_bytes``/
+    ``tail_bytes`` in bytes (0: no byte cap; a smaller one than ``MAX_LINE_BYTES`` is raised
+    to it, so that any line fits).
+    """
 
     def __init__(
         self,
@@ -130,6 +193,8 @@ class LogWriter:
         secrets: Iterable[str] = (),
         head_cap: int = 100_000,
         tail_cap: int = 100_000,
+        head_bytes: int = 0,
+        tail_bytes: int = 0,
         clock: Callable[[], float] | None = None,
     ) -> None:
         self.redis = redis
@@ -137,6 +202,9 @@ class LogWriter:
         self.zone = zone
         self.secrets = tuple(s for s in secrets if s)
         self.caps = (head_cap, tail_cap)
+        self.byte_caps = tuple(
+            max(cap, MAX_LINE_BYTES) if cap > 0 else 0 for cap in (head_bytes, tail_bytes)
+        )
         self.clock = clock
         self._append = redis.register_script(_APPEND)
 
@@ -153,20 +221,19 @@ class LogWriter:
         )
         lines = self.mask(message).split("\n")
         lines[0] = f"{stamp(now)} {level.upper()} {lines[0]}"
-        return [
-            line
-            if len(line) <= MAX_LINE_CHARS
-            else f"{line[:MAX_LINE_CHARS]} ...[line cut: {len(line) - MAX_LINE_CHARS} more chars]"
-            for line in lines
-        ]
+        return [cut(line) for line in lines]
 
     def write(self, level: str, message: str) -> int:
         """Append one message (its lines); return the number of its last line."""
         return self.append_lines(self.format(level, message))
 
     def append_lines(self, lines: list[str]) -> int:
-        """Append lines already formatted (and masked) in one call; return the last number."""
-        args: list[int | str] = [*self.caps, SEGMENT_LINES, SEGMENT, *lines]
+        """Append lines already formatted (and masked) in one call; return the last number.
+
+        Lines longer than ``MAX_LINE_CHARS`` are cut here too: the byte caps rely on it.
+        """
+        args: list[int | str] = [*self.caps, SEGMENT_LINES, SEGMENT, *self.byte_caps]
+        args += [cut(line) for line in lines]
         return int(self._append(keys=list(self.keys), args=args))
 
     def info(self, message: str) -> int:
