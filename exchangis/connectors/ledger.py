@@ -72,19 +72,23 @@ def create_sql() -> str:
     )
 
 
-def take_sql(fence: Fence) -> str:
-    """Return the UPDATE that makes ``fence.owner`` the owner of an uncommitted entry."""
-    return (
-        f"UPDATE {TABLE} SET owner = '{fence.owner}', updated_at = '{_now()}'"
-        f" WHERE task_key = '{fence.key}' AND committed = 0"
-    )
-
-
-def insert_sql(fence: Fence) -> str:
-    """Return the INSERT of a new entry owned by ``fence.owner``."""
-    return (
+def take_sql(fence: Fence, dialect: str) -> str:
+    """Return one upsert that makes ``fence.owner`` the owner of the entry: inserted when
+    missing, taken over while uncommitted, left alone once committed. One statement on the
+    entry's own key: fences of other tasks never wait on (or deadlock over) a range lock, as
+    an UPDATE-then-INSERT does in InnoDB."""
+    insert = (
         f"INSERT INTO {TABLE} (task_key, owner, committed, written, updated_at)"
         f" VALUES ('{fence.key}', '{fence.owner}', 0, 0, '{_now()}')"
+    )
+    if dialect == "mysql":
+        return (
+            f"{insert} ON DUPLICATE KEY UPDATE owner = IF(committed = 0, VALUES(owner), owner),"
+            " updated_at = IF(committed = 0, VALUES(updated_at), updated_at)"
+        )
+    return (
+        f"{insert} ON CONFLICT (task_key) DO UPDATE SET owner = excluded.owner,"
+        f" updated_at = excluded.updated_at WHERE {TABLE}.committed = 0"
     )
 
 

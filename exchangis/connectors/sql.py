@@ -1073,12 +1073,9 @@ class SqlSink(Sink):
                 self._lock(ledger.TABLE)
                 if not self._exists(ledger.TABLE):
                     self._execute(ledger.create_sql())
-            self._execute(ledger.take_sql(fence))  # waits while a commit holds the entry
-            rows = self._catalog(ledger.read_sql(fence))
-            if not rows:
-                self._execute(ledger.insert_sql(fence))
-                rows = self._catalog(ledger.read_sql(fence))
-            earlier = ledger.verdict(rows, fence)
+            # waits while an attempt's commit holds the entry, then sees its outcome
+            self._execute(ledger.take_sql(fence, self.dialect.name))
+            earlier = ledger.verdict(self._catalog(ledger.read_sql(fence)), fence)
         return earlier
 
     def _mark_committed(self) -> None:

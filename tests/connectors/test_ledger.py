@@ -98,3 +98,27 @@ def test_two_concurrent_appends_to_one_file_both_land_and_leave_no_temp_file(
     assert rows_of(backend.read(table)) == rows_of(view(kind, expected))
     root = backend.connect["root"]
     assert not [n for n in os.listdir(root) if n.endswith(".tmp")]
+
+
+def test_concurrent_fences_of_many_tasks_never_deadlock(sql_backend: Backend) -> None:
+    """Tasks of one execution start together: their fences (each its own key, one sink
+    database) must not wait on one another's range locks, let alone deadlock."""
+    table = sql_backend.new_table("crowd")
+    eid = uuid.uuid4()
+    errors: list[BaseException] = []
+
+    def fence(task: int) -> None:
+        try:
+            for attempt in range(3):  # a first take, then two take-overs
+                sink, earlier = _fenced(sql_backend, table, Fence(f"{eid}/{task}/1", f"a{attempt}"))
+                sink.close()
+                assert earlier is None
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=fence, args=(task,)) for task in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
