@@ -30,13 +30,16 @@ pytestmark = pytest.mark.drill
 
 SLOW = {"rows": 600, "batchSize": 20, "sleepPerBatch": 0.1}
 """A sub-job of about three seconds: 30 batches of 20 rows."""
+STORMED = {"rows": 1600, "batchSize": 20, "sleepPerBatch": 0.1}
+"""About eight seconds: longer than 20 pause/resume pairs take even on a loaded machine, so
+the storm always hits a running execution."""
 
 
 def test_pause_resume_storm_ends_success_with_every_row_once(deploy: Deployment) -> None:
     """Drill 2: 20 pause/resume pairs 50 ms apart on a running execution."""
     deploy.worker()
     for _ in range(ROUNDS):
-        job = deploy.memory_to_postgres("storm", {"a": SLOW, "b": SLOW})
+        job = deploy.memory_to_postgres("storm", {"a": STORMED, "b": STORMED})
         eid = execute(deploy.client, job)
         deploy.running(eid)
         for _ in range(20):
@@ -48,7 +51,7 @@ def test_pause_resume_storm_ends_success_with_every_row_once(deploy: Deployment)
         # a pause rolls a task back: the bound is its rerun plus a reaper pass or two
         assert deploy.final(eid, bound=60)["status"] == "Success"
         for sub in ("a", "b"):
-            assert_exact(deploy.table(job, sub), 600)
+            assert_exact(deploy.table(job, sub), 1600)
 
 
 def _submitted_by_a_dying_api(deploy: Deployment, job: int) -> str:
