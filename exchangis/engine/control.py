@@ -176,7 +176,8 @@ def send_if_resumed(rt: Runtime, eid: str, tid: int) -> bool:
 
 def reopen(rt: Runtime, eid: str, rerun: list[int], reason: str) -> str:
     """Start a new run of a completed execution for the tasks ``rerun``; return its status."""
-    with rt.store.locked(f"reopen:{eid}", 30) as held:
+    # a worker dropping the last run's work stages holds it briefly (engine/stages.py)
+    with rt.store.locked(f"reopen:{eid}", 30, wait_seconds=10) as held:
         if not held:
             raise ConflictError(f"job execution {eid} is being resumed or restarted already")
         _next_run(rt, rerun)

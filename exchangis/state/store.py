@@ -439,9 +439,14 @@ class StateStore:
             self._unlock(keys=[self.keys.lock(name)], args=[token])
 
     @contextmanager
-    def locked(self, name: str, ttl_seconds: int) -> Iterator[bool]:
-        """Hold a lock for a block when it is free; yield whether this caller holds it."""
+    def locked(self, name: str, ttl_seconds: int, wait_seconds: float = 0) -> Iterator[bool]:
+        """Hold a lock for a block when it is free (or frees within ``wait_seconds``); yield
+        whether this caller holds it."""
         token = self.lock(name, ttl_seconds)
+        deadline = time.monotonic() + wait_seconds
+        while not token and time.monotonic() < deadline:
+            time.sleep(0.05)
+            token = self.lock(name, ttl_seconds)
         try:
             yield bool(token)
         finally:
