@@ -259,3 +259,14 @@ def test_retention_drops_old_histories_and_old_logs_by_completion_time(lrt: Runt
             )
             == 0
         )
+
+
+def test_late_writers_never_recreate_an_expired_live_state(lrt: Runtime) -> None:
+    eid = _record(lrt, 1)
+    (tid,) = _live(lrt, eid, "Success", "Success")
+    lrt.store.drop_execution(eid, [tid])  # its time to live ran out
+    lrt.store.update_task(tid, {"progress": 0.5})  # a throttled publish of a stale attempt
+    lrt.store.update_execution(eid, {"progress": 1.0})
+    lrt.store.set_control(eid, "kill")
+    assert not lrt.store.first_time(eid, "summarized")
+    assert lrt.redis.exists(lrt.keys.task(tid), lrt.keys.execution(eid)) == 0

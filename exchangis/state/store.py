@@ -494,20 +494,15 @@ class StateStore:
 
     def stale_tasks(self, older_than_seconds: float) -> list[int]:
         """Return running tasks whose heartbeat is older than ``older_than_seconds``."""
-        seconds, _ = self.redis.time()
-        limit = int(seconds) - older_than_seconds
+        limit = self.clock() - older_than_seconds
         ids: list[str] = self.redis.zrangebyscore(self.keys.heartbeats(), "-inf", limit)  # type: ignore[assignment]
         return [int(i) for i in ids]
 
-    def _server_now(self) -> float:
-        seconds, micros = self.redis.time()
-        return int(seconds) + int(micros) / 1e6
-
     def _schedule(self, key: str, member: str, delay_seconds: float) -> None:
-        self.redis.zadd(key, {member: self._server_now() + delay_seconds})
+        self.redis.zadd(key, {member: self.clock() + delay_seconds})
 
     def _due(self, key: str) -> list[str]:
-        members: list[str] = self.redis.zrangebyscore(key, "-inf", self._server_now())  # type: ignore[assignment]
+        members: list[str] = self.redis.zrangebyscore(key, "-inf", self.clock())  # type: ignore[assignment]
         return members
 
     def schedule_retry(self, tid: int | str, delay_seconds: float) -> None:

@@ -10,7 +10,6 @@ repeats the storm-like ones more often when set).
 from __future__ import annotations
 
 import csv
-import json
 import os
 import subprocess
 import sys
@@ -23,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
@@ -109,8 +109,6 @@ class Deployment:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             try:
-                import requests
-
                 requests.get(f"{url}{API}/openapi.json", timeout=1)
                 return process, url
             except OSError:
@@ -293,8 +291,3 @@ def deploy(migrated: Settings, tmp_path: Path, metadata: str) -> Iterator[Deploy
 def job_log(deploy: Deployment, eid: str) -> str:
     """Return an execution's whole job log as the API serves it."""
     return str(ok(deploy.client, "GET", f"/job/execution/{eid}/log?pageSize=5000")["logs"]["all"])
-
-
-def dumps(value: Any) -> str:
-    """JSON for a log message in an assertion."""
-    return json.dumps(value, default=str)[:2000]
