@@ -32,6 +32,8 @@ class JobExecution(Base):
     create_user: Mapped[str] = mapped_column(String(128))
     execute_user: Mapped[str] = mapped_column(String(128))
     trigger_type: Mapped[str] = mapped_column(String(32), default="MANUAL")
+    context_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    """The schedule context (``exg_schedule_context``) this execution runs, if any."""
     error: Mapped[str | None] = mapped_column(Text)
     control: Mapped[str | None] = mapped_column(String(16))
     """The kill, pause or timeout request, written before the live state's: a live state
