@@ -7,7 +7,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, MetaData
+from sqlalchemy import JSON, CursorResult, DateTime, MetaData, Result
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 NAMING_CONVENTION = {
@@ -33,6 +33,12 @@ class Base(DeclarativeBase):
 def utcnow() -> datetime:
     """Return the current UTC time, naive (stored as UTC in every backend)."""
     return datetime.now(UTC).replace(tzinfo=None)
+
+
+def changed(result: Result[Any]) -> int:
+    """Return how many rows an UPDATE or DELETE statement's ``result`` changed."""
+    assert isinstance(result, CursorResult)
+    return int(result.rowcount)
 
 
 @contextmanager

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
@@ -17,6 +18,10 @@ from typing import Any, get_type_hints
 from exchangis.errors import SettingsError
 
 ENV_PREFIX = "EXCHANGIS_"
+_HOST = re.compile(
+    r"^[A-Za-z0-9]([A-Za-z0-9.\-]{0,251}[A-Za-z0-9])?\Z|^\[?[0-9A-Fa-f:.]{2,45}\]?\Z"
+)
+"""A host name (or an IP address) as a URL names it."""
 
 # The service's own files under ``data_dir`` (no data source may reach them: exchangis/confine.py)
 KEY_FILE = "secret.key"
@@ -123,6 +128,27 @@ class Settings:
     """Most tasks of one execute user running at once (0: no limit)."""
     admission_retry_seconds: float = 2.0
     """How long a task that found no free slot waits before it is offered again."""
+    context_block_seconds: float = 60.0
+    """Longest a ``block=true`` read of a schedule context's logs or results waits for the
+    context to end."""
+    context_block_waiters: int = 16
+    """Most calls of one API process waiting at once for a context to end (``block``,
+    ``sync``); past it a call answers at once, so waiting callers never starve the others."""
+    webhook_hosts: tuple[str, ...] = ()
+    """Host names a plan's webhook (``notify.url``) may name; empty: webhooks are off."""
+    scheduler_enabled: bool = True
+    """Whether this worker runs a scheduler (any number may: each fire runs once)."""
+    scheduler_tick_seconds: float = 1.0
+    """How often a scheduler looks for due fires, ended upstream runs and final contexts."""
+    misfire_threshold_seconds: float = 60.0
+    """A fire handled later than this is missed: its item's misfirePolicy decides."""
+    catch_up_max: int = 100
+    """Most missed fires of one item that CATCH_UP_ALL runs (or DO_NOTHING records) at once:
+    the newest ones."""
+    webhook_timeout_seconds: float = 10.0
+    """Longest wait for a webhook's answer."""
+    webhook_max_tries: int = 8
+    """Sends of one webhook before it is given up (each waits twice as long, from 5 s)."""
 
     def broker(self) -> str:
         """Return the Celery broker URL."""
@@ -232,6 +258,21 @@ def _validate(settings: Settings) -> None:
         problems.append("database_url: must not be empty")
     if settings.token_ttl_seconds < 60:
         problems.append("token_ttl_seconds: must be at least 60")
+    if settings.context_block_seconds < 0:
+        problems.append("context_block_seconds: must be 0 or more")
+    if settings.context_block_waiters < 0:
+        problems.append("context_block_waiters: must be 0 or more")
+    problems += [
+        f"webhook_hosts: {host!r} is not a host name"
+        for host in settings.webhook_hosts
+        if not _HOST.match(host)
+    ]
+    if not 0.05 <= settings.scheduler_tick_seconds <= 60:
+        problems.append("scheduler_tick_seconds: must be 0.05..60")
+    if settings.misfire_threshold_seconds < 0:
+        problems.append("misfire_threshold_seconds: must be 0 or more")
+    if settings.catch_up_max < 1 or settings.webhook_max_tries < 1:
+        problems.append("catch_up_max and webhook_max_tries: must be at least 1")
     problems += _security_problems(settings)
     if problems:
         raise SettingsError("invalid settings: " + "; ".join(problems))

@@ -74,6 +74,9 @@ def settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
                 "worker_concurrency": 2,
                 "live_ttl_seconds": 3600,
                 "login_rate_limit": "1000/minute",  # tests sign in often from 127.0.0.1
+                # every deployment of a session shares one metadata database: a schedule test
+                # runs its schedulers in a deployment of its own (tests/test_e2e_schedules.py)
+                "scheduler_enabled": False,
                 "file_roots": str(tmp_path_factory.getbasetemp()),  # every test's tmp_path
             },
             environ={},

@@ -13,9 +13,8 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import create_engine, inspect, text
 
-from exchangis.db import Base
-
 from exchangis.app import create_app
+from exchangis.db import Base
 from exchangis.migrations import upgrade
 from exchangis.services import user as users
 from exchangis.settings import load_settings

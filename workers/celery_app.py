@@ -12,6 +12,7 @@ from exchangis.engine import calls
 from exchangis.engine.dispatch import celery_config
 from exchangis.engine.reaper import Reaper
 from exchangis.runtime import Runtime
+from exchangis.schedule.scheduler import Scheduler
 from exchangis.settings import Settings, load_settings
 from workers import tasks
 
@@ -20,16 +21,18 @@ logger = logging.getLogger(__name__)
 
 def create_celery(settings: Settings | None = None) -> Celery:
     """Return the worker app: shared config, the transfer task, and (in the main process) the
-    reaper and the thread that answers the API's connector calls."""
+    reaper, the scheduler and the thread that answers the API's connector calls."""
     settings = settings or load_settings()
     app = Celery("exchangis", set_as_current=True)
     app.conf.update(celery_config(settings))
     tasks.register(app, settings)
-    threads: list[Reaper | calls.CallServer] = []
+    threads: list[Reaper | Scheduler | calls.CallServer] = []
 
     def start_threads(**_: Any) -> None:
         threads.append(Reaper(Runtime(settings)))
         threads.append(calls.CallServer(Runtime(settings)))
+        if settings.scheduler_enabled:
+            threads.append(Scheduler(Runtime(settings)))
         for thread in threads:
             thread.start()
         logger.info("reaper started interval=%ss", settings.reaper_interval_seconds)

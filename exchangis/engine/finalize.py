@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import or_, update
 
+from exchangis.db import changed
 from exchangis.engine import stages
 from exchangis.engine.archive import archive_logs
 from exchangis.engine.states import (
@@ -251,7 +252,7 @@ def record_control(rt: Runtime, eid: str, control: Control) -> bool:
             )
             .values(control=control.value or None)
         )
-        return bool(done.rowcount)  # type: ignore[attr-defined]
+        return bool(changed(done))
 
 
 @durable

@@ -100,13 +100,22 @@ def execution_timeout(job_params: Mapping[str, Any]) -> float:
     return seconds
 
 
-def date_variables(now: datetime) -> dict[str, str]:
-    """Return the built-in date variables for a submission at ``now``.
+WINDOW_FORMAT = "%Y-%m-%d %H:%M:%S"
+WINDOW_ORIGIN = "1970-01-01 00:00:00"
+"""``${window_start}`` of a run with no earlier fire (a manual run, a plan's first): all of it."""
+
+
+def date_variables(now: datetime, window_start: datetime | None = None) -> dict[str, str]:
+    """Return the built-in date variables for a run whose logical time is ``now``.
 
     ``run_date`` follows the DSS/Exchangis convention: the day before the run, ``yyyyMMdd``.
+    ``window_start`` / ``window_end`` bound what an incremental ``where`` moves: the previous
+    fire (else the epoch) to this run's logical time, ``yyyy-MM-dd HH:mm:ss`` in its zone.
     """
     yesterday = now - timedelta(days=1)
     return {
+        "window_start": window_start.strftime(WINDOW_FORMAT) if window_start else WINDOW_ORIGIN,
+        "window_end": now.strftime(WINDOW_FORMAT),
         "run_date": yesterday.strftime("%Y%m%d"),
         "run_date_std": yesterday.strftime("%Y-%m-%d"),
         "run_today": now.strftime("%Y%m%d"),
@@ -191,9 +200,14 @@ def plan_job(
     job_params: Mapping[str, Any],
     now: datetime,
     default_retries: int = 0,
+    window_start: datetime | None = None,
 ) -> list[TaskPlan]:
-    """Return one task plan per sub-job (validated shape assumed; variables rendered here)."""
-    variables = {**date_variables(now), **{k: str(v) for k, v in job_params.items()}}
+    """Return one task plan per sub-job (validated shape assumed; variables rendered here):
+    ``now`` is the run's logical time (a scheduled run's fire time, in its plan's zone)."""
+    variables = {
+        **date_variables(now, window_start),
+        **{k: str(v) for k, v in job_params.items()},
+    }
     plans = []
     for position, raw in enumerate(content):
         where = f"content[{position}]"

@@ -6,10 +6,12 @@ import logging
 import re
 import uuid
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from redis.exceptions import RedisError
+from sqlalchemy.exc import IntegrityError
 
 from exchangis import faults
 from exchangis.engine import channels, control, finalize, sending
@@ -58,20 +60,40 @@ def check_plain_values(params: Mapping[str, Any], project: str) -> None:
             raise InvalidInputError.of(field, message)
 
 
-def submit_execution(rt: Runtime, job_id: int, caller: Caller, body: Mapping[str, Any]) -> str:
+@dataclass(frozen=True)
+class Launch:
+    """How a schedule starts a run (exchangis/schedule/contexts.py)."""
+
+    eid: str
+    """Chosen when the context was made: a second submission of it makes no second run."""
+    now: datetime
+    """The run's logical time (its fire time, in its plan's zone): what dates render from."""
+    window_start: datetime | None
+    trigger_type: str
+    context_id: int
+
+
+def submit_execution(
+    rt: Runtime,
+    job_id: int,
+    caller: Caller,
+    body: Mapping[str, Any],
+    launch: Launch | None = None,
+) -> str:
     """Plan the job, record the execution and its tasks, then queue one message per task.
 
     The caller needs execute on the job's project; the execution runs as the job's execute
-    user, else as the caller.
+    user, else as the caller. A ``launch`` whose execution exists already starts nothing.
     """
-    now = datetime.now(rt.zone)
+    now = launch.now if launch else datetime.now(rt.zone)
     user = caller.name
     with rt.sessions() as session:  # read and check: nothing is written yet
         job = fetch(session, caller, Job, job_id, Privilege.EXECUTE)
         if Privilege.EDIT not in privileges(session, caller, job.project_name):
             check_plain_values(body.get("job_params") or {}, job.project_name)
         params = {**job.job_params, **body.get("job_params", {})}
-        plans = plan_job(job.content, params, now, rt.settings.task_retries)
+        window = launch.window_start if launch else None
+        plans = plan_job(job.content, params, now, rt.settings.task_retries, window)
         timeout = execution_timeout(params)
         for plan in plans:  # rendered names and paths are checked again
             for side in ("source", "sink"):
@@ -93,9 +115,49 @@ def submit_execution(rt: Runtime, job_id: int, caller: Caller, body: Mapping[str
                     rendered=True,
                 )
     route = (body.get("labels") or {}).get("route")
-    eid = str(uuid.uuid4())
+    eid = launch.eid if launch else str(uuid.uuid4())
     plans = channels.expand(rt, plans, eid)  # may wait for a worker: no transaction is open
+    try:
+        live, tasks = _record(rt, eid, job, user, body, params, route, plans, launch)
+    except IntegrityError:
+        if launch is None:
+            raise
+        return eid  # this launch was submitted already (by another scheduler): it runs
+    if timeout:
+        live["timeout_seconds"] = timeout
+    # committed: now the live state, then the messages (ids only); dying here leaves a row
+    # that a reaper adopts (engine/control.adopt)
+    faults.die_at(faults.SUBMIT_COMMITTED)
+    try:
+        _start(rt, eid, job_id, user, body, live, tasks)
+    except RedisError as exc:
+        # Some messages may be queued already: without live state their claim drops them.
+        _fail_unstarted(rt, eid, f"live state unavailable: {type(exc).__name__}: {exc}")
+        raise UnavailableError(
+            f"execution {eid} could not start: the live-state store is unavailable"
+        ) from None
+    return eid
+
+
+def _record(
+    rt: Runtime,
+    eid: str,
+    job: Job,
+    user: str,
+    body: Mapping[str, Any],
+    params: dict[str, Any],
+    route: str | None,
+    plans: list[Any],
+    launch: Launch | None,
+) -> tuple[dict[str, Any], list[tuple[int, str, str, int]]]:
+    """Insert the execution (``Inited``) and its tasks; return its live state and its tasks.
+
+    Raises:
+        IntegrityError: an execution with this id exists already.
+    """
     with rt.sessions.begin() as session:
+        if launch is not None and session.get(JobExecution, eid) is not None:
+            raise IntegrityError("launched already", None, Exception(eid))
         execution = JobExecution(
             id=eid,
             job_id=job.id,
@@ -109,6 +171,8 @@ def submit_execution(rt: Runtime, job_id: int, caller: Caller, body: Mapping[str
             queue=rt.dispatcher.queue_for(route),
             create_user=user,
             execute_user=job.execute_user or user,
+            trigger_type=launch.trigger_type if launch else "MANUAL",
+            context_id=launch.context_id if launch else None,
         )
         execution.tasks = [
             TaskExecution(
@@ -136,20 +200,7 @@ def submit_execution(rt: Runtime, job_id: int, caller: Caller, body: Mapping[str
             "queue": execution.queue,
             "permit_partial_failures": "1" if execution.permit_partial_failures else "0",
         }
-        if timeout:
-            live["timeout_seconds"] = timeout
-    # committed: now the live state, then the messages (ids only); dying here leaves a row
-    # that a reaper adopts (engine/control.adopt)
-    faults.die_at(faults.SUBMIT_COMMITTED)
-    try:
-        _start(rt, eid, job_id, user, body, live, tasks)
-    except RedisError as exc:
-        # Some messages may be queued already: without live state their claim drops them.
-        _fail_unstarted(rt, eid, f"live state unavailable: {type(exc).__name__}: {exc}")
-        raise UnavailableError(
-            f"execution {eid} could not start: the live-state store is unavailable"
-        ) from None
-    return eid
+    return live, tasks
 
 
 def _start(
