@@ -12,6 +12,8 @@ import signal
 
 SUBMIT_COMMITTED = "submit.committed"
 """The API has committed an execution's rows and not yet written its live state."""
+FIRE_COMMITTED = "schedule.fire_committed"
+"""A scheduler has committed a fire's contexts and not yet sent their runs."""
 
 
 def die_at(step: str) -> None:

@@ -44,6 +44,8 @@ class Owner:
     job: int = 0
     execution: str = ""
     task: int = 0
+    plan: int = 0
+    context: int = 0
 
 
 def sign_up(app: Flask, rt: Runtime, name: str) -> FlaskClient:
@@ -79,6 +81,15 @@ def set_up(owner: Owner, tmp: Path) -> Owner:
     owner.execution = ok(client, "POST", f"/job/{owner.job}/execute")["jobExecutionId"]
     assert wait_until_done(client, owner.execution)["status"] == "Success"
     owner.task = tasks_by_name(client, owner.execution)["copy"]["taskId"]
+    # a disabled plan whose run-once is recorded as skipped: a plan and a context, no execution
+    plan = {
+        "entityGroup": "DB_BATCH_SYNC",
+        "entityKey": str(owner.job),
+        "planItems": [{"triggerType": "ONCE"}],
+        "enabled": False,
+    }
+    made = ok(client, "POST", "/schedules", plan, expect=201)
+    owner.plan, owner.context = made["id"], made["contextId"]
     return owner
 
 
@@ -201,6 +212,22 @@ REFUSALS: dict[tuple[str, str], tuple[int, Any]] = {
     ("POST", "/user/logout"): (200, "skip"),
     ("GET", "/user/userInfo"): (200, None),
     ("GET", "/openapi.json"): (200, "skip"),  # not in the envelope: the public spec
+    ("POST", "/schedules"): (404, "plan_body"),
+    ("GET", "/schedules"): (200, None),
+    ("GET", "/schedules/users"): (200, None),
+    ("POST", "/schedules/preview"): (200, {"cronDesc": "0 0 12 * * ?"}),
+    ("POST", "/schedules/cancel"): (404, "plan_body"),
+    ("GET", "/schedules/<plan_id>"): (404, None),
+    ("PUT", "/schedules/<plan_id>"): (404, {"enabled": True}),
+    ("DELETE", "/schedules/<plan_id>"): (404, None),
+    ("POST", "/schedules/<plan_id>/enable"): (404, {}),
+    ("POST", "/schedules/<plan_id>/disable"): (404, {}),
+    ("PUT", "/schedules/<plan_id>/cancel"): (404, {}),
+    ("GET", "/contexts"): (200, None),
+    ("GET", "/contexts/users"): (200, None),
+    ("GET", "/contexts/<context_id>"): (404, None),
+    ("GET", "/contexts/<context_id>/logs"): (404, "?block=false"),
+    ("GET", "/contexts/<context_id>/results"): (404, "?block=false"),
 }
 
 
@@ -227,6 +254,7 @@ def _body(kind: Any, me: Owner, other: Owner) -> tuple[Any, str]:
         "batch_body": {"jobIds": [other.job]},
         "bulk_body": {"action": "RESTART", "jobExecutionIds": [other.execution]},
         "same_project_name": {"name": other.project},
+        "plan_body": {"entityGroup": "DB_BATCH_SYNC", "entityKey": str(other.job)},
     }
     return (bodies[kind] if isinstance(kind, str) else kind), ""
 
@@ -245,6 +273,8 @@ def test_every_endpoint_refuses_the_other_users_ids(app: Flask, world: World) ->
             "eid": other.execution,
             "task_id": other.task,
             "name": other.project,
+            "plan_id": other.plan,
+            "context_id": other.context,
         }
         for (method, template), (code, kind) in REFUSALS.items():
             if kind == "skip":

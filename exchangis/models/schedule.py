@@ -19,6 +19,7 @@ class Plan(Base):
     """An execution plan of one job (the seed's ``entityGroup`` + ``entityKey``)."""
 
     __tablename__ = "exg_schedule"
+    __table_args__ = {"sqlite_autoincrement": True}  # an id is never given out again
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     entity_group: Mapped[str] = mapped_column(String(32))
@@ -45,6 +46,7 @@ class PlanItem(Base):
     """One trigger of a plan: a cron expression, a dependency on other jobs, or run-once."""
 
     __tablename__ = "exg_schedule_item"
+    __table_args__ = {"sqlite_autoincrement": True}  # contexts name items by id
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     plan_id: Mapped[int] = mapped_column(ForeignKey("exg_schedule.id", ondelete="CASCADE"))
@@ -74,6 +76,7 @@ class Context(Base):
     __table_args__ = (
         UniqueConstraint("plan_item_id", "fire_key", name="uq_exg_schedule_context_fire"),
         Index("ix_exg_schedule_context_plan_final", "plan_id", "final"),
+        {"sqlite_autoincrement": True},
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)

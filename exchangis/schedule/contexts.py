@@ -15,7 +15,7 @@ import uuid
 from datetime import UTC, datetime, tzinfo
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.orm import Session
 
 from exchangis.db import changed
@@ -138,6 +138,30 @@ def new_context(
         notify_tries=0,
         **fields,
     )
+
+
+HOLD_LIMITS = (
+    "SET LOCAL lock_timeout = '5s'",
+    "SET LOCAL idle_in_transaction_session_timeout = '30s'",
+)
+"""PostgreSQL: a scheduler waits at most 5 s for a plan's row (then tries next tick), and one
+stopped (SIGSTOP, a VM pause) while holding it loses its session after 30 s, so the others go
+on; its own commit then fails and fires nothing."""
+
+
+def take_plan(session: Session, plan_id: int) -> Plan | None:
+    """Take the plan's row for this transaction (its first write: PostgreSQL locks the row,
+    SQLite the database), then read it: an edit or another scheduler's fire of the same plan
+    waits for this one, or this one for it.
+
+    Raises:
+        OperationalError: the row stayed taken for 5 s (PostgreSQL).
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        for statement in HOLD_LIMITS:
+            session.execute(text(statement))
+    session.execute(update(Plan).where(Plan.id == plan_id).values(version=Plan.version))
+    return session.get(Plan, plan_id)
 
 
 def run_once(rt: Runtime, session: Session, plan: Plan, item: PlanItem, user: str) -> Context:

@@ -26,10 +26,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
+from exchangis import faults
 from exchangis.engine.states import EXECUTION_FINAL
 from exchangis.models import Context, JobExecution, Plan, PlanItem
 from exchangis.runtime import Runtime
@@ -129,14 +130,6 @@ def _unsent_contexts(rt: Runtime, now: datetime) -> list[int]:
         )
 
 
-def _take_plan(session: Session, plan_id: int) -> Plan | None:
-    """Take the plan's row for this transaction (its first statement, a write: PostgreSQL
-    locks the row, SQLite the database), then read it: an edit or another scheduler's fire of
-    the same plan waits for this one, or this one for it."""
-    session.execute(update(Plan).where(Plan.id == plan_id).values(version=Plan.version))
-    return session.get(Plan, plan_id)
-
-
 # -- cron items ---------------------------------------------------------------------------------
 @dataclass
 class Due:
@@ -170,22 +163,36 @@ def plan_fires(rt: Runtime, item: PlanItem, now: datetime) -> list[Due]:
     previous = aware(item.last_fire_at) if item.last_fire_at else None
     missed: list[Due] = []
     on_time: list[Due] = []
+    count, window = 0, previous  # how many runs were missed, and the first one's window
     for fire in _fires(expr, item, rt, now):
         at = fire.at.astimezone(UTC)  # (times of one zone compare by wall clock, not fold)
         due = Due(at, previous, "DST_GAP" if fire.dst_gap else None)
-        if not fire.dst_gap:
-            previous = at
-        (missed if at < threshold else on_time).append(due)
+        if fire.dst_gap:
+            (missed if at < threshold else on_time).append(due)
+            continue
+        previous = at
+        if at >= threshold:
+            on_time.append(due)
+            continue
+        missed.append(due)
+        count += 1
         del missed[:-cap]  # the newest ``cap`` missed fires are kept
     runs = [due for due in missed if due.skip is None]
     policy = item.misfire_policy
+    if count > cap and policy != "FIRE_ONCE_NOW":
+        logger.warning(
+            "item=%s missed %s fires: %s takes the newest %s (catch_up_max)",
+            item.id,
+            count,
+            policy,
+            cap,
+        )
     if policy == "DO_NOTHING":
         kept = [Due(d.at, d.window_start, "MISFIRE") for d in runs]
     elif policy == "CATCH_UP_ALL":
         kept = runs
     else:  # FIRE_ONCE_NOW: one run, the last missed fire's, covering them all
-        window = runs[0].window_start if runs else None
-        kept = [Due(runs[-1].at, window, missed=len(runs))] if runs else []
+        kept = [Due(runs[-1].at, window, missed=count)] if runs else []
     return kept + on_time
 
 
@@ -196,7 +203,7 @@ def fire_item(rt: Runtime, plan_id: int, item_id: int, now: datetime) -> None:
     made: list[int] = []
     try:
         with rt.sessions.begin() as session:
-            plan = _take_plan(session, plan_id)
+            plan = contexts.take_plan(session, plan_id)
             item = session.get(PlanItem, item_id)
             if (
                 plan is None
@@ -221,6 +228,10 @@ def fire_item(rt: Runtime, plan_id: int, item_id: int, now: datetime) -> None:
     except IntegrityError:
         logger.info("item=%s fired by another scheduler", item_id)
         return
+    except OperationalError as exc:
+        logger.info("item=%s not fired this tick (plan busy or database away): %s", item_id, exc)
+        return
+    faults.die_at(faults.FIRE_COMMITTED)  # a drill: the sweep sends what this committed
     for eid in kill:
         _replace(rt, eid)
     for context_id in made:
@@ -345,7 +356,7 @@ def _new_upstreams(session: Session, item: PlanItem) -> tuple[list[Upstream], da
     found = [
         u
         for u in _upstreams(session, item, cursor - DEPENDENCY_LOOKBACK)
-        if u.ended >= item.created_at
+        if u.ended >= item.updated_at  # when it was armed (made, edited or enabled)
     ]
     seen = set(
         session.scalars(
@@ -375,7 +386,7 @@ def trigger_item(rt: Runtime, plan_id: int, item_id: int, now: datetime) -> None
     made: list[int] = []
     try:
         with rt.sessions.begin() as session:
-            plan = _take_plan(session, plan_id)
+            plan = contexts.take_plan(session, plan_id)
             item = session.get(PlanItem, item_id)
             if plan is None or not plan.enabled or item is None or item.plan_id != plan_id:
                 return
@@ -387,6 +398,9 @@ def trigger_item(rt: Runtime, plan_id: int, item_id: int, now: datetime) -> None
             made = [c.id for c in new if c.skip_reason is None]
     except IntegrityError:
         logger.info("dependency item=%s triggered by another scheduler", item_id)
+        return
+    except OperationalError as exc:
+        logger.info("dependency item=%s not triggered this tick: %s", item_id, exc)
         return
     for context_id in made:
         contexts.launch(rt, context_id)

@@ -39,6 +39,7 @@ def upgrade() -> None:
             ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_exg_schedule")),
+        sqlite_autoincrement=True,
     )
     op.create_index(op.f("ix_exg_schedule_entity_key"), "exg_schedule", ["entity_key"])
     op.create_index(op.f("ix_exg_schedule_job_id"), "exg_schedule", ["job_id"])
@@ -65,6 +66,7 @@ def upgrade() -> None:
             ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_exg_schedule_item")),
+        sqlite_autoincrement=True,
     )
     op.create_index(
         op.f("ix_exg_schedule_item_next_fire_at"), "exg_schedule_item", ["next_fire_at"]
@@ -115,6 +117,7 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_exg_schedule_context")),
         sa.UniqueConstraint("plan_item_id", "fire_key", name="uq_exg_schedule_context_fire"),
+        sqlite_autoincrement=True,
     )
     for columns in (
         ["job_id"],
