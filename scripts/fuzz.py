@@ -70,6 +70,8 @@ def main() -> int:
         "task_queue": "exchangis-fuzz-nobody",
         "login_rate_limit": "1000000/minute",
         "file_roots": str(root),
+        # no worker runs here: a sync plan or a block=true read would wait its whole bound
+        "context_block_waiters": 0,
     }
     with served(args.redis_url, overrides) as (api, rt):
         # the calls a worker answers (a data source test), answered here, as a worker would
