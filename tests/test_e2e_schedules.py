@@ -227,9 +227,10 @@ def test_a_scheduler_killed_after_committing_a_fire_leaves_it_to_the_sweep(
     plan = s.plan(job, [{"triggerType": "CRON_JOB", "cronDesc": EVERY_2S}])
     orphan = wait_for(lambda: s.contexts(plan["id"]), 30, 0.2)[0]
     doomed.stop()  # it died at its first fire (and its restarted child at the next)
-    s.disable(plan["id"])
     assert not any(c.sent for c in s.contexts(plan["id"]))
-    s.own.worker()
+    s.own.worker()  # a scheduler that lives: its sweep sends what the dead one committed
+    wait_for(lambda: s.contexts(plan["id"])[0].final, 60, 0.3)
+    s.disable(plan["id"])
     found = s.settled(plan["id"])
     assert found[0].id == orphan.id and found[0].job_status == "SUCCESSFUL"
     with s.own.rt.sessions() as session:

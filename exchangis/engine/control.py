@@ -180,6 +180,7 @@ def reopen(rt: Runtime, eid: str, rerun: list[int], reason: str) -> str:
     with rt.store.locked(f"reopen:{eid}", 30, wait_seconds=10) as held:
         if not held:
             raise ConflictError(f"job execution {eid} is being resumed or restarted already")
+        _completed(rt, eid, "resumed or restarted")  # again: one may have just been reopened
         _next_run(rt, rerun)
         fields, tasks = _live_state_for(rt, eid, set(rerun))
         rt.store.create_execution(eid, fields, tasks, replace=True)

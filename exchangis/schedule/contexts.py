@@ -9,10 +9,9 @@ then the final status), which anyone may do, any number of times.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import uuid
-from datetime import UTC, datetime, tzinfo
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 
 from sqlalchemy import func, select, text, update
@@ -52,7 +51,9 @@ JOB_STATUS = {
 RETRIED = frozenset(s for s, job in JOB_STATUS.items() if job == FAILED)
 """Final statuses that ``retryTimes`` runs again (a kill is never retried)."""
 
-EPOCH = datetime(1970, 1, 1)
+UNSENT_PATIENCE = 600
+"""Seconds a context whose run could not be submitted (a store or a worker away) is sent
+again by the sweep before it ends FAILED."""
 
 
 def clock(rt: Runtime) -> datetime:
@@ -113,12 +114,12 @@ def new_context(
 ) -> Context:
     """Return a context of ``item`` (not added to any session): a run unless a
     ``skip_reason`` is given. ``origin`` defaults to its own execution."""
-    eid = None if fields.get("skip_reason") else str(uuid.uuid4())
-    fields.setdefault("origin", eid or fire_key)
+    reason = fields.pop("skip_reason", None)
+    eid = str(uuid.uuid4())
+    fields.setdefault("origin", eid)
     fields.setdefault("triggered_by", {"type": item.trigger_type})
     fields.setdefault("time_zone", zone_name(rt, item.time_zone))
-    skipped = bool(fields.get("skip_reason"))
-    return Context(
+    context = Context(
         plan_id=plan.id,
         plan_item_id=item.id,
         fire_key=fire_key,
@@ -130,14 +131,15 @@ def new_context(
         job_execution_id=eid,
         attempt=1,
         sent=False,
-        final=skipped,
-        job_status=SKIPPED if skipped else PENDING,
+        final=False,
+        job_status=PENDING,
         created_by=plan.created_by,
-        stop_at=clock(rt) if skipped else None,
-        notify_state=_owed(plan, SKIPPED) if skipped else None,
         notify_tries=0,
         **fields,
     )
+    if reason:
+        skip(rt, plan, context, reason)
+    return context
 
 
 HOLD_LIMITS = (
@@ -164,11 +166,21 @@ def take_plan(session: Session, plan_id: int) -> Plan | None:
     return session.get(Plan, plan_id)
 
 
+def skip(rt: Runtime, plan: Plan, context: Context, reason: str) -> None:
+    """Turn a new run (not added yet) into the record of a skip for ``reason``."""
+    context.skip_reason = reason
+    context.job_status = SKIPPED
+    context.final = True
+    context.job_execution_id = None
+    context.stop_at = clock(rt)
+    context.notify_state = _owed(plan, SKIPPED)
+
+
 def run_once(rt: Runtime, session: Session, plan: Plan, item: PlanItem, user: str) -> Context:
     """Add a context that runs ``item`` (a ONCE item) now, or records that a disabled plan
     skipped it; the caller commits, then calls :func:`launch`."""
     now = clock(rt)
-    skip = {} if plan.enabled else {"skip_reason": "DISABLED"}
+    disabled = {} if plan.enabled else {"skip_reason": "DISABLED"}
     context = new_context(
         rt,
         plan,
@@ -178,7 +190,7 @@ def run_once(rt: Runtime, session: Session, plan: Plan, item: PlanItem, user: st
         triggered_by={"type": "ONCE", "user": user},
         window_start=None,
         window_end=now,
-        **skip,
+        **disabled,
     )
     session.add(context)
     session.flush()
@@ -235,6 +247,9 @@ def launch(rt: Runtime, context_id: int) -> None:
         plan = session.get(Plan, context.plan_id)
         if plan is None:
             return
+        if not plan.enabled:  # disabled after the fire: nothing of it starts any more
+            _end_unsent(rt, context_id, None, skip="DISABLED")
+            return
         admin = session.scalar(select(User.admin).where(User.name == plan.created_by))
         detail = dict(context.exec_detail or {})
         zone = zone_of(rt, context.time_zone)
@@ -246,18 +261,21 @@ def launch(rt: Runtime, context_id: int) -> None:
             trigger_type=context.trigger_type,
             context_id=context.id,
         )
-        job_id, user = context.job_id, plan.created_by
+        job_id, user, created = context.job_id, plan.created_by, context.created_at
     body = {
         "job_params": dict(detail.get("jobParams") or {}),
         "permit_partial_failures": bool(detail.get("permitPartialFailures")),
     }
     try:
         submit_execution(rt, job_id, Caller(user, admin=bool(admin)), body, job)
-    except UnavailableError:
-        pass  # recorded Failed: settling retries it or ends it
     except ExchangisError as exc:
-        if not _exists(rt, job.eid):
-            _end_unsent(rt, context_id, f"{type(exc).__name__}: {exc.message}")
+        if not _exists(rt, job.eid):  # (one that exists was recorded Failed: settled later)
+            error = f"{type(exc).__name__}: {exc.message}"
+            transient = isinstance(exc, UnavailableError)
+            if transient and clock(rt) - created < timedelta(seconds=UNSENT_PATIENCE):
+                logger.warning("context=%s not sent yet (the sweep retries): %s", context_id, error)
+                return
+            _end_unsent(rt, context_id, error)
             return
     with rt.sessions.begin() as session:
         session.execute(
@@ -272,26 +290,40 @@ def _exists(rt: Runtime, eid: str) -> bool:
         return session.get(JobExecution, eid) is not None
 
 
-def _end_unsent(rt: Runtime, context_id: int, error: str) -> None:
-    """End a context that could not start (its job is gone, its plan's creator may no longer
-    run it, its variables do not render) as FAILED."""
-    logger.warning("schedule context=%s could not start: %s", context_id, error)
+def _end_unsent(rt: Runtime, context_id: int, error: str | None, skip: str | None = None) -> None:
+    """End a context that will not start: FAILED when it could not (its job is gone, its
+    plan's creator may no longer run it, its variables do not render, the stores stayed away
+    for ``UNSENT_PATIENCE``), or skipped for ``skip``."""
+    logger.warning("schedule context=%s does not start: %s", context_id, error or skip)
     with rt.sessions.begin() as session:
         context = session.get(Context, context_id)
         plan = session.get(Plan, context.plan_id) if context else None
         if context is None or plan is None or context.final or context.sent:
             return
+        status = SKIPPED if skip else FAILED
         context.final = True
-        context.job_status = FAILED
+        context.job_status = status
+        context.skip_reason = skip
         context.error = error
         context.stop_at = clock(rt)
-        context.notify_state = _owed(plan, FAILED)
+        context.notify_state = _owed(plan, status)
+
+
+SETTLE_LOCK_SECONDS = 120
+"""Longest one settler holds a context (a resume it asks for included)."""
 
 
 def settle(rt: Runtime, context_id: int) -> None:
     """Bring a sent context up to date from its execution: a failed run with retries left runs
     again (the tasks that did not succeed, as a resume does); a final one ends the context
-    (and owes its webhook). Idempotent: every scheduler, and a waiting API call, may call it."""
+    (and owes its webhook). Every scheduler, and a waiting API call, may call it: one at a
+    time settles a context (a lock), and every step is a compare-and-set besides."""
+    with rt.store.locked(f"settle:{context_id}", SETTLE_LOCK_SECONDS) as held:
+        if held:
+            _settle(rt, context_id)
+
+
+def _settle(rt: Runtime, context_id: int) -> None:
     with rt.sessions() as session:
         context = session.get(Context, context_id)
         if context is None or context.final or not context.sent:
@@ -309,34 +341,35 @@ def settle(rt: Runtime, context_id: int) -> None:
             select(func.max(TaskExecution.run)).where(TaskExecution.execution_id == execution.id)
         )
         error = execution.error
-    if again or (retry and int(runs or 1) < attempt):  # or a retry asked but never started
-        _retry(rt, context, int(runs or 1))
-        return
+    if (again or (retry and int(runs or 1) < attempt)) and _retry(rt, context, int(runs or 1)):
+        return  # (or a retry asked but never started, asked again)
     _finish(rt, context_id, JOB_STATUS[ExecutionStatus(status)], status, error)
 
 
-def _retry(rt: Runtime, context: Context, runs: int) -> None:
+def _retry(rt: Runtime, context: Context, runs: int) -> bool:
     """Run a failed execution again (its tasks that did not succeed): count the attempt once
-    (a compare-and-set on it), then ask; an attempt counted but never started is asked again."""
+    (a compare-and-set on it), then ask; an attempt counted but never started is asked again.
+    Return False when there is nothing to run again (every task succeeded: a timeout)."""
     eid = str(context.job_execution_id)
+    attempt = context.attempt
     if runs >= context.attempt:
         with rt.sessions.begin() as session:
-            counted = changed(
+            changed(
                 session.execute(
                     update(Context)
                     .where(Context.id == context.id, Context.attempt == context.attempt)
                     .values(attempt=context.attempt + 1)
                 )
             )
-        if not counted:
-            return
-        attempt = context.attempt + 1
-    else:
-        attempt = context.attempt
+        attempt += 1
     reason = f"Schedule retry {attempt - 1} of {_retries(context)}"
-    with contextlib.suppress(ConflictError):  # another scheduler resumed it first
+    try:
         control.resume(rt, eid, reason)
+    except ConflictError as exc:
+        logger.info("schedule context=%s: no retry of execution=%s: %s", context.id, eid, exc)
+        return False
     logger.info("schedule context=%s: %s of execution=%s", context.id, reason.lower(), eid)
+    return True
 
 
 def _finish(
@@ -384,7 +417,7 @@ def view(rt: Runtime, context: Context) -> tuple[str, str | None]:
         return context.job_status, context.execution_status
     status = execution["status"]
     job_status = JOB_STATUS.get(ExecutionStatus(status), RUNNING)
-    if status in EXECUTION_FINAL:  # final, but not settled yet: retried, or about to end
+    if status in EXECUTION_FINAL and status in RETRIED:  # not settled yet: retried, or ends
         job_status = RUNNING if context.attempt <= _retries(context) else job_status
     return job_status, status
 
@@ -402,17 +435,31 @@ def cancel_plan(rt: Runtime, plan_id: int, user: str) -> int:
                 )
             )
         )
-    killed = 0
-    for context in {c.id: c for c in open_runs}.values():
-        if not context.sent:
-            _cancel_unsent(rt, context.id, user)
-        else:
-            try:
-                cancel(rt, str(context.job_execution_id), user)
-            except ExchangisError:
-                continue  # ended meanwhile
-        killed += 1
-    return killed
+    return sum(stop(rt, c, user) for c in {c.id: c for c in open_runs}.values())
+
+
+def stop(rt: Runtime, context: Context, user: str) -> bool:
+    """Stop one run of a plan (a cancel, a REPLACE fire); return whether it was unfinished.
+
+    Not sent yet: it ends CANCELLED unsent. Running: its execution is killed. Ended and
+    waiting for its retry: it ends CANCELLED (under the settle lock, so no retry is being
+    asked meanwhile)."""
+    if not context.sent:
+        _cancel_unsent(rt, context.id, user)
+        return True
+    eid = str(context.job_execution_id)
+    with rt.store.locked(f"settle:{context.id}", SETTLE_LOCK_SECONDS, wait_seconds=10) as held:
+        try:
+            cancel(rt, eid, user)
+            return True
+        except ExchangisError:
+            pass  # ended: before its retry, or for good
+        with rt.sessions() as session:
+            status = session.scalar(select(JobExecution.status).where(JobExecution.id == eid))
+        if not held or status not in EXECUTION_FINAL:
+            return False
+        _finish(rt, context.id, CANCELLED, status, f"Cancelled by {user} before its retry")
+        return True
 
 
 def _cancel_unsent(rt: Runtime, context_id: int, user: str) -> None:

@@ -26,12 +26,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
 from exchangis import faults
-from exchangis.engine.states import EXECUTION_FINAL
 from exchangis.models import Context, JobExecution, Plan, PlanItem
 from exchangis.runtime import Runtime
 from exchangis.schedule import contexts, cron, notify
@@ -137,10 +136,11 @@ class Due:
 
     at: datetime
     """UTC, aware."""
-    window_start: datetime | None
     skip: str | None = None
     missed: int = 0
     """For the one run FIRE_ONCE_NOW makes of several missed fires: how many."""
+    catch_up: bool = False
+    """A missed fire CATCH_UP_ALL runs: under FORBID it waits its turn, never skipped."""
 
 
 def _fires(expr: cron.CronExpr, item: PlanItem, rt: Runtime, now: datetime) -> Iterator[Any]:
@@ -160,23 +160,19 @@ def plan_fires(rt: Runtime, item: PlanItem, now: datetime) -> list[Due]:
     expr = cron.parse(item.cron_desc)
     threshold = aware(now) - timedelta(seconds=rt.settings.misfire_threshold_seconds)
     cap = max(1, rt.settings.catch_up_max)
-    previous = aware(item.last_fire_at) if item.last_fire_at else None
     missed: list[Due] = []
     on_time: list[Due] = []
-    count, window = 0, previous  # how many runs were missed, and the first one's window
+    count = 0
     for fire in _fires(expr, item, rt, now):
         at = fire.at.astimezone(UTC)  # (times of one zone compare by wall clock, not fold)
-        due = Due(at, previous, "DST_GAP" if fire.dst_gap else None)
         if fire.dst_gap:
-            (missed if at < threshold else on_time).append(due)
-            continue
-        previous = at
-        if at >= threshold:
-            on_time.append(due)
-            continue
-        missed.append(due)
-        count += 1
-        del missed[:-cap]  # the newest ``cap`` missed fires are kept
+            (missed if at < threshold else on_time).append(Due(at, "DST_GAP"))
+        elif at >= threshold:
+            on_time.append(Due(at))
+        else:
+            missed.append(Due(at))
+            count += 1
+            del missed[:-cap]  # the newest ``cap`` missed fires are kept
     runs = [due for due in missed if due.skip is None]
     policy = item.misfire_policy
     if count > cap and policy != "FIRE_ONCE_NOW":
@@ -188,18 +184,50 @@ def plan_fires(rt: Runtime, item: PlanItem, now: datetime) -> list[Due]:
             cap,
         )
     if policy == "DO_NOTHING":
-        kept = [Due(d.at, d.window_start, "MISFIRE") for d in runs]
+        kept = [Due(d.at, "MISFIRE") for d in runs]
     elif policy == "CATCH_UP_ALL":
-        kept = runs
+        kept = [Due(d.at, catch_up=True) for d in runs]
     else:  # FIRE_ONCE_NOW: one run, the last missed fire's, covering them all
-        kept = [Due(runs[-1].at, window, missed=count)] if runs else []
+        kept = [Due(runs[-1].at, missed=count)] if runs else []
     return kept + on_time
+
+
+def admit(
+    rt: Runtime, plan: Plan, new: list[Context], running: list[Context], waits: list[bool]
+) -> None:
+    """Apply the concurrency policy to a batch of new contexts (in fire order), given the
+    plan's unfinished runs. FORBID: a fire while an earlier run is unfinished is skipped
+    (OVERLAP), unless it ``waits`` (a catch-up fire); runs of one batch queue behind each other.
+    ALLOW and REPLACE: all run at once (REPLACE's caller stops the unfinished ones)."""
+    if not new or new[0].plan_item.get("concurrencyPolicy") != "FORBID":
+        return
+    ahead = bool(running)
+    for context, patient in zip(new, waits, strict=True):
+        if context.skip_reason:
+            continue
+        if running and not patient:
+            contexts.skip(rt, plan, context, "OVERLAP")
+            continue
+        if ahead:
+            context.triggered_by = {**context.triggered_by, "queued": True}
+        ahead = True
+
+
+def windows(new: list[Context], start: datetime | None) -> datetime | None:
+    """Give each run of a batch its window: from the previous run's fire (``start`` for the
+    first) to its own; skips and gap markers move nothing, so no data falls between windows.
+    Return where the next batch's window starts."""
+    for context in new:
+        if not context.skip_reason:
+            context.window_start = start
+            start = context.window_end
+    return start
 
 
 def fire_item(rt: Runtime, plan_id: int, item_id: int, now: datetime) -> None:
     """Turn an item's due fires into contexts and move its next fire past ``now``, in one
     transaction; then send the runs. Another scheduler that did it first makes this a no-op."""
-    kill: list[str] = []
+    kill: list[Context] = []
     made: list[int] = []
     try:
         with rt.sessions.begin() as session:
@@ -215,14 +243,14 @@ def fire_item(rt: Runtime, plan_id: int, item_id: int, now: datetime) -> None:
             ):
                 return  # edited, disabled or fired meanwhile
             dues = plan_fires(rt, item, now)
-            last = max((d.at for d in dues), default=None)
             running = contexts.busy(session, plan_id)
-            new = [_context(rt, plan, item, due, running, i > 0) for i, due in enumerate(dues)]
-            if item.concurrency_policy == "REPLACE" and any(c.skip_reason is None for c in new):
-                kill = [str(c.job_execution_id) for c in running]
-            session.add_all(new)
-            item.last_fire_at = naive(last) if last else item.last_fire_at
+            new = [_context(rt, plan, item, due) for due in dues]
+            admit(rt, plan, new, running, [d.catch_up for d in dues])
+            if item.concurrency_policy == "REPLACE" and any(not c.skip_reason for c in new):
+                kill = running
+            item.last_fire_at = windows(new, item.last_fire_at)
             item.next_fire_at = contexts.first_fire(rt, item, now)
+            session.add_all(new)
             session.flush()
             made = [c.id for c in new if c.skip_reason is None]
     except IntegrityError:
@@ -232,46 +260,32 @@ def fire_item(rt: Runtime, plan_id: int, item_id: int, now: datetime) -> None:
         logger.info("item=%s not fired this tick (plan busy or database away): %s", item_id, exc)
         return
     faults.die_at(faults.FIRE_COMMITTED)  # a drill: the sweep sends what this committed
-    for eid in kill:
-        _replace(rt, eid)
+    _start(rt, kill, made)
+
+
+def _start(rt: Runtime, kill: list[Context], made: list[int]) -> None:
+    """After the commit: stop the runs a REPLACE fire replaces, then send the new runs."""
+    for context in kill:
+        contexts.stop(rt, context, "scheduler (REPLACE)")
     for context_id in made:
         contexts.launch(rt, context_id)
 
 
-def _context(
-    rt: Runtime, plan: Plan, item: PlanItem, due: Due, running: list[Context], later: bool
-) -> Context:
-    """Return the context of one due fire; under FORBID a fire while an earlier run of the plan
-    is unfinished is skipped (OVERLAP) — but fires of one catch-up queue behind each other."""
-    skip = due.skip
-    if skip is None and running and item.concurrency_policy == "FORBID":
-        skip = "OVERLAP"
+def _context(rt: Runtime, plan: Plan, item: PlanItem, due: Due) -> Context:
+    """Return the context of one due fire (a run unless the fire is skipped)."""
     triggered: dict[str, Any] = {"type": "CRON_JOB", "fireTime": due.at.isoformat()}
     if due.missed > 1:
         triggered["missedFires"] = due.missed
-    if later and skip is None and item.concurrency_policy == "FORBID":
-        triggered["queued"] = True
     return contexts.new_context(
         rt,
         plan,
         item,
         naive(due.at).isoformat(),
         naive(due.at),
-        window_start=naive(due.window_start) if due.window_start else None,
         window_end=naive(due.at),
         triggered_by=triggered,
-        skip_reason=skip,
+        skip_reason=due.skip,
     )
-
-
-def _replace(rt: Runtime, eid: str) -> None:
-    """Kill a run that a REPLACE fire replaces."""
-    from exchangis.services.execution import cancel
-
-    try:
-        cancel(rt, eid, "scheduler (REPLACE)")
-    except Exception as exc:  # ended meanwhile
-        logger.info("REPLACE could not kill execution=%s: %s", eid, exc)
 
 
 # -- dependency items ---------------------------------------------------------------------------
@@ -301,52 +315,49 @@ def _wanted(item: PlanItem) -> dict[int, set[str]]:
 def _upstreams(session: Session, item: PlanItem, since: datetime) -> list[Upstream]:
     """Return the listed jobs' runs that ended since ``since``: manual executions when final,
     scheduled ones when their context is final (after its retries)."""
-    wanted = _wanted(item)
+    ups = list(_wanted(item).items())  # (statuses are matched in SQL: few rows come back)
     found = []
     manual = session.execute(
         select(JobExecution).where(
-            JobExecution.job_id.in_(wanted),
+            or_(*(and_(JobExecution.job_id == j, JobExecution.status.in_(st)) for j, st in ups)),
             JobExecution.context_id.is_(None),
-            JobExecution.status.in_(list(EXECUTION_FINAL)),
             JobExecution.completed_time >= since,
         )
     ).scalars()
     for execution in manual:
-        if execution.status in wanted[int(execution.job_id)]:
-            found.append(
-                Upstream(
-                    execution.id,
-                    int(execution.job_id),
-                    execution.status,
-                    execution.completed_time or since,
-                    execution.id,
-                    execution.create_time,
-                    None,
-                    None,
-                )
+        found.append(
+            Upstream(
+                execution.id,
+                int(execution.job_id),
+                execution.status,
+                execution.completed_time or since,
+                execution.id,
+                execution.create_time,
+                None,
+                None,
             )
+        )
     scheduled = session.execute(
         select(Context).where(
-            Context.job_id.in_(wanted),
+            or_(*(and_(Context.job_id == j, Context.execution_status.in_(st)) for j, st in ups)),
             Context.final.is_(True),
             Context.skip_reason.is_(None),
             Context.stop_at >= since,
         )
     ).scalars()
     for context in scheduled:
-        if context.execution_status in wanted[context.job_id]:
-            found.append(
-                Upstream(
-                    str(context.job_execution_id),
-                    context.job_id,
-                    str(context.execution_status),
-                    context.stop_at or since,
-                    context.origin,
-                    context.scheduled_at,
-                    context.window_start,
-                    context.time_zone,
-                )
+        found.append(
+            Upstream(
+                str(context.job_execution_id),
+                context.job_id,
+                str(context.execution_status),
+                context.stop_at or since,
+                context.origin,
+                context.scheduled_at,
+                context.window_start,
+                context.time_zone,
             )
+        )
     return sorted(found, key=lambda u: u.ended)
 
 
@@ -383,6 +394,7 @@ def trigger_item(rt: Runtime, plan_id: int, item_id: int, now: datetime) -> None
         item = session.get(PlanItem, item_id)
         if item is None or not _new_upstreams(session, item)[0]:
             return
+    kill: list[Context] = []
     made: list[int] = []
     try:
         with rt.sessions.begin() as session:
@@ -392,7 +404,10 @@ def trigger_item(rt: Runtime, plan_id: int, item_id: int, now: datetime) -> None
                 return
             found, item.cursor = _new_upstreams(session, item)
             running = contexts.busy(session, plan_id)
-            new = [_dependency_context(rt, plan, item, u, running) for u in found]
+            new = [_dependency_context(rt, plan, item, u) for u in found]
+            admit(rt, plan, new, running, [False] * len(new))
+            if item.concurrency_policy == "REPLACE" and new:
+                kill = running
             session.add_all(new)
             session.flush()
             made = [c.id for c in new if c.skip_reason is None]
@@ -402,14 +417,10 @@ def trigger_item(rt: Runtime, plan_id: int, item_id: int, now: datetime) -> None
     except OperationalError as exc:
         logger.info("dependency item=%s not triggered this tick: %s", item_id, exc)
         return
-    for context_id in made:
-        contexts.launch(rt, context_id)
+    _start(rt, kill, made)
 
 
-def _dependency_context(
-    rt: Runtime, plan: Plan, item: PlanItem, upstream: Upstream, running: list[Context]
-) -> Context:
-    skip = "OVERLAP" if running and item.concurrency_policy == "FORBID" else None
+def _dependency_context(rt: Runtime, plan: Plan, item: PlanItem, upstream: Upstream) -> Context:
     return contexts.new_context(
         rt,
         plan,
@@ -426,7 +437,6 @@ def _dependency_context(
             "entityKey": str(upstream.job_id),
             "status": upstream.status,
         },
-        skip_reason=skip,
     )
 
 

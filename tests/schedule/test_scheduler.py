@@ -36,7 +36,7 @@ def item(cron: str, policy: str = "FIRE_ONCE_NOW", zone: str = "UTC", **fields: 
         cron_desc=cron,
         time_zone=zone,
         misfire_policy=policy,
-        concurrency_policy="ALLOW",
+        concurrency_policy=fields.pop("concurrency_policy", "ALLOW"),
         next_fire_at=fields.pop("next_fire_at", T0),
         **fields,
     )
@@ -54,8 +54,6 @@ def test_fire_once_now_makes_one_run_of_the_missed_fires_and_keeps_the_on_time_o
     dues = plan_fires(fast, item("*/2 * * * * ?"), T0 + timedelta(seconds=20))
     # 0..14 are more than 4 s late: one run, the last missed fire's, for all 8
     assert shape(dues) == [(14, None, 8), (16, None, 0), (18, None, 0), (20, None, 0)]
-    assert dues[0].window_start is None  # the item never fired before: everything
-    assert dues[1].window_start == dues[0].at
 
 
 def test_do_nothing_records_each_missed_fire_as_skipped(fast: Runtime) -> None:
@@ -71,7 +69,7 @@ def test_catch_up_all_runs_the_newest_missed_fires_up_to_the_cap(fast: Runtime) 
         fast, item("*/2 * * * * ?", "CATCH_UP_ALL", last_fire_at=last), T0 + timedelta(seconds=20)
     )
     assert shape(dues) == [(s, None, 0) for s in (6, 8, 10, 12, 14, 16, 18, 20)]
-    assert dues[0].window_start == (T0 + timedelta(seconds=4)).replace(tzinfo=UTC)
+    assert [d.catch_up for d in dues] == [True] * 5 + [False] * 3
 
 
 def test_a_day_whose_only_fires_fall_in_the_spring_gap_is_a_dst_gap_skip(rt: Runtime) -> None:
@@ -82,6 +80,51 @@ def test_a_day_whose_only_fires_fall_in_the_spring_gap_is_a_dst_gap_skip(rt: Run
     (due,) = plan_fires(rt, berlin, first + timedelta(seconds=1))
     assert due.skip == "DST_GAP"
     assert contexts.first_fire(rt, berlin, first) == datetime(2026, 3, 30, 0, 0)  # 02:00+02:00
+
+
+def test_windows_run_from_the_last_run_so_skips_and_gap_markers_lose_no_data(
+    rt: Runtime,
+) -> None:
+    plan = Plan(id=1, job_id=1, exec_detail={}, created_by=ADMIN)
+    row = item("*/2 * * * * ?", id=1)
+    made = [
+        contexts.new_context(rt, plan, row, str(s), T0, window_end=T0 + timedelta(seconds=s))
+        for s in (0, 2, 4, 6)
+    ]
+    contexts.skip(rt, plan, made[1], "OVERLAP")
+    contexts.skip(rt, plan, made[2], "DST_GAP")
+    last = scheduler.windows(made, T0 - timedelta(seconds=2))
+    assert [(c.window_start, c.window_end) for c in made if not c.skip_reason] == [
+        (T0 - timedelta(seconds=2), T0),
+        (T0, T0 + timedelta(seconds=6)),  # the skipped fires' data moves with the next run
+    ]
+    assert last == T0 + timedelta(seconds=6)
+
+
+def test_forbid_skips_fires_while_a_run_is_unfinished_but_queues_a_catch_up(
+    rt: Runtime,
+) -> None:
+    plan = Plan(id=1, job_id=1, exec_detail={}, created_by=ADMIN)
+    row = item("*/2 * * * * ?", id=1, concurrency_policy="FORBID")
+    earlier = contexts.new_context(rt, plan, row, "earlier", T0)
+
+    def batch() -> list[Context]:
+        return [contexts.new_context(rt, plan, row, str(s), T0) for s in range(3)]
+
+    overlap = batch()
+    scheduler.admit(rt, plan, overlap, [earlier], [False, False, False])
+    assert [c.skip_reason for c in overlap] == ["OVERLAP"] * 3
+    catch_up = batch()
+    scheduler.admit(rt, plan, catch_up, [earlier], [True, True, False])
+    assert [c.skip_reason for c in catch_up] == [None, None, "OVERLAP"]
+    assert [c.triggered_by.get("queued") for c in catch_up[:2]] == [True, True]
+    idle = batch()
+    scheduler.admit(rt, plan, idle, [], [False, False, False])
+    assert [(c.skip_reason, c.triggered_by.get("queued")) for c in idle] == [
+        (None, None),
+        (None, True),
+        (None, True),
+    ]
 
 
 @pytest.fixture
