@@ -334,6 +334,7 @@ def _settle(rt: Runtime, context_id: int) -> None:
             return
         status, attempt = execution.status, context.attempt
         if status not in EXECUTION_FINAL:
+            _note_progress(rt, context, status)
             return
         retry = status in RETRIED and execution.control != Control.KILL
         again = _retried(context, status, execution.control)
@@ -344,6 +345,19 @@ def _settle(rt: Runtime, context_id: int) -> None:
     if (again or (retry and int(runs or 1) < attempt)) and _retry(rt, context, int(runs or 1)):
         return  # (or a retry asked but never started, asked again)
     _finish(rt, context_id, JOB_STATUS[ExecutionStatus(status)], status, error)
+
+
+def _note_progress(rt: Runtime, context: Context, status: str) -> None:
+    """Record a running context's status (lists filter on the recorded one)."""
+    job_status = JOB_STATUS[ExecutionStatus(status)]
+    if (context.job_status, context.execution_status) == (job_status, status):
+        return
+    with rt.sessions.begin() as session:
+        session.execute(
+            update(Context)
+            .where(Context.id == context.id, Context.final.is_(False))
+            .values(job_status=job_status, execution_status=status)
+        )
 
 
 def _retry(rt: Runtime, context: Context, runs: int) -> bool:

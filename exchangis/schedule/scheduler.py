@@ -227,6 +227,13 @@ def windows(new: list[Context], start: datetime | None) -> datetime | None:
 def fire_item(rt: Runtime, plan_id: int, item_id: int, now: datetime) -> None:
     """Turn an item's due fires into contexts and move its next fire past ``now``, in one
     transaction; then send the runs. Another scheduler that did it first makes this a no-op."""
+    with rt.sessions() as session:  # the fires are counted outside the transaction
+        item = session.get(PlanItem, item_id)
+        if item is None or item.next_fire_at is None or item.next_fire_at > now:
+            return
+        read = (item.next_fire_at, item.last_fire_at, item.updated_at)
+        dues = plan_fires(rt, item, now)
+        following = contexts.first_fire(rt, item, now)
     kill: list[Context] = []
     made: list[int] = []
     try:
@@ -238,18 +245,16 @@ def fire_item(rt: Runtime, plan_id: int, item_id: int, now: datetime) -> None:
                 or not plan.enabled
                 or item is None
                 or item.plan_id != plan_id
-                or item.next_fire_at is None
-                or item.next_fire_at > now
+                or (item.next_fire_at, item.last_fire_at, item.updated_at) != read
             ):
                 return  # edited, disabled or fired meanwhile
-            dues = plan_fires(rt, item, now)
             running = contexts.busy(session, plan_id)
             new = [_context(rt, plan, item, due) for due in dues]
             admit(rt, plan, new, running, [d.catch_up for d in dues])
             if item.concurrency_policy == "REPLACE" and any(not c.skip_reason for c in new):
                 kill = running
             item.last_fire_at = windows(new, item.last_fire_at)
-            item.next_fire_at = contexts.first_fire(rt, item, now)
+            item.next_fire_at = following
             session.add_all(new)
             session.flush()
             made = [c.id for c in new if c.skip_reason is None]
