@@ -168,12 +168,25 @@ def take_plan(session: Session, plan_id: int) -> Plan | None:
 
 def skip(rt: Runtime, plan: Plan, context: Context, reason: str) -> None:
     """Turn a new run (not added yet) into the record of a skip for ``reason``."""
-    context.skip_reason = reason
-    context.job_status = SKIPPED
-    context.final = True
+    _close(rt, plan, context, SKIPPED, reason, None)
     context.job_execution_id = None
+
+
+def _close(
+    rt: Runtime,
+    plan: Plan,
+    context: Context,
+    job_status: str,
+    reason: str | None,
+    error: str | None,
+) -> None:
+    """End a context that never ran: skipped for ``reason``, or failed with ``error``."""
+    context.final = True
+    context.job_status = job_status
+    context.skip_reason = reason
+    context.error = error
     context.stop_at = clock(rt)
-    context.notify_state = _owed(plan, SKIPPED)
+    context.notify_state = _owed(plan, job_status)
 
 
 def run_once(rt: Runtime, session: Session, plan: Plan, item: PlanItem, user: str) -> Context:
@@ -300,13 +313,7 @@ def _end_unsent(rt: Runtime, context_id: int, error: str | None, skip: str | Non
         plan = session.get(Plan, context.plan_id) if context else None
         if context is None or plan is None or context.final or context.sent:
             return
-        status = SKIPPED if skip else FAILED
-        context.final = True
-        context.job_status = status
-        context.skip_reason = skip
-        context.error = error
-        context.stop_at = clock(rt)
-        context.notify_state = _owed(plan, status)
+        _close(rt, plan, context, SKIPPED if skip else FAILED, skip, error)
 
 
 SETTLE_LOCK_SECONDS = 120

@@ -234,27 +234,44 @@ def fire_item(rt: Runtime, plan_id: int, item_id: int, now: datetime) -> None:
         read = (item.next_fire_at, item.last_fire_at, item.updated_at)
         dues = plan_fires(rt, item, now)
         following = contexts.first_fire(rt, item, now)
+
+    def build(_: Session, plan: Plan, item: PlanItem) -> tuple[list[Context], list[bool]] | None:
+        if (item.next_fire_at, item.last_fire_at, item.updated_at) != read:
+            return None  # edited or fired meanwhile
+        item.next_fire_at = following
+        return [_context(rt, plan, item, due) for due in dues], [d.catch_up for d in dues]
+
+    _commit(rt, plan_id, item_id, build)
+
+
+Build = Callable[[Session, Plan, PlanItem], tuple[list[Context], list[bool]] | None]
+"""Makes an item's new contexts inside the plan's transaction (and whether each may wait for
+the plan's unfinished runs: a catch-up); None: the item changed, nothing to do."""
+
+
+def _commit(rt: Runtime, plan_id: int, item_id: int, build: Build) -> None:
+    """In one transaction that first takes the plan's row: re-read the item, make its new
+    contexts, admit them by its concurrency policy, give cron runs their windows, commit; then
+    stop what a REPLACE replaces and send the runs. Another scheduler that did it first makes
+    this a no-op (the unique key refuses its contexts)."""
     kill: list[Context] = []
     made: list[int] = []
     try:
         with rt.sessions.begin() as session:
             plan = contexts.take_plan(session, plan_id)
             item = session.get(PlanItem, item_id)
-            if (
-                plan is None
-                or not plan.enabled
-                or item is None
-                or item.plan_id != plan_id
-                or (item.next_fire_at, item.last_fire_at, item.updated_at) != read
-            ):
-                return  # edited, disabled or fired meanwhile
+            if plan is None or not plan.enabled or item is None or item.plan_id != plan_id:
+                return  # deleted, disabled or moved meanwhile
+            batch = build(session, plan, item)
+            if batch is None:
+                return
+            new, waits = batch
             running = contexts.busy(session, plan_id)
-            new = [_context(rt, plan, item, due) for due in dues]
-            admit(rt, plan, new, running, [d.catch_up for d in dues])
+            admit(rt, plan, new, running, waits)
             if item.concurrency_policy == "REPLACE" and any(not c.skip_reason for c in new):
                 kill = running
-            item.last_fire_at = windows(new, item.last_fire_at)
-            item.next_fire_at = following
+            if item.trigger_type == "CRON_JOB":
+                item.last_fire_at = windows(new, item.last_fire_at)
             session.add_all(new)
             session.flush()
             made = [c.id for c in new if c.skip_reason is None]
@@ -399,30 +416,13 @@ def trigger_item(rt: Runtime, plan_id: int, item_id: int, now: datetime) -> None
         item = session.get(PlanItem, item_id)
         if item is None or not _new_upstreams(session, item)[0]:
             return
-    kill: list[Context] = []
-    made: list[int] = []
-    try:
-        with rt.sessions.begin() as session:
-            plan = contexts.take_plan(session, plan_id)
-            item = session.get(PlanItem, item_id)
-            if plan is None or not plan.enabled or item is None or item.plan_id != plan_id:
-                return
-            found, item.cursor = _new_upstreams(session, item)
-            running = contexts.busy(session, plan_id)
-            new = [_dependency_context(rt, plan, item, u) for u in found]
-            admit(rt, plan, new, running, [False] * len(new))
-            if item.concurrency_policy == "REPLACE" and new:
-                kill = running
-            session.add_all(new)
-            session.flush()
-            made = [c.id for c in new if c.skip_reason is None]
-    except IntegrityError:
-        logger.info("dependency item=%s triggered by another scheduler", item_id)
-        return
-    except OperationalError as exc:
-        logger.info("dependency item=%s not triggered this tick: %s", item_id, exc)
-        return
-    _start(rt, kill, made)
+
+    def build(session: Session, plan: Plan, item: PlanItem) -> tuple[list[Context], list[bool]]:
+        found, item.cursor = _new_upstreams(session, item)
+        new = [_dependency_context(rt, plan, item, u) for u in found]
+        return new, [False] * len(new)
+
+    _commit(rt, plan_id, item_id, build)
 
 
 def _dependency_context(rt: Runtime, plan: Plan, item: PlanItem, upstream: Upstream) -> Context:
