@@ -13,6 +13,11 @@ servers::
 
 No value is NULL and none holds a tab, newline or backslash. ``--csv`` writes the table
 (PostgreSQL's if it is there, else MariaDB's) as a CSV file with a header line.
+
+``--wide`` generates ``bench_wide`` instead: rows of 4 KB (``WIDE_ROW_BYTES``), the table of the
+memory benchmark (``bench/transfer.py --only wide``)::
+
+    id n | body 4,088 characters: md5(n) || md5(n + 1) repeated, cut     (8 + 4,088 bytes)
 """
 
 from __future__ import annotations
@@ -62,6 +67,21 @@ POSTGRES_FILL = (
     "FROM generate_series({a}::bigint, {b}::bigint) AS g"
 )
 
+WIDE = "bench_wide"
+WIDE_COLUMNS = ("id", "body")
+WIDE_ROW_BYTES = 4096
+"""Bytes of a wide row's values: an 8-byte id and ``WIDE_ROW_BYTES - 8`` characters of text."""
+WIDE_CHUNK = 250_000
+"""Rows per INSERT ... SELECT of the wide table (a statement's rows stay about 1 GB)."""
+MYSQL_WIDE_DDL = (
+    "CREATE TABLE `{t}` (id BIGINT PRIMARY KEY, body TEXT) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4"
+)
+POSTGRES_WIDE_DDL = 'CREATE TABLE "{t}" (id BIGINT PRIMARY KEY, body TEXT)'
+POSTGRES_WIDE_FILL = (
+    'INSERT INTO "{t}" SELECT g, left(repeat(md5(g::text) || md5((g + 1)::text), 64), '
+    f"{WIDE_ROW_BYTES - 8}) FROM generate_series({{a}}::bigint, {{b}}::bigint) AS g"
+)
+
 
 @contextmanager
 def mysql() -> Iterator[Any]:
@@ -107,6 +127,35 @@ def create_postgres(table: str, rows: int = 0) -> None:
             cur.execute(POSTGRES_FILL.format(t=table, a=first, b=last))
         if rows:
             cur.execute(f'VACUUM ANALYZE "{table}"')
+
+
+def create_wide_mysql(table: str) -> None:
+    """(Re)create an empty wide ``table`` in MariaDB (a sink of the wide benchmark)."""
+    with mysql() as conn, conn.cursor() as cur:
+        cur.execute(f"DROP TABLE IF EXISTS `{table}`")
+        cur.execute(MYSQL_WIDE_DDL.format(t=table))
+
+
+def create_wide_postgres(table: str, rows: int) -> None:
+    """(Re)create the wide ``table`` in PostgreSQL with ``rows`` generated rows of 4 KB."""
+    with postgres() as conn, conn.cursor() as cur:
+        cur.execute(f'DROP TABLE IF EXISTS "{table}"')
+        cur.execute(POSTGRES_WIDE_DDL.format(t=table))
+        for first in range(1, rows + 1, WIDE_CHUNK):
+            last = min(rows, first + WIDE_CHUNK - 1)
+            cur.execute(POSTGRES_WIDE_FILL.format(t=table, a=first, b=last))
+        if rows:
+            cur.execute(f'VACUUM ANALYZE "{table}"')
+
+
+def ensure_wide_postgres(table: str, rows: int) -> bool:
+    """Generate the wide ``table`` in PostgreSQL unless it has ``rows`` rows; return if it did."""
+    if count_postgres(table) == rows:
+        return False
+    started = time.perf_counter()
+    create_wide_postgres(table, rows)
+    print(f"generated PostgreSQL {table}: {rows:,} rows in {time.perf_counter() - started:.1f}s")
+    return True
 
 
 def count_mysql(table: str) -> int | None:
@@ -198,9 +247,20 @@ def main() -> None:
     parser.add_argument("--target", choices=("mysql", "pg", "both"), default="both")
     parser.add_argument("--csv", type=Path, help="also write the table to this CSV file")
     parser.add_argument(
+        "--wide", action="store_true", help=f"generate {WIDE} (4 KB rows, PostgreSQL) instead"
+    )
+    parser.add_argument(
         "--force", action="store_true", help="regenerate even when the row count already matches"
     )
     args = parser.parse_args()
+    if args.wide:
+        table = WIDE if args.table == TABLE else args.table
+        if args.force:
+            create_wide_postgres(table, args.rows)
+            print(f"generated pg {table}: {args.rows:,} rows")
+        elif not ensure_wide_postgres(table, args.rows):
+            print(f"pg {table} already has {args.rows:,} rows (--force regenerates)")
+        return
     targets = ("mysql", "pg") if args.target == "both" else (args.target,)
     for target in targets:
         if args.force:

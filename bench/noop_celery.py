@@ -3,7 +3,7 @@
 ``bench/transfer.py`` starts ``celery -A noop_celery worker`` (cwd ``bench/``) with
 ``BENCH_BROKER_URL``, ``BENCH_BACKEND_URL`` and ``BENCH_QUEUE`` set, then sends a group of
 no-op tasks and waits for their results. The Celery options mirror the engine's
-(``exchangis.engine.dispatch.celery_config``) where they matter: late acks, prefetch 1, JSON.
+(``exchangis.dispatch.celery_config``) where they matter: late acks, prefetch 1, JSON.
 """
 
 from __future__ import annotations

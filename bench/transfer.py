@@ -13,6 +13,9 @@ Benchmarks (``--only`` takes a comma-separated list of these names):
 - ``csv-to-pg``: a CSV file of the table (header line) → PostgreSQL through a FILE data source.
   Baseline: ``psql -c "\\copy sink FROM 'file' CSV HEADER"``.
 - ``channels``: the mysql-to-pg job with ``setting.speed.channel`` 1 and 2.
+- ``wide``: PostgreSQL ``bench_wide`` (``--wide-rows`` rows of 4 KB: an id and 4,088 characters
+  of text) → MariaDB, as ``pg-to-mysql``: the memory benchmark (the worker child's peak RSS, "1
+  proc", must not follow the rows' width nor the table's size).
 - ``orchestration``: one job of ``--subjobs`` (100) sub-jobs of ``--subjob-rows`` (10) rows each,
   MEMORY → MEMORY and MariaDB → PostgreSQL (a ``where`` range per sub-job), against a bare Celery
   group of as many no-op tasks on the same broker (``bench/noop_celery.py``, a worker of the same
@@ -87,7 +90,8 @@ MY = f"mariadb -h{gen.MYSQL['host']} -P{gen.MYSQL['port']} -u{gen.MYSQL['user']}
 PG = f"psql -h{gen.POSTGRES['host']} -p{gen.POSTGRES['port']} -U{gen.POSTGRES['user']} " + (
     gen.POSTGRES_DB
 )
-NAMES = ("mysql-to-pg", "pg-to-mysql", "csv-to-pg", "channels", "orchestration")
+NAMES = ("mysql-to-pg", "pg-to-mysql", "csv-to-pg", "channels", "orchestration", "wide")
+WIDE_COLS = ", ".join(gen.WIDE_COLUMNS)
 
 CHECKS = (
     "rows",
@@ -113,6 +117,13 @@ MYSQL_CHECK = _CHECK_SQL.replace(
 POSTGRES_CHECK = _CHECK_SQL.replace(
     "{seconds}", "SUM(EXTRACT(EPOCH FROM created - TIMESTAMP '2020-01-01'))"
 ).replace("{table}", '"{table}"')
+WIDE_CHECKS = ("rows", "sum(id)", "len(body)", "distinct heads", "distinct tails")
+_WIDE_CHECK_SQL = (
+    "SELECT COUNT(*), SUM(id), SUM(CHAR_LENGTH(body)), COUNT(DISTINCT LEFT(body, 40)), "
+    "COUNT(DISTINCT RIGHT(body, 40)) FROM {q}{table}{q}"
+)
+MYSQL_WIDE_CHECK = _WIDE_CHECK_SQL.replace("{q}", "`")
+POSTGRES_WIDE_CHECK = _WIDE_CHECK_SQL.replace("{q}", '"')
 
 
 # --- checks ------------------------------------------------------------------------------------
@@ -130,35 +141,41 @@ def _normal(value: Any) -> str:
     return str(value)
 
 
-def checksum(kind: str, table: str) -> tuple[str, ...]:
-    """Return the check figures of a MariaDB (``mysql``) or PostgreSQL (``pg``) table."""
+def checksum(kind: str, table: str, wide: bool = False) -> tuple[str, ...]:
+    """Return the check figures of a MariaDB (``mysql``) or PostgreSQL (``pg``) table (``wide``:
+    of the wide table's columns)."""
     if kind == "mysql":
         with gen.mysql() as conn, conn.cursor() as cur:
-            cur.execute(MYSQL_CHECK.format(table=table))
+            cur.execute((MYSQL_WIDE_CHECK if wide else MYSQL_CHECK).format(table=table))
             row = cur.fetchone()
     else:
         with gen.postgres() as conn, conn.cursor() as cur:
-            cur.execute(POSTGRES_CHECK.format(table=table))
+            cur.execute((POSTGRES_WIDE_CHECK if wide else POSTGRES_CHECK).format(table=table))
             row = cur.fetchone()
     return tuple(_normal(v) for v in row)
 
 
-def verify(expected: tuple[str, ...], kind: str, table: str) -> str:
+def verify(expected: tuple[str, ...], kind: str, table: str, wide: bool = False) -> str:
     """Return ``ok``, or ``FAIL`` naming the figures of ``table`` that differ from the source."""
-    got = checksum(kind, table)
+    got = checksum(kind, table, wide)
     if got == expected:
         return "ok"
     wrong = [
         f"{name} {g} (source {e})"
-        for name, g, e in zip(CHECKS, got, expected, strict=True)
+        for name, g, e in zip(WIDE_CHECKS if wide else CHECKS, got, expected, strict=True)
         if g != e
     ]
     return "FAIL: sink differs: " + "; ".join(wrong)
 
 
-def recreate(kind: str, table: str) -> None:
+def recreate(kind: str, table: str, wide: bool = False) -> None:
     """Drop and create an empty sink table with the source's columns."""
-    (gen.create_mysql if kind == "mysql" else gen.create_postgres)(table, 0)
+    if wide and kind == "mysql":
+        gen.create_wide_mysql(table)
+    elif wide:
+        gen.create_wide_postgres(table, 0)
+    else:
+        (gen.create_mysql if kind == "mysql" else gen.create_postgres)(table, 0)
 
 
 def drop(kind: str, table: str) -> None:
@@ -212,25 +229,34 @@ class Bench:
     csv: Path
     subjobs: int
     subjob_rows: int
+    wide_rows: int = 0
+    wide_table: str = gen.WIDE
     sources: dict[str, int] = field(default_factory=dict)
 
     def engine(
-        self, job_id: int, expected: tuple[str, ...] | None, kind: str, table: str
+        self,
+        job_id: int,
+        expected: tuple[str, ...] | None,
+        kind: str,
+        table: str,
+        wide: bool = False,
     ) -> Sample:
         """Run one execution of ``job_id`` (the sink table fresh), time it and check the sink."""
         if expected is not None:
-            recreate(kind, table)
+            recreate(kind, table, wide)
         sample = run_execution(self.api, job_id, self.worker.pid)
         if expected is not None and not sample.error:
-            sample.checked = verify(expected, kind, table)
+            sample.checked = verify(expected, kind, table, wide)
         return sample
 
-    def pipe(self, command: str, expected: tuple[str, ...], kind: str, table: str) -> Sample:
+    def pipe(
+        self, command: str, expected: tuple[str, ...], kind: str, table: str, wide: bool = False
+    ) -> Sample:
         """Run one baseline pipe into a fresh ``table`` and check it."""
-        recreate(kind, table)
+        recreate(kind, table, wide)
         sample = run_pipeline(command)
         if not sample.error:
-            sample.checked = verify(expected, kind, table)
+            sample.checked = verify(expected, kind, table, wide)
         return sample
 
 
@@ -252,9 +278,12 @@ def alternate(
     return result
 
 
-def transfer_job(bench: Bench, name: str, source: str, sink: str, **settings: Any) -> int:
-    """Save a one-sub-job job ``source type`` → ``sink type`` on the benchmark's tables."""
-    table = bench.csv.name if source == "FILE" else bench.table
+def transfer_job(
+    bench: Bench, name: str, source: str, sink: str, table: str | None = None, **settings: Any
+) -> int:
+    """Save a one-sub-job job ``source type`` → ``sink type`` on the benchmark's tables (the
+    source: ``table``, by default the mixed table or its CSV file)."""
+    table = table or (bench.csv.name if source == "FILE" else bench.table)
     content = [
         sub_job(
             "copy",
@@ -437,17 +466,53 @@ def bench_orchestration(bench: Bench) -> Result:
     return result
 
 
+def bench_wide(bench: Bench) -> Result:
+    """PostgreSQL → MariaDB of rows of 4 KB: pipe vs engine, the worker child's peak RSS."""
+    table, rows = bench.wide_table, bench.wide_rows
+    copy = shlex.quote(f"\\copy (SELECT {WIDE_COLS} FROM {table}) TO STDOUT")
+    load = shlex.quote(f"LOAD DATA LOCAL INFILE '/dev/stdin' INTO TABLE {BASE_SINK} ({WIDE_COLS})")
+    command = f"{PG} -qc {copy} | {MY} --local-infile=1 -e {load}"
+    expected = checksum("pg", table, wide=True)
+    print(f"  baseline: {command}")
+    job = transfer_job(bench, "wide", "POSTGRESQL", "MYSQL", table=table)
+    result = alternate(
+        "wide",
+        rows,
+        bench.runs,
+        [
+            (
+                "baseline psql | LOAD DATA",
+                lambda: bench.pipe(command, expected, "mysql", BASE_SINK, wide=True),
+            ),
+            ("engine", lambda: bench.engine(job, expected, "mysql", ENGINE_SINK, wide=True)),
+        ],
+    )
+    engine = result.sides[1]
+    if engine.good():
+        per_run = ", ".join(mib(s.rss_process) for s in engine.good())
+        result.notes.append(
+            f"worker child peak RSS {mib(engine.peak_process())} MiB moving {rows:,} rows of "
+            f"{gen.WIDE_ROW_BYTES} bytes (runs: {per_run} MiB)"
+        )
+    return result
+
+
 BENCHES: dict[str, Callable[[Bench], Result]] = {
     "mysql-to-pg": bench_mysql_to_pg,
     "pg-to-mysql": bench_pg_to_mysql,
     "csv-to-pg": bench_csv_to_pg,
     "channels": bench_channels,
     "orchestration": bench_orchestration,
+    "wide": bench_wide,
 }
 
 
-def prepare(names: list[str], rows: int, table: str, csv: Path) -> None:
+def prepare(
+    names: list[str], rows: int, table: str, csv: Path, wide_rows: int = 0, wide: str = ""
+) -> None:
     """Generate the source tables and the CSV file the chosen benchmarks need."""
+    if "wide" in names:
+        gen.ensure_wide_postgres(wide, wide_rows)
     if {"mysql-to-pg", "channels"} & set(names):
         gen.ensure_mysql(table, rows)
     if {"pg-to-mysql", "csv-to-pg"} & set(names):
@@ -495,6 +560,9 @@ def main() -> int:
     parser.add_argument("--subjobs", type=int, default=100, help="orchestration: sub-jobs per job")
     parser.add_argument("--subjob-rows", type=int, default=10, help="orchestration: rows each")
     parser.add_argument("--concurrency", type=int, default=2, help="worker_concurrency")
+    parser.add_argument(
+        "--wide-rows", type=int, default=1_000_000, help="wide: rows of 4 KB in bench_wide"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the sink tables at the end")
     args = parser.parse_args()
     names = [n.strip() for n in args.only.split(",") if n.strip()]
@@ -503,7 +571,8 @@ def main() -> int:
         parser.error(f"unknown benchmark(s) {unknown}; choose from {', '.join(NAMES)}")
     table = gen.TABLE if args.rows == 1_000_000 else f"{gen.TABLE}_{args.rows}"
     csv = ROOT / "var" / "bench" / f"{table}.csv"
-    prepare(names, args.rows, table, csv)
+    wide = gen.WIDE if args.wide_rows == 1_000_000 else f"{gen.WIDE}_{args.wide_rows}"
+    prepare(names, args.rows, table, csv, args.wide_rows, wide)
 
     redis_url = os.environ.get("EXCHANGIS_REDIS_URL", "redis://127.0.0.1:6379/0")
     workdir = Path(tempfile.mkdtemp(prefix="exg-bench-transfer-"))
@@ -533,6 +602,8 @@ def main() -> int:
                     csv,
                     args.subjobs,
                     args.subjob_rows,
+                    args.wide_rows,
+                    wide,
                 )
                 my, pg = gen.MYSQL, gen.POSTGRES
                 connect = {"username": my["user"], "password": my["password"]}
@@ -575,12 +646,13 @@ def main() -> int:
                     f"{warm_sample.error or 'ok'}; worker tree RSS {mib(warm_sample.rss_peak)} MiB"
                 )
                 for name in names:
-                    print(
-                        f"\n== {name}: {args.rows:,} rows, {args.runs} run(s), table {table} =="
-                        if name != "orchestration"
-                        else f"\n== {name}: {args.subjobs} sub-jobs x {args.subjob_rows} rows, "
-                        f"{args.runs} run(s) =="
-                    )
+                    if name == "orchestration":
+                        heading = f"{args.subjobs} sub-jobs x {args.subjob_rows} rows"
+                    elif name == "wide":
+                        heading = f"{args.wide_rows:,} rows of 4 KB, table {wide}"
+                    else:
+                        heading = f"{args.rows:,} rows, table {table}"
+                    print(f"\n== {name}: {heading}, {args.runs} run(s) ==")
                     results.append(BENCHES[name](bench))
         finally:
             forget_queue(rt.settings.broker(), rt.settings.task_queue)

@@ -1,0 +1,1 @@
+"""exchangis: a data exchange execution engine (API, workers, connectors)."""

@@ -230,18 +230,6 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"embedded redis: {redis.url} (files in {redis.data_dir})")
     children: list[subprocess.Popen[bytes]] = []
 
-    def stop(*_: object) -> None:
-        for child in children:
-            if child.poll() is None:
-                child.send_signal(signal.SIGTERM)
-        for child in children:
-            try:
-                child.wait(15)
-            except subprocess.TimeoutExpired:
-                child.kill()
-        if redis:
-            redis.stop()
-
     def on_signal(signum: int, _frame: FrameType | None) -> None:
         raise KeyboardInterrupt
 
@@ -255,26 +243,50 @@ def cmd_run(args: argparse.Namespace) -> int:
         base = f"http://{settings.host}:{settings.port}/api/rest_j/v1/exchangis"
         _wait_for_http(f"{base}/openapi.json", 30)
         print(f"API: {base}  (OpenAPI: {base}/openapi.json)")
-        if args.demo:
-            from exchangis.demo import run_demo
-
-            ok = run_demo(base, data_dir / "files" / "demo", token)
-            if not ok:
-                print("demo job did not succeed; see the logs above")
-                if args.exit_after_demo:
-                    return 1
-        if args.exit_after_demo:
-            return 0
-        print("serving; press Ctrl-C to stop")
-        while all(child.poll() is None for child in children):
-            time.sleep(0.5)
-        print("a child process exited; stopping")
-        return 1
+        return _demo_and_serve(args, base, data_dir, token, children)
     except KeyboardInterrupt:
         print("stopping")
         return 0
     finally:
-        stop()
+        _stop_children(children)
+        if redis:
+            redis.stop()
+
+
+def _demo_and_serve(
+    args: argparse.Namespace,
+    base: str,
+    data_dir: Path,
+    token: str,
+    children: list[subprocess.Popen[bytes]],
+) -> int:
+    """Run the demo job when asked, then serve until a child exits (or Ctrl-C)."""
+    if args.demo:
+        from exchangis.demo import run_demo
+
+        if not run_demo(base, data_dir / "files" / "demo", token):
+            print("demo job did not succeed; see the logs above")
+            if args.exit_after_demo:
+                return 1
+    if args.exit_after_demo:
+        return 0
+    print("serving; press Ctrl-C to stop")
+    while all(child.poll() is None for child in children):
+        time.sleep(0.5)
+    print("a child process exited; stopping")
+    return 1
+
+
+def _stop_children(children: list[subprocess.Popen[bytes]]) -> None:
+    """Ask every child to stop, then kill those still running after 15 s."""
+    for child in children:
+        if child.poll() is None:
+            child.send_signal(signal.SIGTERM)
+    for child in children:
+        try:
+            child.wait(15)
+        except subprocess.TimeoutExpired:
+            child.kill()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -5,8 +5,10 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import threading
 import time
-from collections.abc import Callable
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -25,12 +27,12 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from exchangis.confine import confine
 from exchangis.connectors.registry import Registry, default_registry
-from exchangis.engine.dispatch import Dispatcher
-from exchangis.engine.states import RULES
+from exchangis.dispatch import Dispatcher
 from exchangis.errors import InvalidInputError, SettingsError, TerminalConnectorError
 from exchangis.settings import Settings
 from exchangis.state.keys import Keys
 from exchangis.state.logs import MAX_LINE_BYTES, LogWriter
+from exchangis.state.machine import RULES
 from exchangis.state.store import StateStore
 from exchangis.vault import Vault, key_file_keys
 
@@ -45,6 +47,11 @@ BACKOFF_BASE = 0.05
 """First wait of a retried store call (seconds); each further wait doubles."""
 BACKOFF_CAP = 1.0
 """Longest wait between two tries of a store call."""
+SECRETS_SECONDS = 5.0
+"""How long a worker masks with the secrets it read for an execution before reading them again
+(a secret it decrypts meanwhile, to connect, is added at once)."""
+SECRETS_EXECUTIONS = 256
+"""Most executions whose secrets a worker keeps (the least recently used one goes first)."""
 
 
 def sql_unavailable(exc: BaseException) -> bool:
@@ -63,6 +70,27 @@ def _tries(outage_seconds: float) -> int:
         wait = min(wait * 2, BACKOFF_CAP)
         tries += 1
     return tries
+
+
+class _Secrets:
+    """What a worker masks in an execution's logs: the data sources its tasks use (fixed at
+    submission) and every secret of theirs seen, old and new."""
+
+    def __init__(self, sources: frozenset[int], values: Iterable[str], read_at: float) -> None:
+        self.sources = sources
+        self.values = tuple(dict.fromkeys(values))
+        """Replaced whole, never changed in place (log writers read it from other threads)."""
+        self.read_at = read_at
+
+    def current(self) -> tuple[str, ...]:
+        """Return the secrets known now."""
+        return self.values
+
+    def add(self, values: Iterable[str]) -> None:
+        """Add ``values`` (none is ever removed: a task may still print an old password)."""
+        fresh = [v for v in values if v and v not in self.values]
+        if fresh:
+            self.values = (*self.values, *fresh)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -94,6 +122,12 @@ class Runtime:
     patient: bool = True
     """Workers, reapers and the CLI retry a store call through ``store_outage_seconds`` of
     outage; the API (False) tries again once and then answers 503."""
+    secrets_seconds: float = SECRETS_SECONDS
+    """How long the secrets read for an execution are used before they are read again."""
+    _secrets: OrderedDict[str, _Secrets] = field(
+        default_factory=OrderedDict, init=False, repr=False
+    )
+    _secrets_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
     @property
     def _retries(self) -> int:
@@ -162,7 +196,10 @@ class Runtime:
             confine(self.settings, ds_type, ds.connect_params)
         except InvalidInputError as exc:
             raise TerminalConnectorError(f"data source {ds.name}: {exc.message}") from None
-        return self.vault.open(ds_type, ds.connect_params)
+        params = self.vault.open(ds_type, ds.connect_params)
+        # before anyone connects with them: a changed password is masked from now on
+        self._learn_secrets(ds.id, ds_type.secret_values(params))
+        return params
 
     @cached_property
     def sign_in_limiter(self) -> MovingWindowRateLimiter:
@@ -208,51 +245,98 @@ class Runtime:
         """Return the zone of times on the wire and in logs."""
         return ZoneInfo(self.settings.timezone)
 
-    def _writer(self, key: str, secrets: tuple[str, ...]) -> LogWriter:
+    def _writer(self, key: str, eid: str, hold_seconds: float = 0.0) -> LogWriter:
         lines = self.settings.log_max_lines
         size = max(self.settings.log_max_bytes, 0)
         if size:  # each half must hold the longest line
             size = max(size, 2 * MAX_LINE_BYTES)
+        # read now (when missing or old), not at the first line; the writer asks the record at
+        # each message, as it may grow, and keeps it even once this process drops it
+        known = self._known_secrets(eid) if self.decrypts else _Secrets(frozenset(), (), 0)
         return LogWriter(
             self.redis,
             key,
             zone=self.zone,
-            secrets=secrets,
+            secrets=known.current,
             head_cap=lines // 2,
             tail_cap=lines - lines // 2,
             head_bytes=size // 2,
             tail_bytes=size - size // 2,
+            hold_seconds=hold_seconds,
         )
 
     def job_log(self, eid: str) -> LogWriter:
         """Return the writer of an execution's job log (masks its data sources' secrets)."""
-        return self._writer(self.keys.execution_log(eid), self.execution_secrets(eid))
+        return self._writer(self.keys.execution_log(eid), eid)
 
-    def task_log(self, tid: int | str, eid: str) -> LogWriter:
-        """Return the writer of a task's log (masks its execution's data sources' secrets)."""
-        return self._writer(self.keys.task_log(tid), self.execution_secrets(eid))
+    def task_log(self, tid: int | str, eid: str, hold_seconds: float = 0.0) -> LogWriter:
+        """Return the writer of a task's log (masks its execution's data sources' secrets);
+        ``hold_seconds`` > 0: a holding writer, which its user must close (``LogWriter``)."""
+        return self._writer(self.keys.task_log(tid), eid, hold_seconds)
 
     def execution_secrets(self, eid: str) -> tuple[str, ...]:
-        """Return every secret of the data sources an execution's tasks use (read each time,
-        so a password changed since is masked too). None in the API process: it never holds
-        a secret in clear, nor writes a driver's message."""
-        from exchangis.models import DataSource, TaskExecution
+        """Return every secret of the data sources an execution's tasks use. None in the API
+        process: it never holds a secret in clear, nor writes a driver's message.
 
+        The secrets are read again once older than ``secrets_seconds``, and kept with those
+        read before (a task may still print an old password); a secret this process decrypts
+        to connect (:meth:`connect_params`) is added at once, before it is used.
+        """
         if not self.decrypts:
             return ()
+        return self._known_secrets(eid).values
 
-        def read() -> tuple[str, ...]:
-            with self.sessions() as session:
+    def _known_secrets(self, eid: str) -> _Secrets:
+        """Return the record of an execution's secrets, read first when missing or old."""
+        now = time.monotonic()
+        with self._secrets_lock:
+            known = self._secrets.get(eid)
+            if known is not None and now - known.read_at < self.secrets_seconds:
+                self._secrets.move_to_end(eid)
+                return known
+        sources = known.sources if known is not None and known.sources else None
+        found_sources, found = self.durable(lambda: self._read_secrets(eid, sources))
+        with self._secrets_lock:
+            current = self._secrets.get(eid)
+            if current is None:
+                current = self._secrets[eid] = _Secrets(found_sources, found, now)
+            else:  # the same object: writers made before keep seeing it grow
+                current.sources = found_sources
+                current.read_at = now
+                current.add(found)
+            self._secrets.move_to_end(eid)
+            while len(self._secrets) > SECRETS_EXECUTIONS:
+                self._secrets.popitem(last=False)
+            return current
+
+    def _read_secrets(
+        self, eid: str, sources: frozenset[int] | None
+    ) -> tuple[frozenset[int], list[str]]:
+        """Return the data sources of an execution's tasks (``sources``: known already, from
+        its task plans, which never change) and their secrets."""
+        from exchangis.models import DataSource, TaskExecution
+
+        with self.sessions() as session:
+            if sources is None:
                 plans = session.scalars(
                     select(TaskExecution.plan).where(TaskExecution.execution_id == eid)
                 ).all()
-                ids = {p[side]["datasource_id"] for p in plans for side in ("source", "sink")}
-                found: list[str] = []
-                for ds in session.scalars(select(DataSource).where(DataSource.id.in_(ids))):
-                    found += self.registry.type(ds.type).secret_values(self.connect_params(ds))
-            return tuple(found)
+                sources = frozenset(
+                    int(p[side]["datasource_id"]) for p in plans for side in ("source", "sink")
+                )
+            found: list[str] = []
+            for ds in session.scalars(select(DataSource).where(DataSource.id.in_(sources))):
+                found += self.registry.type(ds.type).secret_values(self.connect_params(ds))
+        return sources, found
 
-        return self.durable(read)
+    def _learn_secrets(self, ds_id: int, values: list[str]) -> None:
+        """Add a data source's secrets (just decrypted) to the executions known to use it."""
+        if not values:
+            return
+        with self._secrets_lock:
+            for known in self._secrets.values():
+                if ds_id in known.sources:
+                    known.add(values)
 
     def close(self) -> None:
         """Dispose of pools (after a fork, or at shutdown)."""

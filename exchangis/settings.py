@@ -10,7 +10,7 @@ import json
 import os
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any, get_type_hints
@@ -173,34 +173,50 @@ def _hints() -> dict[str, Any]:
     return _HINTS
 
 
-def _coerce(name: str, value: Any) -> Any:
-    kind = _hints()[name]
-    if kind is bool:
+def _boolean(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in {"1", "true", "yes", "on"}:
+        return True
+    if text in {"0", "false", "no", "off", ""}:
+        return False
+    raise ValueError("expected a boolean (true/false)")
+
+
+def _number(kind: type) -> Callable[[Any], Any]:
+    def coerce(value: Any) -> Any:
         if isinstance(value, bool):
-            return value
-        text = str(value).strip().lower()
-        if text in {"1", "true", "yes", "on"}:
-            return True
-        if text in {"0", "false", "no", "off", ""}:
-            return False
-        raise ValueError("expected a boolean (true/false)")
-    if kind is int:
-        if isinstance(value, bool):
-            raise ValueError("expected an integer")
-        return int(value)
-    if kind is float:
-        if isinstance(value, bool):
-            raise ValueError("expected a number")
-        return float(value)
-    if kind == tuple[str, ...]:
-        if isinstance(value, str):
-            return tuple(v.strip() for v in value.split(",") if v.strip())
-        if isinstance(value, list | tuple) and all(isinstance(v, str) for v in value):
-            return tuple(value)
-        raise ValueError("expected a list of strings or a comma-separated string")
+            raise ValueError("expected an integer" if kind is int else "expected a number")
+        return kind(value)
+
+    return coerce
+
+
+def _names(value: Any) -> tuple[str, ...]:
+    if isinstance(value, str):
+        return tuple(v.strip() for v in value.split(",") if v.strip())
+    if isinstance(value, list | tuple) and all(isinstance(v, str) for v in value):
+        return tuple(value)
+    raise ValueError("expected a list of strings or a comma-separated string")
+
+
+def _text(value: Any) -> str:
     if not isinstance(value, str):
         raise ValueError("expected a string")
     return value
+
+
+_COERCE: dict[Any, Callable[[Any], Any]] = {
+    bool: _boolean,
+    int: _number(int),
+    float: _number(float),
+    tuple[str, ...]: _names,
+}
+
+
+def _coerce(name: str, value: Any) -> Any:
+    return _COERCE.get(_hints()[name], _text)(value)
 
 
 def _coerce_all(raw: Mapping[str, Any], origin: str) -> dict[str, Any]:
@@ -236,32 +252,37 @@ def _read_file(path: str) -> dict[str, Any]:
     return data
 
 
+_AT_LEAST: dict[str, tuple[float, str]] = {
+    "log_max_lines": (2, "must be at least 2"),
+    "log_scan_lines": (1, "must be at least 1"),
+    "batch_size": (1, "must be at least 1"),
+    "max_request_bytes": (1024, "must be at least 1024"),
+    "worker_max_memory_mb": (0, "must be 0 (no limit) or more"),
+    "token_ttl_seconds": (60, "must be at least 60"),
+    "context_block_seconds": (0, "must be 0 or more"),
+    "context_block_waiters": (0, "must be 0 or more"),
+    "misfire_threshold_seconds": (0, "must be 0 or more"),
+    "catch_up_max": (1, "must be at least 1"),
+    "webhook_max_tries": (1, "must be at least 1"),
+}
+"""Settings with a smallest value, and what to say when one is below it."""
+
+
 def _validate(settings: Settings) -> None:
-    problems = []
+    problems = [
+        f"{name}: {message}"
+        for name, (least, message) in _AT_LEAST.items()
+        if getattr(settings, name) < least
+    ]
     if not 0 < settings.port < 65536:
         problems.append(f"port={settings.port}: must be 1..65535")
-    if settings.log_max_lines < 2:
-        problems.append("log_max_lines: must be at least 2")
-    if settings.log_scan_lines < 1:
-        problems.append("log_scan_lines: must be at least 1")
-    if settings.batch_size < 1:
-        problems.append("batch_size: must be at least 1")
-    if settings.max_request_bytes < 1024:
-        problems.append("max_request_bytes: must be at least 1024")
-    if settings.worker_max_memory_mb < 0:
-        problems.append("worker_max_memory_mb: must be 0 (no limit) or more")
     if settings.heartbeat_timeout_seconds <= settings.heartbeat_seconds:
         problems.append("heartbeat_timeout_seconds: must exceed heartbeat_seconds")
-    if not settings.redis_prefix:
-        problems.append("redis_prefix: must not be empty")
-    if not settings.database_url:
-        problems.append("database_url: must not be empty")
-    if settings.token_ttl_seconds < 60:
-        problems.append("token_ttl_seconds: must be at least 60")
-    if settings.context_block_seconds < 0:
-        problems.append("context_block_seconds: must be 0 or more")
-    if settings.context_block_waiters < 0:
-        problems.append("context_block_waiters: must be 0 or more")
+    problems += [
+        f"{name}: must not be empty"
+        for name in ("redis_prefix", "database_url")
+        if not getattr(settings, name)
+    ]
     problems += [
         f"webhook_hosts: {host!r} is not a host name"
         for host in settings.webhook_hosts
@@ -269,10 +290,6 @@ def _validate(settings: Settings) -> None:
     ]
     if not 0.05 <= settings.scheduler_tick_seconds <= 60:
         problems.append("scheduler_tick_seconds: must be 0.05..60")
-    if settings.misfire_threshold_seconds < 0:
-        problems.append("misfire_threshold_seconds: must be 0 or more")
-    if settings.catch_up_max < 1 or settings.webhook_max_tries < 1:
-        problems.append("catch_up_max and webhook_max_tries: must be at least 1")
     problems += _security_problems(settings)
     if problems:
         raise SettingsError("invalid settings: " + "; ".join(problems))

@@ -1,0 +1,1 @@
+"""The test suite: real Redis, PostgreSQL, MariaDB and Celery workers."""

@@ -296,3 +296,19 @@ def tables(run_id: str) -> Iterator[dict[str, str]]:
     names = {k: f"e2e_{k}_{run_id}" for k in ("my_src", "my_dst", "pg_src", "pg_dst")}
     yield names
     data.drop([names["my_src"], names["my_dst"]], [names["pg_src"], names["pg_dst"]])
+
+
+@pytest.fixture
+def files(client: FlaskClient, tmp_path: Path) -> int:
+    """Return a FILE data source whose root holds ``in.csv`` (id,name / 1,a)."""
+    root = tmp_path / "files"
+    root.mkdir()
+    (root / "in.csv").write_text("id,name\n1,a\n")
+    return datasource(client, f"files-{uuid.uuid4().hex[:8]}", "FILE", {"root": str(root)})
+
+
+@pytest.fixture
+def lite(client: FlaskClient, tmp_path: Path) -> int:
+    return datasource(
+        client, f"lite-{uuid.uuid4().hex[:8]}", "SQLITE", {"path": str(tmp_path / "x.db")}
+    )

@@ -18,19 +18,6 @@ def _name(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
 
 
-@pytest.fixture
-def files(client: FlaskClient, tmp_path: Path) -> int:
-    root = tmp_path / "files"
-    root.mkdir()
-    (root / "in.csv").write_text("id,name\n1,a\n")
-    return datasource(client, _name("files"), "FILE", {"root": str(root)})
-
-
-@pytest.fixture
-def lite(client: FlaskClient, tmp_path: Path) -> int:
-    return datasource(client, _name("lite"), "SQLITE", {"path": str(tmp_path / "x.db")})
-
-
 def _count(client: FlaskClient, path: str) -> int:
     return int(ok(client, "GET", path)["total"])
 
@@ -114,7 +101,7 @@ def test_datasource_test_reports_failure_without_the_password(client: FlaskClien
             {
                 "name": "x",
                 "type": "MYSQL",
-                "connectParams": {"host": "h", "port": "3306", "username": "u", "database": "d"},
+                "connectParams": {"host": "h", "port": "33o6", "username": "u", "database": "d"},
             },
             "connectParams.port",
         ),
@@ -210,7 +197,7 @@ def _bad_content(files: int, lite: int) -> list[tuple[Any, str]]:
         ([variant(settings=[{"config_key": "setting.bogus", "config_value": 1}])], "config_key"),
         (
             [variant(settings=[{"config_key": "setting.speed.channel", "config_value": "2"}])],
-            "number",
+            "FILE sources lack the capability channels",
         ),
         (
             [variant(params={"sources": [{"config_key": "nope", "config_value": 1}], "sinks": []})],
@@ -239,7 +226,7 @@ BAD_SETTINGS = [
     ("setting.speed.record", -1),
     ("setting.speed.record", 10**10),
     ("setting.speed.record", 2.5),
-    ("setting.speed.record", "1000"),
+    ("setting.speed.record", "1k"),
     ("setting.speed.record", True),
     ("setting.speed.record", None),
     ("setting.speed.byte", -1),
@@ -285,7 +272,7 @@ def test_bad_setting_values_are_a_400_at_save_and_change_nothing(
     for key, value in [
         ("setting.speed.record", 0),
         ("setting.speed.byte", 10**12),
-        ("setting.speed.channel", 64),
+        ("setting.speed.channel", "1"),  # a FILE source: 1 only (no channels)
         ("setting.errorLimit.record", 0),
         ("setting.errorLimit.percentage", 1),
     ]:
@@ -306,7 +293,7 @@ def test_bad_stored_setting_is_a_400_at_execute_and_starts_nothing(
         settings={"setting.speed.record": 1000},
     )
     job_id = create_job(client, _name("job"), [good])
-    for value in (-1, 2.5, "1000", True, 10**13, None):
+    for value in (-1, 2.5, "1m", True, 10**13, None):
         with rt.sessions.begin() as session:
             stored = session.get(Job, job_id)
             item = {"config_key": "setting.speed.byte", "config_value": value}

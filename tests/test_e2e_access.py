@@ -212,6 +212,8 @@ REFUSALS: dict[tuple[str, str], tuple[int, Any]] = {
     ("POST", "/user/logout"): (200, "skip"),
     ("GET", "/user/userInfo"): (200, None),
     ("GET", "/openapi.json"): (200, "skip"),  # not in the envelope: the public spec
+    ("GET", "/connectors"): (200, None),  # forms of the connectors: the same for everyone
+    ("GET", "/connectors/<kind>"): (200, None),
     ("POST", "/schedules"): (404, "plan_body"),
     ("GET", "/schedules"): (200, None),
     ("GET", "/schedules/users"): (200, None),
@@ -275,6 +277,7 @@ def test_every_endpoint_refuses_the_other_users_ids(app: Flask, world: World) ->
             "name": other.project,
             "plan_id": other.plan,
             "context_id": other.context,
+            "kind": "FILE",
         }
         for (method, template), (code, kind) in REFUSALS.items():
             if kind == "skip":

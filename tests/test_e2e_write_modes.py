@@ -168,7 +168,7 @@ def test_upsert_and_create_table_are_checked_at_job_save(
             sub_job(
                 "a", memory, ("FILE", sources["FILE"], "out.csv"), sinks={"writeMode": "upsert"}
             ),
-            "writeMode upsert is not supported by FILE sinks",
+            "content[0] (a): FILE sinks lack the capability upsert",
         ),
         (
             sub_job("a", memory, ("FILE", sources["FILE"], "out.csv"), sinks={"primaryKeys": "id"}),
@@ -180,7 +180,7 @@ def test_upsert_and_create_table_are_checked_at_job_save(
         ),
         (
             sub_job("a", memory, pg, sinks={"writeMode": "upsert", "primaryKeys": "id, id"}),
-            "option primaryKeys names a column twice",
+            "option primaryKeys: names a column twice",
         ),
         (
             sub_job(

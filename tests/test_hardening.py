@@ -3,7 +3,6 @@ parameters from someone who may not edit the job stay plain values."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -68,7 +67,7 @@ def test_libpq_gets_no_option_that_reads_the_workers_files_or_passwords() -> Non
             }
         }
     )
-    assert params["sslmode"] == "disable" and params["passfile"] == os.devnull
+    assert params["sslmode"] == "disable" and params["passfile"] == postgres.NO_PASSFILE
     assert not {"hostaddr", "service", "sslcert", "sslkey", "sslkeylogfile"} & set(params)
 
 

@@ -17,11 +17,11 @@ from sqlalchemy import func, select
 from exchangis.engine import control
 from exchangis.engine.archive import apply_retention, execution_owner
 from exchangis.engine.reaper import reap
-from exchangis.engine.states import ExecutionStatus, TaskStatus
 from exchangis.models import JobExecution, LogLine, TaskExecution
 from exchangis.runtime import Runtime
 from exchangis.services.execution import cancel
 from exchangis.settings import Settings
+from exchangis.state.machine import ExecutionStatus, TaskStatus
 
 GRACE = 1.0
 """heartbeat_timeout_seconds here: how long a missing live state or a quiet end waits."""

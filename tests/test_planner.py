@@ -6,7 +6,7 @@ from datetime import datetime
 
 import pytest
 
-from exchangis.engine.planner import plan_job, setting_problem
+from exchangis.engine.planner import plan_job, plan_settings, setting_problem
 from exchangis.errors import InvalidInputError
 
 SUB = {
@@ -51,6 +51,19 @@ def test_one_plan_per_sub_job_in_order() -> None:
     assert [(p.name, p.position) for p in plans] == [("orders", 0), ("b", 1)]
 
 
+def test_settings_sent_as_text_read_as_numbers() -> None:
+    items = [
+        {"config_key": "setting.speed.record", "config_value": " 1000 "},
+        {"config_key": "setting.errorLimit.percentage", "config_value": "0.1"},
+        {"config_key": "setting.speed.channel", "config_value": "2"},
+    ]
+    assert plan_settings(items, "content[0]") == {
+        "speed_record": 1000,
+        "error_limit_percentage": 0.1,
+        "channel": 2,
+    }
+
+
 @pytest.mark.parametrize(
     ("key", "value", "problem"),
     [
@@ -58,7 +71,7 @@ def test_one_plan_per_sub_job_in_order() -> None:
         ("setting.speed.record", 10**10, "between 0 and"),
         ("setting.speed.record", 1e300, "between 0 and"),
         ("setting.speed.record", 2.5, "integer"),
-        ("setting.speed.record", "1000", "number"),
+        ("setting.speed.record", "1k", "number"),
         ("setting.speed.record", True, "number"),
         ("setting.speed.record", None, "number"),
         ("setting.speed.record", [1000], "number"),
@@ -75,7 +88,8 @@ def test_one_plan_per_sub_job_in_order() -> None:
         ("setting.errorLimit.percentage", -0.01, "between 0 and 1"),
         ("setting.errorLimit.percentage", 2, "between 0 and 1"),
         ("setting.errorLimit.percentage", float("nan"), "finite"),
-        ("setting.errorLimit.percentage", "0.1", "number"),
+        ("setting.errorLimit.percentage", "ten", "number"),
+        ("setting.speed.channel", "1.5", "integer"),
         ("setting.bogus", 1, "not a known setting"),
     ],
 )

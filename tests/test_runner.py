@@ -16,10 +16,10 @@ from redis import Redis
 
 from exchangis.connectors.memory import SCHEMA, row_values
 from exchangis.engine.runner import Meter, Pace, TaskRunner
-from exchangis.engine.states import TaskStatus
 from exchangis.runtime import Runtime
 from exchangis.services import datasource, execution, job
 from exchangis.services.access import Caller
+from exchangis.state.machine import TaskStatus
 from tests.helpers import sub_job
 
 ADMIN = Caller("t", admin=True)

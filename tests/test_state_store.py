@@ -7,14 +7,14 @@ import uuid
 
 import pytest
 
-from exchangis.engine.states import (
+from exchangis.errors import mask_secrets
+from exchangis.runtime import Runtime
+from exchangis.state.machine import (
     EXECUTION_TRANSITIONS,
     TASK_TRANSITIONS,
     ExecutionStatus,
     TaskStatus,
 )
-from exchangis.errors import mask_secrets
-from exchangis.runtime import Runtime
 from exchangis.state.store import StateStore
 
 

@@ -1,0 +1,1 @@
+"""The Celery worker: the app built from settings and the task adapters."""

@@ -8,8 +8,8 @@ from typing import Any
 from celery import Celery
 from celery.signals import worker_ready, worker_shutdown
 
-from exchangis.engine import calls
-from exchangis.engine.dispatch import celery_config
+from exchangis.dispatch import celery_config
+from exchangis.engine import calls, channels
 from exchangis.engine.reaper import Reaper
 from exchangis.runtime import Runtime
 from exchangis.schedule.scheduler import Scheduler
@@ -30,7 +30,11 @@ def create_celery(settings: Settings | None = None) -> Celery:
 
     def start_threads(**_: Any) -> None:
         threads.append(Reaper(Runtime(settings)))
-        threads.append(calls.CallServer(Runtime(settings)))
+        threads.append(
+            calls.CallServer(
+                Runtime(settings), {calls.PROBE: calls.probe, calls.SPLIT: channels.cut}
+            )
+        )
         if settings.scheduler_enabled:
             threads.append(Scheduler(Runtime(settings)))
         for thread in threads:

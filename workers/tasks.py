@@ -7,7 +7,7 @@ import os
 import pyarrow as pa
 from celery import Celery, Task
 
-from exchangis.engine.dispatch import RUN_TASK
+from exchangis.dispatch import RUN_TASK
 from exchangis.engine.runner import TaskRunner
 from exchangis.runtime import Runtime
 from exchangis.settings import Settings

@@ -11,9 +11,10 @@ import ipaddress
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from exchangis.connectors import options as opts
 from exchangis.errors import MASK, InvalidInputError
 
 if TYPE_CHECKING:
@@ -78,16 +79,95 @@ class ParamSpec:
     local_path: bool = False
     """A path on the workers' disks: it must lie inside one of ``file_roots``."""
 
+    def parse(self, value: Any) -> Any:
+        """Return a given value checked; an integer may come as its text (``"3306"``).
+
+        Raises:
+            ValueError: the value's type or range is wrong (the message says what it must be).
+            InvalidInputError: ``check`` refused it.
+        """
+        if self.kind is int:
+            if isinstance(value, str) and re.fullmatch(r"\s*\d{1,10}\s*", value):
+                value = int(value)
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise ValueError("must be an integer")
+            if self.name == "port" and not 0 < value < 65536:
+                raise ValueError("must be 1..65535")
+            return value
+        if self.kind is dict:
+            if not isinstance(value, dict):
+                raise ValueError("must be an object")
+            return value
+        if not isinstance(value, str) or len(value) > 1024:
+            raise ValueError("must be a string of at most 1024 chars")
+        if self.check is not None:
+            self.check(value)
+        return value
+
+    def form(self) -> dict[str, Any]:
+        """Return the parameter as a form field (``GET /connectors``)."""
+        kinds = {int: "integer", bool: "boolean", dict: "object"}
+        return {
+            "name": self.name,
+            "type": kinds.get(self.kind, "string"),
+            "required": self.required,
+            "secret": self.secret,
+            "default": self.default,
+        }
+
+
+WRITE_MODES = ("append", "overwrite")
+"""Write modes every atomic sink can take."""
+SQL_WRITE_MODES = (*WRITE_MODES, "upsert")
+"""Write modes of the SQL sinks: ``upsert`` needs ``primaryKeys`` and a key on them."""
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a source or sink can do, declared: ``GET /connectors`` shows it, and a job that asks
+    for more is refused when saved (:func:`exchangis.connectors.registry.Registry.check`)."""
+
+    write_modes: tuple[str, ...] = ()
+    """Sinks: the ``writeMode`` values taken (``upsert`` among them: an upsert sink)."""
+    create_table: bool = False
+    """Sinks: a missing table is created from the data's schema (option ``createTable``)."""
+    atomic: bool = False
+    """Sinks: nothing is visible before ``commit``; a failed or killed task leaves the sink as
+    it was."""
+    ledger: bool = False
+    """Sinks: commits are fenced through a ledger (connectors/ledger.py): a task's rows land
+    once even when its attempts overlap or a commit's outcome is unknown."""
+    channels: bool = False
+    """Sources: a sub-job can be cut into key ranges (``setting.speed.channel`` > 1)."""
+    where: bool = False
+    """Sources: rows can be filtered (option ``where``)."""
+    estimate: bool = False
+    """Sources: progress knows how far the read is (a row estimate or the bytes read)."""
+
+    def describe(self) -> dict[str, Any]:
+        """Return the capabilities as a dict (``upsert``: whether ``write_modes`` has it)."""
+        return {**asdict(self), "write_modes": list(self.write_modes), "upsert": self.upsert}
+
+    @property
+    def upsert(self) -> bool:
+        """Return whether the sink takes ``writeMode: upsert``."""
+        return "upsert" in self.write_modes
+
 
 @dataclass(frozen=True)
 class DataSourceType:
-    """A data source type: its name, connect parameters (secrets marked) and connectors."""
+    """A data source type: its name, connect parameters (secrets marked) and connectors.
+
+    This is a connector module's whole declaration (its ``TYPE``): the registry lists the
+    modules and reads it, so a new connector is one module plus its name in the registry."""
 
     name: str
     params: tuple[ParamSpec, ...]
     description: str = ""
     tester: Callable[[Mapping[str, Any]], None] | None = field(default=None, compare=False)
     """Check that connect params reach the backend; raise ConnectorError (no secrets) if not."""
+    source: type[Source] | None = field(default=None, compare=False)
+    sink: type[Sink] | None = field(default=None, compare=False)
 
     @property
     def secret_params(self) -> frozenset[str]:
@@ -199,11 +279,14 @@ class Source(ABC):
 
     type: ClassVar[str]
     """Data source type this source reads (``MYSQL``, ``POSTGRESQL``, ``SQLITE``, ``FILE``...)."""
-    options: ClassVar[frozenset[str]] = frozenset()
-    """Option keys (``params.sources``) the source accepts; others are rejected at job save."""
+    options: ClassVar[tuple[opts.Option, ...]] = ()
+    """Options (``params.sources``) the source takes; others are refused at job save."""
+    capabilities: ClassVar[Capabilities] = Capabilities()
 
     def __init__(self, endpoint: Endpoint) -> None:
         self.endpoint = endpoint
+        self.opts = opts.parse(self.options, endpoint.options)
+        """The options' typed values (every declared option: defaults filled)."""
 
     @property
     def traffic(self) -> str:
@@ -221,6 +304,23 @@ class Source(ABC):
     def progress(self) -> float | None:
         """Return the fraction read so far when the source knows it better than rows/estimate."""
         return None
+
+    def batch_rows(self, batch_size: int) -> int:
+        """Return the rows per batch: the runner's ``batch_size``, or ``batchSize`` when smaller."""
+        if batch_size <= 0:
+            raise InvalidInputError(f"batch size must be positive, got {batch_size}")
+        wanted = self.opts.get("batchSize")
+        return min(batch_size, wanted) if wanted else batch_size
+
+    def split_points(self, channels: int) -> tuple[str, list[Any]]:
+        """Return the key column and up to ``channels - 1`` bounds cutting the source evenly
+        (instead of ``open``: a source either reads or is cut; sources that declare the
+        capability ``channels``).
+
+        Raises:
+            InvalidInputError: the source cannot be cut.
+        """
+        raise InvalidInputError(f"{self.type} sources cannot be cut into channels")
 
     @abstractmethod
     def batches(self, batch_size: int) -> Iterator[pa.RecordBatch]:
@@ -240,11 +340,14 @@ class Sink(ABC):
     """Writes record batches atomically: nothing is visible until ``commit``."""
 
     type: ClassVar[str]
-    options: ClassVar[frozenset[str]] = frozenset()
-    """Option keys (``params.sinks``) the sink accepts; others are rejected at job save."""
+    options: ClassVar[tuple[opts.Option, ...]] = ()
+    """Options (``params.sinks``) the sink takes; others are refused at job save."""
+    capabilities: ClassVar[Capabilities] = Capabilities()
 
     def __init__(self, endpoint: Endpoint) -> None:
         self.endpoint = endpoint
+        self.opts = opts.parse(self.options, endpoint.options)
+        """The options' typed values (every declared option: defaults filled)."""
 
     @property
     def traffic(self) -> str:
@@ -264,15 +367,11 @@ class Sink(ABC):
         """Return (and forget) the rows the last writes refused: the error records."""
         return []
 
-    fenced: ClassVar[bool] = False
-    """Whether the sink keeps a ledger (connectors/ledger.py): a task's rows land once even
-    when its attempts overlap or a commit's outcome is unknown."""
-
     def fence(self, fence: Fence) -> int | None:
         """Before ``open``: take the task's ledger entry for this attempt; return the rows an
         earlier attempt committed (then write nothing), or None when this attempt writes.
         ``commit`` then commits only while the attempt still owns the entry. Sinks without a
-        ledger (``fenced`` False, or the option ``ledger: false``) return None."""
+        ledger (capability ``ledger`` False, or the option ``ledger: false``) return None."""
         return None
 
     @abstractmethod

@@ -14,26 +14,34 @@ from __future__ import annotations
 import importlib.util
 import logging
 import re
+import threading
+from collections import deque
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any
+from typing import Any, Generic, TypeVar
 from urllib.parse import quote
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from exchangis.connectors.base import Endpoint, check_host
-from exchangis.errors import ExchangisError, InvalidInputError, TerminalConnectorError
+from exchangis.connectors.base import check_host
+from exchangis.errors import ExchangisError, TerminalConnectorError
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
+
 READ_BATCH_ROWS = 32768
-"""Rows per batch asked of connectorx; the runner re-slices to its own batch size."""
+"""Most rows per batch asked of connectorx; the runner re-slices to its own batch size."""
+
+READ_BATCH_BYTES = 4 * 2**20
+"""Arrow bytes a batch asked of connectorx should hold at most (its rows are cut to fit the
+widest rows seen so far: :meth:`Chunks.batch_rows`), whatever the rows' width."""
 
 CHUNK_ROWS = 131072
 """Most rows per connectorx query of a keyset read: connectorx reads ahead of a slower consumer
 without bound, so a read is cut into chunks of at most this many rows (and ``CHUNK_BYTES``)."""
 
-CHUNK_BYTES = 64 * 2**20
+CHUNK_BYTES = 32 * 2**20
 """Arrow bytes a chunk of a keyset read should hold at most: its row count is cut to fit
 (:class:`Chunks`). About what a read holds in memory at once, whatever the rows' width."""
 
@@ -60,18 +68,6 @@ def available(module: str) -> bool:
         return False
 
 
-def wanted(endpoint: Endpoint, module: str) -> bool:
-    """Return whether a bulk path using ``module`` should be used for ``endpoint``.
-
-    Raises:
-        InvalidInputError: the ``bulk`` option is not a boolean.
-    """
-    value = endpoint.option("bulk", True)
-    if not isinstance(value, bool):
-        raise InvalidInputError(f"option bulk must be true or false, got {value!r}")
-    return value and available(module)
-
-
 def url(scheme: str, connect: Mapping[str, Any], default_port: int, db: str | None) -> str:
     """Return a ``scheme://user:password@host:port/db`` URL (every part percent-encoded).
 
@@ -92,7 +88,11 @@ def url(scheme: str, connect: Mapping[str, Any], default_port: int, db: str | No
 
 
 def stream(
-    conn_url: str, sql: str, schema: pa.Schema, error: Callable[[str, bool], Exception]
+    conn_url: str,
+    sql: str,
+    schema: pa.Schema,
+    error: Callable[[str, bool], Exception],
+    batch_rows: int = READ_BATCH_ROWS,
 ) -> Iterator[pa.RecordBatch]:
     """Yield the rows of ``sql`` read by connectorx, cast to ``schema`` batch by batch.
 
@@ -100,12 +100,13 @@ def stream(
     column metadata); connectorx's own mapping is wider (e.g. every decimal as (38, 10)), so
     each batch is cast to it — a cast that would lose anything fails instead. A failure of
     connectorx (a Rust panic included) becomes ``error(message, lost_connection)``.
+    ``batch_rows``: the most rows connectorx puts in a batch.
     """
     import connectorx
 
     try:
         reader = connectorx.read_sql(
-            conn_url, sql, return_type="arrow_stream", batch_size=READ_BATCH_ROWS
+            conn_url, sql, return_type="arrow_stream", batch_size=max(1, int(batch_rows))
         )
         batches = iter(reader)
         while True:
@@ -181,6 +182,11 @@ class Chunks:
         """Return the row count of the next chunk."""
         return max(1, min(self.max_rows, int(self.budget * TARGET // self.row_bytes)))
 
+    def batch_rows(self) -> int:
+        """Return the rows per connectorx batch of the next chunk: ``READ_BATCH_BYTES`` of
+        rows as wide as the widest seen so far (at most ``READ_BATCH_ROWS``)."""
+        return max(1, min(READ_BATCH_ROWS, int(READ_BATCH_BYTES // self.row_bytes)))
+
     def read(
         self,
         url: str,
@@ -206,7 +212,7 @@ class Chunks:
         while True:
             limit = self.limit()
             got, size, widest, more = 0, 0, 0.0, False
-            for batch in stream(url, chunk_sql(after, limit), schema, error):
+            for batch in stream(url, chunk_sql(after, limit), schema, error, self.batch_rows()):
                 got += batch.num_rows
                 size += batch.nbytes
                 widest = max(widest, batch.nbytes / batch.num_rows)
@@ -272,10 +278,12 @@ def conform(
 def decimal_text(column: pa.Array) -> pa.Array:
     """Return a decimal column as plain fixed-point text at its scale (``0.0000000001``).
 
-    Arrow's cast writes small and zero values in scientific notation (``1E-10``, ``0E-10``);
-    only those values are rewritten, one by one.
+    Arrow's cast writes small and zero values in scientific notation (``1E-10``, ``0E-10``)
+    when the scale is above 6 (or negative); only those values are rewritten, one by one.
     """
     text = pc.cast(column, pa.string())
+    if 0 <= column.type.scale <= 6:  # never scientific: -scale + digits - 1 >= -6
+        return text
     scientific = pc.fill_null(pc.match_substring(text, "E"), False)
     if not pc.any(scientific).as_py():
         return text
@@ -302,11 +310,22 @@ def _tsv_column(column: pa.Array) -> pa.Array:
     if pa.types.is_large_string(column.type):
         column = pc.cast(column, pa.string())
     if pa.types.is_string(column.type):
+        found = _text_bytes(column)  # one scan; most text holds none of the characters
         for old, new in _TSV_ESCAPES:
-            column = pc.replace_substring(column, old, new)
+            if old.encode() in found:
+                column = pc.replace_substring(column, old, new)
     else:
         column = text_of(column)
     return pc.fill_null(column, "\\N")
+
+
+def _text_bytes(column: pa.Array) -> bytes:
+    """Return the UTF-8 bytes of a text column's values, one after another."""
+    if len(column) == 0 or column.buffers()[2] is None:
+        return b""
+    offsets = memoryview(column.buffers()[1]).cast("i")
+    start, end = offsets[column.offset], offsets[column.offset + len(column)]
+    return memoryview(column.buffers()[2])[start:end].tobytes()
 
 
 def tsv_supported(data_type: pa.DataType) -> bool:
@@ -326,17 +345,111 @@ def tsv_supported(data_type: pa.DataType) -> bool:
     )
 
 
-def encode_tsv(batch: pa.RecordBatch) -> bytes:
+def encode_tsv(batch: pa.RecordBatch) -> memoryview:
     """Return ``batch`` as tab-separated lines: ``\\N`` for NULL, ``\\``-escaped text.
 
     This is the default format of MySQL's ``LOAD DATA`` (and PostgreSQL's text ``COPY``).
-    Every step is an Arrow compute kernel; nothing loops over values in Python.
+    Every step is an Arrow compute kernel; nothing loops over values in Python. The bytes are
+    a view of the Arrow buffer that holds them (no copy).
     """
     if batch.num_rows == 0:
-        return b""
+        return memoryview(b"")
     columns = [_tsv_column(c) for c in batch.columns]
+    columns[-1] = pc.binary_join_element_wise(columns[-1], "\n", "")  # each line's end
     lines = pc.binary_join_element_wise(*columns, "\t") if len(columns) > 1 else columns[0]
-    lines = pc.binary_join_element_wise(lines, "\n", "")
     offsets = memoryview(lines.buffers()[1]).cast("i")
     start, end = offsets[lines.offset], offsets[lines.offset + len(lines)]
-    return memoryview(lines.buffers()[2])[start:end].tobytes()
+    return memoryview(lines.buffers()[2])[start:end]
+
+
+# --- a bounded hand-over between two threads ---------------------------------------------------
+
+
+class FeedAborted(Exception):  # noqa: N818 - a control-flow signal, not an error
+    """The producer of a :class:`Feed` gave up: what was handed over so far is discarded."""
+
+
+class Feed(Generic[T]):
+    """Items handed from one thread (the producer) to another (the consumer) in order, at most
+    ``limit`` bytes of them waiting at once: the producer waits beyond, so memory stays flat
+    however far ahead of the consumer it runs.
+
+    The consumer takes items with :meth:`get` until :meth:`close`; :meth:`abort` makes it raise
+    :class:`FeedAborted` instead. The consumer calls :meth:`stop` when it ends (done or
+    failed): a producer waiting in :meth:`put` then gets False rather than waiting forever.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._items: deque[tuple[T, int]] = deque()
+        self._queued = 0
+        self._closed = False
+        self._aborted = False
+        self._stopped = False
+        self._cond = threading.Condition()
+
+    def put(self, item: T, size: int) -> bool:
+        """Queue ``item`` of ``size`` bytes, waiting while ``limit`` bytes wait (a larger item
+        waits alone). Returns False, ``item`` dropped, once the consumer has stopped."""
+        with self._cond:
+            while self._queued and self._queued + size > self.limit and not self._stopped:
+                self._cond.wait()
+            if self._stopped:
+                return False
+            self._items.append((item, size))
+            self._queued += size
+            self._cond.notify_all()
+            return True
+
+    def close(self) -> None:
+        """Say that nothing more comes: :meth:`get` returns None after the last item."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+
+    def abort(self) -> None:
+        """Drop what waits, and make :meth:`get` raise :class:`FeedAborted` from now on."""
+        with self._cond:
+            self._aborted = True
+            self._items.clear()
+            self._queued = 0
+            self._cond.notify_all()
+
+    def stop(self) -> None:
+        """Consumer side: take nothing more (a waiting or later :meth:`put` returns False)."""
+        with self._cond:
+            self._stopped = True
+            self._items.clear()
+            self._queued = 0
+            self._cond.notify_all()
+
+    def get(self) -> T | None:
+        """Consumer side: return the next item, waiting for it; None once closed and empty.
+
+        Raises:
+            FeedAborted: the producer called :meth:`abort`.
+        """
+        with self._cond:
+            while not (self._items or self._closed or self._aborted):
+                self._cond.wait()
+            if self._aborted:
+                raise FeedAborted("the writer gave up")
+            if not self._items:
+                return None
+            item, size = self._items.popleft()
+            self._queued -= size
+            self._cond.notify_all()
+            return item
+
+    def wait(self) -> bool:
+        """Consumer side: wait for an item; return False when closed and empty instead.
+
+        Raises:
+            FeedAborted: the producer called :meth:`abort`.
+        """
+        with self._cond:
+            while not (self._items or self._closed or self._aborted):
+                self._cond.wait()
+            if self._aborted:
+                raise FeedAborted("the writer gave up")
+            return bool(self._items)

@@ -1,8 +1,11 @@
-"""CSV and JSON Lines files under a data source ``root`` directory.
+"""CSV, JSON Lines and Parquet files under a data source ``root`` directory.
 
 Sources stream with pyarrow's CSV/JSON readers; CSV columns are read as text (exact: the sink
 database converts). Sinks write a temp file in the target's directory and ``os.replace`` it at
-commit, so a failed task leaves the target as it was.
+commit, so a failed task leaves the target as it was. CSV and JSONL files may be compressed
+(gzip or zstd: option ``compression``, or the name's ``.gz``/``.zst`` suffix). Other formats
+live in their own modules (:data:`FORMAT_MODULES`: Parquet in ``parquet.py``), subclasses of
+:class:`FileSource` and :class:`FileSink` that ``FileSource(endpoint)`` picks by format.
 """
 
 from __future__ import annotations
@@ -10,14 +13,16 @@ from __future__ import annotations
 import base64
 import codecs
 import fcntl
+import importlib
 import json
 import logging
 import os
 import re
 import shutil
 import tempfile
-from collections.abc import Iterator, Mapping
-from pathlib import Path
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path, PurePosixPath
+from types import ModuleType
 from typing import Any, BinaryIO, ClassVar
 
 import pyarrow as pa
@@ -25,30 +30,49 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.json as pajson
 
-from exchangis.connectors.base import DataSourceType, Endpoint, ParamSpec, Sink, Source
+from exchangis.connectors.base import (
+    WRITE_MODES,
+    Capabilities,
+    DataSourceType,
+    Endpoint,
+    ParamSpec,
+    Sink,
+    Source,
+)
 from exchangis.connectors.bulk import decimal_text
 from exchangis.connectors.ledger import Fence, FileLedger
-from exchangis.connectors.registry import Registry
-from exchangis.connectors.sql import effective_batch_size, positive_int, write_mode
+from exchangis.connectors.options import (
+    BATCH_SIZE,
+    LEDGER,
+    Kind,
+    Option,
+    option_error,
+    write_mode,
+)
 from exchangis.errors import ConnectorError, InvalidInputError, TerminalConnectorError
 
 log = logging.getLogger(__name__)
 
 NAME = "FILE"
 PARAMS = (ParamSpec("root", local_path=True),)
-FORMATS = ("csv", "jsonl")
+FORMATS = ("csv", "jsonl", "parquet")
+FORMAT_MODULES = {"parquet": "exchangis.connectors.parquet"}
+"""Formats served by a module of their own (its ``SOURCE`` and ``SINK`` classes, subclasses of
+:class:`FileSource` and :class:`FileSink`), imported when a file of that format is used."""
 _EXTENSIONS = {
     ".csv": "csv",
     ".tsv": "csv",
     ".jsonl": "jsonl",
     ".json": "jsonl",
     ".ndjson": "jsonl",
+    ".parquet": "parquet",
+    ".pq": "parquet",
 }
-_ALIASES = {"csv": "csv", "tsv": "csv", "jsonl": "jsonl", "json": "jsonl", "ndjson": "jsonl"}
+CODECS = ("none", "gzip", "zstd")
+_COMPRESSED = {".gz": "gzip", ".zst": "zstd"}
+_COPY_CHUNK = 1 << 20  # bytes decompressed at a time when scanning a compressed target
 _CSV_BLOCK_SIZE = 1 << 20  # bytes parsed at a time: bounds memory and progress granularity
 _JSON_BLOCK_SIZE = 1 << 22  # 4 MiB: the longest JSON line a block must hold
-_TRUE = frozenset({"true", "1", "yes", "y", "t"})
-_FALSE = frozenset({"false", "0", "no", "n", "f"})
 _READ_ERRORS = (pa.ArrowException, OSError, UnicodeError, ValueError)
 
 
@@ -78,21 +102,61 @@ def resolve_inside(root: str, relative: str) -> Path:
     return target
 
 
+def name_suffixes(table: str) -> tuple[str, str | None]:
+    """Return the suffix naming a file's format and the codec its compression suffix names.
+
+    ``out.csv.gz`` gives ``(".csv", "gzip")``, ``in.jsonl`` ``(".jsonl", None)``.
+    """
+    path = PurePosixPath(table.replace("\\", "/"))
+    codec = _COMPRESSED.get(path.suffix.lower())
+    if codec is not None:
+        path = path.with_suffix("")
+    return path.suffix.lower(), codec
+
+
 def file_format(endpoint: Endpoint) -> str:
-    """Return ``csv`` or ``jsonl`` from the ``format`` option or the file extension."""
-    option = endpoint.option("format")
-    if option is not None:
-        fmt = _ALIASES.get(str(option).strip().lower())
-        if fmt is None:
-            raise InvalidInputError(f"unknown file format {option!r} (use csv or jsonl)")
-        return fmt
-    suffix = Path(endpoint.table).suffix.lower()
-    fmt = _EXTENSIONS.get(suffix)
-    if fmt is None:
+    """Return ``csv``, ``jsonl`` or ``parquet``: the ``format`` option, else the name's suffix.
+
+    Raises:
+        InvalidInputError: neither tells the format, or the option contradicts the suffix
+            (``a.csv`` with ``format: parquet``).
+    """
+    chosen = FORMAT.parse(endpoint.options.get("format"))
+    named = _EXTENSIONS.get(name_suffixes(endpoint.table)[0])
+    if chosen is None and named is None:
         raise InvalidInputError(
-            f"cannot tell the format of {endpoint.table!r}: set option format (csv or jsonl)"
+            f"cannot tell the format of {endpoint.table!r}: set option format"
+            f" ({', '.join(FORMATS)})"
         )
-    return fmt
+    if chosen is not None and named is not None and chosen != named:
+        raise option_error(
+            f"option format {chosen} contradicts the name {endpoint.table!r} ({named}):"
+            " rename the file or drop the option"
+        )
+    return str(chosen or named)
+
+
+def stream_codec(endpoint: Endpoint) -> str | None:
+    """Return the codec a CSV or JSONL file's bytes go through (``gzip``, ``zstd``), or None:
+    the ``compression`` option, else the name's ``.gz``/``.zst`` suffix.
+
+    Raises:
+        InvalidInputError: the option contradicts the suffix (``out.csv.gz`` with ``zstd``).
+    """
+    chosen = COMPRESSION.parse(endpoint.options.get("compression"))
+    named = name_suffixes(endpoint.table)[1]
+    if chosen is not None and named is not None and chosen != named:
+        raise option_error(
+            f"option compression {chosen} contradicts the name {endpoint.table!r} ({named}):"
+            " rename the file or drop the option"
+        )
+    codec = chosen or named
+    return None if codec in (None, "none") else str(codec)
+
+
+def _format_module(fmt: str) -> ModuleType:
+    """Return the module serving ``fmt`` (see :data:`FORMAT_MODULES`)."""
+    return importlib.import_module(FORMAT_MODULES[fmt])
 
 
 def test_connection(connect: Mapping[str, Any]) -> None:
@@ -111,36 +175,39 @@ def test_connection(connect: Mapping[str, Any]) -> None:
 # --- options -----------------------------------------------------------------------------------
 
 
-def _char(endpoint: Endpoint, key: str, default: str) -> str:
-    value = endpoint.option(key, default)
-    value = {"\\t": "\t", "tab": "\t"}.get(value, value)
-    if not isinstance(value, str) or len(value) != 1 or value in "\r\n":
-        raise InvalidInputError(f"option {key} must be a single character, got {value!r}")
-    return value
-
-
-def _flag(endpoint: Endpoint, key: str, default: bool) -> bool:
-    value = endpoint.option(key, default)
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in _TRUE:
-        return True
-    if text in _FALSE:
-        return False
-    raise InvalidInputError(f"option {key} must be true or false, got {value!r}")
-
-
-def _encoding(endpoint: Endpoint) -> str:
-    value = str(endpoint.option("encoding", "utf-8"))
+def _encoding(name: str) -> str:
     try:
-        return codecs.lookup(value).name
+        return codecs.lookup(name).name
     except LookupError:
-        raise InvalidInputError(f"unknown encoding {value!r}") from None
+        raise InvalidInputError(f"unknown encoding {name!r}") from None
+
+
+FORMAT = Option(
+    "format",
+    Kind.ENUM,
+    "The file's format (default: from the name's suffix: .csv .tsv .jsonl .json .ndjson"
+    " .parquet .pq, before any .gz or .zst).",
+    values=FORMATS,
+    aliases={"tsv": "csv", "json": "jsonl", "ndjson": "jsonl", "pq": "parquet"},
+)
+COMPRESSION = Option(
+    "compression",
+    Kind.ENUM,
+    "CSV/JSONL: the file's compression (default: from the name's suffix .gz or .zst, else"
+    " none). Parquet: the column codec written (default zstd; any codec is read).",
+    values=CODECS,
+    aliases={"gz": "gzip", "zst": "zstd", "uncompressed": "none"},
+)
+ENCODING = Option("encoding", Kind.STRING, "The text encoding.", default="utf-8", check=_encoding)
+DELIMITER = Option(
+    "delimiter", Kind.CHAR, "CSV: the field separator (default: tab for .tsv, else a comma)."
+)
+QUOTE_CHAR = Option("quoteChar", Kind.CHAR, "CSV: the quote character.", default='"')
+HEADER = Option("header", Kind.BOOLEAN, "CSV: the first line names the columns.", default=True)
 
 
 def _default_delimiter(endpoint: Endpoint) -> str:
-    return "\t" if Path(endpoint.table).suffix.lower() == ".tsv" else ","
+    return "\t" if name_suffixes(endpoint.table)[0] == ".tsv" else ","
 
 
 def _root(endpoint: Endpoint) -> str:
@@ -150,27 +217,43 @@ def _root(endpoint: Endpoint) -> str:
 # --- sources -----------------------------------------------------------------------------------
 
 
+SHARED_OPTIONS = (FORMAT, COMPRESSION, DELIMITER, HEADER, ENCODING, QUOTE_CHAR)
+"""Options a file takes as a source and as a sink."""
+
+
 class FileSource(Source):
-    """Read a CSV or JSONL file; ``FileSource(endpoint)`` builds the class for its format."""
+    """Read a file; ``FileSource(endpoint)`` builds the class for its format."""
 
     type: ClassVar[str] = NAME
-    options: ClassVar[frozenset[str]] = frozenset(
-        {"format", "delimiter", "header", "encoding", "quoteChar", "nullValue", "batchSize"}
+    options: ClassVar[tuple[Option, ...]] = (
+        *SHARED_OPTIONS,
+        Option("nullValue", Kind.STRING, "CSV: the text read as NULL (default: none)."),
+        BATCH_SIZE,
     )
+    capabilities: ClassVar[Capabilities] = Capabilities(estimate=True)
     format: ClassVar[str] = ""
 
     def __new__(cls, endpoint: Endpoint) -> FileSource:
-        """Return a CsvSource or JsonlSource for ``endpoint``'s format."""
+        """Return a CsvSource, JsonlSource or the format module's source for ``endpoint``."""
         if cls is FileSource:
-            chosen: type[FileSource] = CsvSource if file_format(endpoint) == "csv" else JsonlSource
+            fmt = file_format(endpoint)
+            chosen: type[FileSource] = (
+                CsvSource
+                if fmt == "csv"
+                else JsonlSource
+                if fmt == "jsonl"
+                else _format_module(fmt).SOURCE
+            )
             return super().__new__(chosen)
         return super().__new__(cls)
 
     def __init__(self, endpoint: Endpoint) -> None:
         super().__init__(endpoint)
-        self.path = resolve_inside(_root(endpoint), endpoint.table)
-        self.encoding = _encoding(endpoint)
-        positive_int(endpoint, "batchSize")
+        self.root = _root(endpoint)
+        self.path = resolve_inside(self.root, endpoint.table)
+        self.encoding: str = self.opts["encoding"]
+        self.codec = self._codec()
+        self._raw: Any = None
         self._file: Any = None
         self._reader: Any = None
         self._size = 0
@@ -179,17 +262,30 @@ class FileSource(Source):
 
     @property
     def traffic(self) -> str:
-        """Return ``csv`` or ``jsonl``."""
+        """Return the format: ``csv``, ``jsonl``, ``parquet``."""
         return self.format
+
+    def _codec(self) -> str | None:
+        """Return the codec the file's bytes are compressed with (None: not compressed)."""
+        return stream_codec(self.endpoint)
 
     def _fail(self, action: str, exc: BaseException) -> TerminalConnectorError:
         return TerminalConnectorError(f"{action} {self.endpoint.table}: {exc}")
 
     def _open_file(self) -> Any:
+        """Open the file's content (decompressed); progress follows the raw file's position."""
         if not self.path.is_file():
             raise TerminalConnectorError(f"file {self.endpoint.table} does not exist")
         self._size = self.path.stat().st_size
-        return pa.OSFile(str(self.path), "rb")
+        self._raw = pa.OSFile(str(self.path), "rb")
+        if self.codec is None:
+            return self._raw
+        return pa.CompressedInputStream(self._raw, self.codec)
+
+    def _is_empty(self) -> bool:
+        """Return whether the file holds no byte once decompressed."""
+        with self._open_file() as probe:
+            return self._size == 0 or not probe.read(1)
 
     def estimate(self) -> int | None:
         """Return None: a file's row count is unknown until read (see :meth:`progress`)."""
@@ -205,15 +301,15 @@ class FileSource(Source):
 
     def _tell(self) -> int:
         try:
-            return int(self._file.tell())
-        except (OSError, ValueError, pa.ArrowException):
+            return int(self._raw.tell())
+        except (OSError, ValueError, AttributeError, pa.ArrowException):
             return self._size
 
     def batches(self, batch_size: int) -> Iterator[pa.RecordBatch]:
         """Yield batches of at most ``batch_size`` rows, slicing the reader's blocks."""
         if self._reader is None:
             raise TerminalConnectorError("source is not open")
-        size = effective_batch_size(self.endpoint, batch_size)
+        size = self.batch_rows(batch_size)
         while True:
             before = self._consumed
             try:
@@ -235,11 +331,24 @@ class FileSource(Source):
     def close(self) -> None:
         """Close the reader and the file; safe twice."""
         self._reader = None
-        if self._file is not None:
-            try:
-                self._file.close()
-            finally:
-                self._file = None
+        file, raw = self._file, self._raw
+        self._file = self._raw = None
+        try:
+            if file is not None:
+                file.close()
+        finally:
+            if raw is not None and not raw.closed:
+                raw.close()
+
+
+class _NoRows:
+    """The reader of an empty file: no column, no batch."""
+
+    schema = pa.schema([])
+
+    def read_next_batch(self) -> pa.RecordBatch:
+        """Raise StopIteration: there is no batch."""
+        raise StopIteration
 
 
 class CsvSource(FileSource):
@@ -248,16 +357,16 @@ class CsvSource(FileSource):
     format = "csv"
 
     def _options(self) -> tuple[pacsv.ReadOptions, pacsv.ParseOptions, bool, str]:
-        header = _flag(self.endpoint, "header", True)
+        header = self.opts["header"]
         parse = pacsv.ParseOptions(
-            delimiter=_char(self.endpoint, "delimiter", _default_delimiter(self.endpoint)),
-            quote_char=_char(self.endpoint, "quoteChar", '"'),
+            delimiter=self.opts["delimiter"] or _default_delimiter(self.endpoint),
+            quote_char=self.opts["quoteChar"],
             newlines_in_values=True,
         )
         read = pacsv.ReadOptions(
             encoding=self.encoding, block_size=_CSV_BLOCK_SIZE, autogenerate_column_names=not header
         )
-        null_value = self.endpoint.options.get("nullValue")
+        null_value = self.opts["nullValue"]
         return read, parse, header, "" if null_value is None else str(null_value)
 
     def open(self) -> pa.Schema:
@@ -311,9 +420,11 @@ class JsonlSource(FileSource):
         """Infer the schema from the first block, then stream with it fixed."""
         read = pajson.ReadOptions(block_size=_JSON_BLOCK_SIZE, use_threads=False)
         try:
+            if self._is_empty():  # an empty table written by a JSONL sink: no row, no column
+                self._reader = _NoRows()
+                self._finished = True
+                return pa.schema([])
             with self._open_file() as probe:
-                if self._size == 0:
-                    raise TerminalConnectorError(f"file {self.endpoint.table} is empty")
                 inferred = pajson.open_json(self._stream(probe), read_options=read).schema
             fields = [
                 pa.field(f.name, pa.string())
@@ -362,37 +473,95 @@ def _is_binary(t: pa.DataType) -> bool:
 
 
 class FileSink(Sink):
-    """Write a CSV or JSONL file atomically; ``FileSink(endpoint)`` builds the format's class."""
+    """Write a file atomically; ``FileSink(endpoint)`` builds the class for its format."""
 
     type: ClassVar[str] = NAME
-    options: ClassVar[frozenset[str]] = frozenset(
-        {"format", "delimiter", "header", "encoding", "quoteChar", "writeMode", "ledger"}
+    options: ClassVar[tuple[Option, ...]] = (
+        *SHARED_OPTIONS,
+        write_mode(WRITE_MODES),
+        LEDGER,
+    )
+    capabilities: ClassVar[Capabilities] = Capabilities(
+        write_modes=WRITE_MODES, atomic=True, ledger=True
     )
     format: ClassVar[str] = ""
-    fenced: ClassVar[bool] = True
 
     def __new__(cls, endpoint: Endpoint) -> FileSink:
-        """Return a CsvSink or JsonlSink for ``endpoint``'s format."""
+        """Return a CsvSink, JsonlSink or the format module's sink for ``endpoint``."""
         if cls is FileSink:
-            chosen: type[FileSink] = CsvSink if file_format(endpoint) == "csv" else JsonlSink
+            fmt = file_format(endpoint)
+            chosen: type[FileSink] = (
+                CsvSink
+                if fmt == "csv"
+                else JsonlSink
+                if fmt == "jsonl"
+                else _format_module(fmt).SINK
+            )
             return super().__new__(chosen)
         return super().__new__(cls)
 
     def __init__(self, endpoint: Endpoint) -> None:
         super().__init__(endpoint)
         self.path = resolve_inside(_root(endpoint), endpoint.table)
-        self.mode = write_mode(endpoint)
-        self.encoding = _encoding(endpoint)
-        self.keeps_ledger = _flag(endpoint, "ledger", True)
+        self.mode: str = self.opts["writeMode"]
+        self.encoding: str = self.opts["encoding"]
+        self.keeps_ledger: bool = self.opts["ledger"]
+        self.codec = self._codec()
         self._tmp: Path | None = None
         self._fh: BinaryIO | None = None
+        self._out: Any = None
+        """What the format writer writes to: the temp file, or a compressor in front of it."""
         self._fence: Fence | None = None
+        self._names: list[str] = []
+        """The columns given to :meth:`open`: every batch has them."""
         self._written = 0
 
     @property
     def traffic(self) -> str:
-        """Return ``csv`` or ``jsonl``."""
+        """Return the format: ``csv``, ``jsonl``, ``parquet``."""
         return self.format
+
+    def _codec(self) -> str | None:
+        """Return the codec the file's bytes are compressed with (None: not compressed)."""
+        return stream_codec(self.endpoint)
+
+    def _compressor(self, handle: BinaryIO) -> Any:
+        """Return the stream the format writer writes to: ``handle``, or a compressor on it."""
+        if self.codec is None:
+            return handle
+        # On a duplicate descriptor: closing the compressor ends the compressed stream and
+        # leaves the temp file (and its lock) open until the rename.
+        return pa.CompressedOutputStream(os.fdopen(os.dup(handle.fileno()), "wb"), self.codec)
+
+    def _close_out(self) -> None:
+        """End the compressed stream, if any (the temp file stays open)."""
+        out, self._out = self._out, None
+        if out is not None and out is not self._fh:
+            out.close()
+
+    def _packed(self, data: bytes) -> bytes:
+        """Return ``data`` as the file stores it: a compressed member (gzip) or frame (zstd) of
+        its own when compressed; concatenated members read back as one stream."""
+        if self.codec is None or not data:
+            return data
+        out = pa.BufferOutputStream()
+        with pa.CompressedOutputStream(out, self.codec) as stream:
+            stream.write(data)
+        return bytes(out.getvalue().to_pybytes())
+
+    def _last_byte(self) -> bytes | None:
+        """Return the target's last byte (decompressed), or None when it is missing or empty."""
+        if not self.path.is_file() or self.path.stat().st_size == 0:
+            return None
+        if self.codec is None:
+            with self.path.open("rb") as existing:
+                existing.seek(-1, os.SEEK_END)
+                return existing.read(1)
+        last = b""
+        with pa.CompressedInputStream(pa.OSFile(str(self.path), "rb"), self.codec) as stream:
+            while chunk := stream.read(_COPY_CHUNK):
+                last = chunk[-1:]
+        return last or None
 
     def _fail(self, action: str, exc: BaseException) -> TerminalConnectorError:
         return TerminalConnectorError(f"{action} {self.endpoint.table}: {exc}")
@@ -439,8 +608,10 @@ class FileSink(Sink):
         """Create the temp file the new rows go to (appended to the target at commit)."""
         if self.path.is_dir():
             raise TerminalConnectorError(f"{self.endpoint.table} is a directory")
+        self._names = list(schema.names)
         try:
             self._tmp, self._fh = self._temp()
+            self._out = self._compressor(self._fh)
             self._start(schema, self.mode == "append")  # append: the header comes at commit
         except ConnectorError:
             self.rollback()
@@ -453,6 +624,11 @@ class FileSink(Sink):
         """Append ``batch`` to the temp file."""
         if self._fh is None:
             raise TerminalConnectorError("sink is not open")
+        if batch.schema.names != self._names:  # (pyarrow's CSV writer crashes on fewer)
+            raise TerminalConnectorError(
+                f"write {self.endpoint.table}: the batch's columns"
+                f" ({', '.join(batch.schema.names)}) are not the file's ({', '.join(self._names)})"
+            )
         try:
             self._write(batch)
         except ConnectorError:
@@ -470,6 +646,7 @@ class FileSink(Sink):
             raise TerminalConnectorError("sink is not open")
         try:
             self._finish()
+            self._close_out()
             self._sync(self._fh)
             with FileLedger(self.path).locked() as book:
                 if self.mode == "append":
@@ -499,20 +676,31 @@ class FileSink(Sink):
 
     def _append_to_target(self) -> None:
         """Replace the temp file with the target's content followed by the new rows (or the
-        header, when the target is missing or empty)."""
+        header, when the target is missing or empty). Compressed files are concatenated as
+        they are: gzip members and zstd frames read back as one stream."""
         assert self._fh is not None and self._tmp is not None
-        merged, handle = self._temp()
-        try:
-            if self.path.is_file() and self.path.stat().st_size > 0:
+        new = self._tmp
+
+        def fill(handle: BinaryIO) -> None:
+            last = self._last_byte()
+            if last is None:
+                handle.write(self._packed(self._header()))
+            else:
                 with self.path.open("rb") as existing:
                     shutil.copyfileobj(existing, handle)
-                    existing.seek(-1, os.SEEK_END)
-                    if existing.read(1) != b"\n":
-                        handle.write(b"\n")
-            else:
-                handle.write(self._header())
-            with self._tmp.open("rb") as rows:
+                if last != b"\n":
+                    handle.write(self._packed(b"\n"))
+            with new.open("rb") as rows:
                 shutil.copyfileobj(rows, handle)
+
+        self._replace_temp(fill)
+
+    def _replace_temp(self, fill: Callable[[BinaryIO], None]) -> None:
+        """Write a new temp file with ``fill`` and make it the one ``commit`` publishes; on any
+        failure the new file is removed and the old one stays."""
+        merged, handle = self._temp()
+        try:
+            fill(handle)
             self._sync(handle)
         except BaseException:
             handle.close()
@@ -523,6 +711,10 @@ class FileSink(Sink):
 
     def _close_temp(self) -> None:
         """Close (and unlock) the temp file and delete it if it was not renamed."""
+        try:
+            self._close_out()
+        except (OSError, pa.ArrowException):
+            log.debug("closing the compressor failed path=%s", self._tmp)
         fh, tmp = self._fh, self._tmp
         self._fh, self._tmp = None, None
         if fh is not None:
@@ -549,9 +741,9 @@ class CsvSink(FileSink):
 
     def __init__(self, endpoint: Endpoint) -> None:
         super().__init__(endpoint)
-        self.delimiter = _char(endpoint, "delimiter", _default_delimiter(endpoint))
-        self.quote = _char(endpoint, "quoteChar", '"')
-        self.header = _flag(endpoint, "header", True)
+        self.delimiter: str = self.opts["delimiter"] or _default_delimiter(endpoint)
+        self.quote: str = self.opts["quoteChar"]
+        self.header: bool = self.opts["header"]
         self._writer: pacsv.CSVWriter | None = None
         self._schema: pa.Schema | None = None
 
@@ -582,7 +774,7 @@ class CsvSink(FileSink):
         include_header = self.header and not appending
         if self._fast():
             options = pacsv.WriteOptions(include_header=include_header, delimiter=self.delimiter)
-            self._writer = pacsv.CSVWriter(self._fh, self._schema, write_options=options)
+            self._writer = pacsv.CSVWriter(self._out, self._schema, write_options=options)
         elif include_header:
             self._write_lines([[self._quoted(n) for n in schema.names]])
 
@@ -602,9 +794,9 @@ class CsvSink(FileSink):
         return q + text.replace(q, q + q) + q
 
     def _write_lines(self, rows: list[list[str]]) -> None:
-        assert self._fh is not None
+        assert self._out is not None
         text = "".join(self.delimiter.join(row) + "\n" for row in rows)
-        self._fh.write(text.encode(self.encoding))
+        self._out.write(text.encode(self.encoding))
 
     def _write(self, batch: pa.RecordBatch) -> None:
         batch = self._prepare(batch)
@@ -655,7 +847,7 @@ class JsonlSink(FileSink):
         return column.to_pylist()
 
     def _write(self, batch: pa.RecordBatch) -> None:
-        assert self._fh is not None
+        assert self._out is not None
         names = batch.schema.names
         columns = [self._column(c) for c in batch.columns]
         lines = [
@@ -663,15 +855,15 @@ class JsonlSink(FileSink):
             for row in zip(*columns, strict=True)
         ]
         if lines:
-            self._fh.write(("\n".join(lines) + "\n").encode(self.encoding))
+            self._out.write(("\n".join(lines) + "\n").encode(self.encoding))
 
 
-def register(registry: Registry) -> None:
-    """Register the FILE data source type and its connectors."""
-    registry.register(
-        DataSourceType(
-            NAME, PARAMS, "CSV / JSON Lines files under a root directory", tester=test_connection
-        ),
-        FileSource,
-        FileSink,
-    )
+TYPE = DataSourceType(
+    NAME,
+    PARAMS,
+    "CSV / JSON Lines / Parquet files under a root directory",
+    tester=test_connection,
+    source=FileSource,
+    sink=FileSink,
+)
+"""The files connector's declaration (listed in :data:`exchangis.connectors.registry.MODULES`)."""

@@ -15,10 +15,16 @@ from typing import Any, ClassVar
 
 import pyarrow as pa
 
-from exchangis.connectors.base import DataSourceType, Endpoint, Sink, Source
-from exchangis.connectors.registry import Registry
-from exchangis.connectors.sql import effective_batch_size, positive_int, write_mode
-from exchangis.errors import InvalidInputError, TerminalConnectorError
+from exchangis.connectors.base import (
+    WRITE_MODES,
+    Capabilities,
+    DataSourceType,
+    Endpoint,
+    Sink,
+    Source,
+)
+from exchangis.connectors.options import BATCH_SIZE, Kind, Option, write_mode
+from exchangis.errors import TerminalConnectorError
 
 NAME = "MEMORY"
 SCHEMA = pa.schema([("id", pa.int64()), ("name", pa.string()), ("amount", pa.decimal128(12, 2))])
@@ -28,15 +34,10 @@ def test_connection(connect: Mapping[str, Any]) -> None:
     """Accept anything: there is nothing to reach."""
 
 
-def _sleep(endpoint: Endpoint) -> float:
-    value = endpoint.option("sleepPerBatch", 0)
-    try:
-        seconds = float(value)
-    except (TypeError, ValueError):
-        raise InvalidInputError(f"option sleepPerBatch must be a number, got {value!r}") from None
-    if seconds < 0:
-        raise InvalidInputError("option sleepPerBatch must not be negative")
-    return seconds
+FAIL_AT_ROW = Option("failAtRow", Kind.INTEGER, "Fail at this row (1-based).", minimum=1)
+SLEEP_PER_BATCH = Option(
+    "sleepPerBatch", Kind.DURATION, "Pause this long before each batch.", default=0, minimum=0
+)
 
 
 def row_values(row_id: int) -> tuple[int, str, Decimal]:
@@ -48,16 +49,19 @@ class MemorySource(Source):
     """Generate ``rows`` rows of (id int64, name string, amount decimal(12,2))."""
 
     type: ClassVar[str] = NAME
-    options: ClassVar[frozenset[str]] = frozenset(
-        {"rows", "failAtRow", "sleepPerBatch", "batchSize"}
+    options: ClassVar[tuple[Option, ...]] = (
+        Option("rows", Kind.INTEGER, "Rows to generate.", default=1000, minimum=0),
+        FAIL_AT_ROW,
+        SLEEP_PER_BATCH,
+        BATCH_SIZE,
     )
+    capabilities: ClassVar[Capabilities] = Capabilities(estimate=True)
 
     def __init__(self, endpoint: Endpoint) -> None:
         super().__init__(endpoint)
-        rows = endpoint.option("rows", 1000)
-        self.rows = 0 if rows in (0, "0") else positive_int(endpoint, "rows", 1000) or 0
-        self.fail_at = positive_int(endpoint, "failAtRow")
-        self.sleep = _sleep(endpoint)
+        self.rows: int = self.opts["rows"]
+        self.fail_at: int | None = self.opts["failAtRow"]
+        self.sleep: float = self.opts["sleepPerBatch"]
         self.produced = 0
         self._open = False
 
@@ -74,7 +78,7 @@ class MemorySource(Source):
         """Yield generated batches; raise at ``failAtRow`` after yielding the rows before it."""
         if not self._open:
             raise TerminalConnectorError("source is not open")
-        size = effective_batch_size(self.endpoint, batch_size)
+        size = self.batch_rows(batch_size)
         while self.produced < self.rows:
             if self.sleep:
                 time.sleep(self.sleep)
@@ -101,16 +105,17 @@ class MemorySink(Sink):
     """Buffer rows; publish them to :attr:`tables` at commit. ``failAtRow`` fails the write."""
 
     type: ClassVar[str] = NAME
-    options: ClassVar[frozenset[str]] = frozenset({"failAtRow", "sleepPerBatch", "writeMode"})
+    options: ClassVar[tuple[Option, ...]] = (FAIL_AT_ROW, SLEEP_PER_BATCH, write_mode(WRITE_MODES))
+    capabilities: ClassVar[Capabilities] = Capabilities(write_modes=WRITE_MODES, atomic=True)
     tables: ClassVar[dict[str, list[dict[str, Any]]]] = {}
     """Committed rows per ``endpoint.table``."""
     _lock: ClassVar[threading.Lock] = threading.Lock()
 
     def __init__(self, endpoint: Endpoint) -> None:
         super().__init__(endpoint)
-        self.mode = write_mode(endpoint)
-        self.fail_at = positive_int(endpoint, "failAtRow")
-        self.sleep = _sleep(endpoint)
+        self.mode: str = self.opts["writeMode"]
+        self.fail_at: int | None = self.opts["failAtRow"]
+        self.sleep: float = self.opts["sleepPerBatch"]
         self._pending: list[dict[str, Any]] | None = None
         self.written = 0
 
@@ -166,10 +171,7 @@ class MemorySink(Sink):
         self._pending = None
 
 
-def register(registry: Registry) -> None:
-    """Register the MEMORY data source type (tests only)."""
-    registry.register(
-        DataSourceType(NAME, (), "In-memory test double", tester=test_connection),
-        MemorySource,
-        MemorySink,
-    )
+TYPE = DataSourceType(
+    NAME, (), "In-memory test double", tester=test_connection, source=MemorySource, sink=MemorySink
+)
+"""The memory connector's declaration (listed in :data:`exchangis.connectors.registry.MODULES`)."""

@@ -5,8 +5,12 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import logging
-import tempfile
-from collections.abc import Iterator, Mapping, Sequence
+import socket
+import threading
+import uuid
+from collections import deque
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import pyarrow as pa
@@ -20,23 +24,14 @@ from exchangis.connectors.base import (
     check_host,
     connect_timeout,
 )
-from exchangis.connectors.registry import Registry
-from exchangis.connectors.sql import (
-    KEYS_NOT_NULL,
-    ColumnConverter,
-    Dialect,
-    ErrorClass,
-    SqlSink,
-    SqlSource,
-    batch_to_rows,
-    chunks,
-    per_value,
-    probe_server,
-    split_table,
-    sql_literal,
-    unsupported_type,
-    validate_table,
-)
+from exchangis.connectors.dialect import KEYS_NOT_NULL, Dialect
+from exchangis.connectors.driver import ErrorClass, probe_server
+from exchangis.connectors.naming import split_table, sql_literal, validate_table
+from exchangis.connectors.options import BULK
+from exchangis.connectors.sql_sink import SqlSink
+from exchangis.connectors.sql_source import SqlSource
+from exchangis.connectors.types import Family, Rule, same_decimal
+from exchangis.connectors.values import ColumnConverter, batch_to_rows, chunks, per_value
 from exchangis.errors import (
     ConnectorError,
     RecordError,
@@ -138,16 +133,36 @@ def _connection_class() -> type:
     A MySQL server may answer any statement with "send me local file X", and pymysql sends X
     when local files are on: a hostile server named by a data source would read the worker's
     files (its keys). Local files are off but during :func:`load_local` (see ``allow_file``),
-    and then only the file that statement names may be asked for.
+    and then only the file that statement names may be asked for. :func:`stream_local` sends
+    bytes it is handed instead of a file (``stream``): no file is opened at all.
     """
     import pymysql.connections
     from pymysql.err import OperationalError
 
     shared: dict[str, Any] = {}
 
+    class StreamResult(pymysql.connections.MySQLResult):
+        """The result of a ``LOAD DATA LOCAL`` whose file's content is ``connection.stream``."""
+
+        def _read_load_local_packet(self, first_packet: Any) -> None:
+            _load_stream(self, self.connection)
+
     class Connection(pymysql.connections.Connection):
         allowed_file: str | None = None
         """The only file the server may ask for (while a ``LOAD DATA LOCAL`` runs)."""
+        stream: Iterator[bytes | memoryview] | None = None
+        """What a ``LOAD DATA LOCAL`` sends as its file's content (:func:`stream_local`)."""
+
+        def _read_query_result(self, unbuffered: bool = False) -> Any:
+            if self.stream is None:
+                return super()._read_query_result(unbuffered)
+            self._result = None
+            result = StreamResult(self)
+            result.read()
+            self._result = result
+            if result.server_status is not None:
+                self.server_status = result.server_status
+            return result.affected_rows
 
         def _create_ssl_ctx(self, sslp: Any) -> Any:
             if sslp != {}:
@@ -170,6 +185,37 @@ def _connection_class() -> type:
     return Connection
 
 
+def _load_stream(result: Any, conn: Any) -> None:
+    """Answer the server's request for the file of a ``LOAD DATA LOCAL`` with ``conn.stream``
+    and read the statement's outcome into ``result`` (pymysql's ``MySQLResult``)."""
+    from pymysql.err import OperationalError
+
+    if not conn._local_infile:
+        raise OperationalError(2068, "local files are off")
+    _send_stream(conn)
+    conn.write_packet(b"")  # the end of the file: the server ends the statement
+    ok_packet = conn._read_packet()
+    if not ok_packet.is_ok_packet():
+        raise OperationalError(2014, "Commands out of sync")
+    result._read_ok_packet(ok_packet)
+
+
+def _send_stream(conn: Any) -> None:
+    """Send the pieces of ``conn.stream`` as the file a ``LOAD DATA LOCAL`` asked for, in
+    packets of ``STREAM_PACKET_BYTES``; when that fails, end the file (the server then ends the
+    statement) unless the connection is gone, and raise."""
+    try:
+        for piece in conn.stream:
+            view = memoryview(piece)
+            for start in range(0, len(view), STREAM_PACKET_BYTES):
+                conn.write_packet(view[start : start + STREAM_PACKET_BYTES])
+    except BaseException:
+        if conn._sock is not None:
+            conn.write_packet(b"")
+            conn._read_packet()
+        raise
+
+
 def load_local(conn: Any, cursor: Any, statement: str, path: str) -> int:
     """Run a ``LOAD DATA LOCAL INFILE %s`` ``statement`` of file ``path`` on ``conn`` (opened
     with ``local_files=True``); the server may ask for that file only, and only meanwhile."""
@@ -180,13 +226,33 @@ def load_local(conn: Any, cursor: Any, statement: str, path: str) -> int:
         conn.allowed_file, conn._local_infile = None, False
 
 
+STREAM_PACKET_BYTES = 16 * 2**10
+"""Bytes of a packet of :func:`stream_local` (as pymysql sends a file: within any server's
+``max_allowed_packet``)."""
+
+
+def stream_local(
+    conn: Any, cursor: Any, statement: str, pieces: Iterable[bytes | memoryview]
+) -> int:
+    """Run a ``LOAD DATA LOCAL INFILE %s`` ``statement`` on ``conn`` (opened with
+    ``local_files=True``) whose file's content is ``pieces``, in order, as they come; no file is
+    opened. The server may ask for the statement's own (made-up) file name only, and only
+    meanwhile. Returns the rows the server took."""
+    name = f"exchangis-stream-{uuid.uuid4().hex}"
+    conn.allowed_file, conn._local_infile, conn.stream = name, True, iter(pieces)
+    try:
+        return int(cursor.execute(statement, (name,)))
+    finally:
+        conn.allowed_file, conn._local_infile, conn.stream = None, False, None
+
+
 def open_connection(
     connect: Mapping[str, Any], database: str | None = None, local_files: bool = False
 ) -> Any:
     """Return a pymysql connection (autocommit off, utf8mb4, UTC session time zone).
 
     ``local_files``: the server may take ``LOAD DATA LOCAL`` from this connection, through
-    :func:`load_local` only (local files stay off otherwise).
+    :func:`load_local` and :func:`stream_local` only (local files stay off otherwise).
     """
 
     extra = dict(connect.get("params") or {})
@@ -224,50 +290,40 @@ class MySqlDialect(Dialect):
     name = "mysql"
     quote_char = "`"
 
-    def column_type(self, data_type: pa.DataType) -> str:
-        """Return the MySQL column type that holds ``data_type`` exactly."""
-        t = data_type
-        if pa.types.is_boolean(t):
-            return "TINYINT(1)"
-        if pa.types.is_uint64(t):
-            return "BIGINT UNSIGNED"
-        if pa.types.is_integer(t):
-            return "BIGINT"
-        if pa.types.is_float32(t):
-            return "FLOAT"
-        if pa.types.is_floating(t):
-            return "DOUBLE"
-        if pa.types.is_decimal(t):
-            if t.precision > 65 or t.scale > 30:
-                raise unsupported_type(t)
-            return f"DECIMAL({t.precision},{t.scale})"
-        if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_null(t):
-            return "LONGTEXT"
-        if pa.types.is_binary(t) or pa.types.is_large_binary(t):
-            return "LONGBLOB"
-        if pa.types.is_fixed_size_binary(t):
-            return f"BINARY({t.byte_width})"
-        if pa.types.is_date(t):
-            return "DATE"
-        if pa.types.is_timestamp(t):
-            return "DATETIME(6)"
-        if pa.types.is_time(t):
-            return "TIME(6)"
-        raise unsupported_type(t)
+    column_types = {
+        Family.BOOLEAN: Rule("TINYINT(1)", pa.bool_()),
+        Family.INTEGER: Rule("BIGINT", pa.int64()),
+        Family.UINT64: Rule("BIGINT UNSIGNED", pa.uint64()),
+        Family.FLOAT32: Rule(
+            "FLOAT",
+            pa.float64(),
+            loss="MariaDB sends FLOAT as text of 6 significant digits: 16777215 reads as 16777200",
+        ),
+        Family.FLOAT64: Rule("DOUBLE", pa.float64()),
+        Family.DECIMAL: Rule(
+            "DECIMAL({precision},{scale})", same_decimal, limits={"precision": 65, "scale": 30}
+        ),
+        Family.STRING: Rule("LONGTEXT", pa.string()),
+        Family.BINARY: Rule("LONGBLOB", pa.binary()),
+        Family.FIXED_BINARY: Rule("BINARY({byte_width})", pa.binary()),
+        Family.DATE: Rule("DATE", pa.date32()),
+        Family.TIMESTAMP: Rule("DATETIME(6)", pa.timestamp("us")),
+        # The UTC wall time, read back without a zone.
+        Family.TIMESTAMP_TZ: Rule("DATETIME(6)", pa.timestamp("us")),
+        Family.TIME: Rule("TIME(6)", pa.time64("us")),
+        Family.NULL: Rule("LONGTEXT", pa.string()),
+    }
+    # Text and blobs cannot be keys: VARCHAR(255) (binary collation: keys compare exactly, as
+    # in PostgreSQL and SQLite) and VARBINARY(255).
+    key_column_types = {
+        Family.STRING: Rule("VARCHAR(255) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin", pa.string()),
+        Family.NULL: Rule("VARCHAR(255) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin", pa.string()),
+        Family.BINARY: Rule("VARBINARY(255)", pa.binary()),
+    }
 
     def table_suffix(self) -> str:
         """Return the table options: InnoDB (transactional) and utf8mb4 (emoji)."""
         return " ENGINE=InnoDB DEFAULT CHARSET=utf8mb4"
-
-    def key_column_type(self, data_type: pa.DataType) -> str:
-        """Return a key column's type: text and blobs cannot be keys, so VARCHAR(255) (binary
-        collation: keys compare exactly, as in PostgreSQL and SQLite) and VARBINARY(255)."""
-        t = data_type
-        if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_null(t):
-            return "VARCHAR(255) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"
-        if pa.types.is_binary(t) or pa.types.is_large_binary(t):
-            return "VARBINARY(255)"
-        return self.column_type(t)
 
     def primary_key(self, table: str) -> str:
         """Return the primary key's columns of ``table`` in key order."""
@@ -385,46 +441,48 @@ def _bits_to_bool(values: Sequence[Any], data_type: pa.DataType) -> pa.Array:
     return per_value(_bits_to_int)(values, pa.int64()).cast(data_type)
 
 
+def _decimal_type(length: int, scale: int, unsigned: bool) -> pa.DataType:
+    precision = max(1, length - (1 if scale > 0 else 0) - (0 if unsigned else 1))
+    precision = max(precision, scale, 1)
+    return pa.decimal128(precision, scale) if precision <= 38 else pa.decimal256(precision, scale)
+
+
+_PLAIN: dict[int, tuple[pa.DataType, ColumnConverter | None]] = {
+    **{code: (pa.int64(), None) for code in _INTS},
+    _FLOAT: (pa.float64(), None),
+    _DOUBLE: (pa.float64(), None),
+    _DATE: (pa.date32(), None),
+    _NEWDATE: (pa.date32(), None),
+    _DATETIME: (pa.timestamp("us"), None),
+    _TIMESTAMP: (pa.timestamp("us"), None),
+    _TIME: (pa.time64("us"), per_value(_timedelta_to_time)),
+    _JSON: (pa.string(), None),
+    _ENUM: (pa.string(), None),
+    _SET: (pa.string(), None),
+    _GEOMETRY: (pa.binary(), None),
+    _NULL: (pa.null(), None),
+}
+"""Arrow types of the type codes whose length, flags and charset do not matter."""
+
+
 def arrow_field(field: Any) -> tuple[pa.Field, ColumnConverter | None]:
     """Return the Arrow field and converter for a pymysql ``FieldDescriptor``."""
     code, length, scale = field.type_code, field.length, field.scale
     unsigned = bool(field.flags & _UNSIGNED_FLAG)
-    binary = field.charsetnr == _BINARY_CHARSET
     conv: ColumnConverter | None = None
     if code in (_DECIMAL, _NEWDECIMAL):
-        precision = max(1, length - (1 if scale > 0 else 0) - (0 if unsigned else 1))
-        precision = max(precision, scale, 1)
-        t = pa.decimal128(precision, scale) if precision <= 38 else pa.decimal256(precision, scale)
+        t = _decimal_type(length, scale, unsigned)
     elif code == _TINY and length == 1:
         t, conv = pa.bool_(), _int_to_bool
     elif code == _LONGLONG and unsigned:
         t = pa.uint64()
-    elif code in _INTS:
-        t = pa.int64()
-    elif code in (_FLOAT, _DOUBLE):
-        t = pa.float64()
-    elif code in (_DATE, _NEWDATE):
-        t = pa.date32()
-    elif code in (_DATETIME, _TIMESTAMP):
-        t = pa.timestamp("us")
-    elif code == _TIME:
-        t, conv = pa.time64("us"), per_value(_timedelta_to_time)
     elif code == _BIT:
-        if length == 1:
-            t, conv = pa.bool_(), _bits_to_bool
-        else:
-            t, conv = pa.int64(), per_value(_bits_to_int)
-    elif code in (_JSON, _ENUM, _SET):
-        t = pa.string()
+        bits = (pa.bool_(), _bits_to_bool) if length == 1 else (pa.int64(), per_value(_bits_to_int))
+        t, conv = bits
     elif code in _STRINGS or code in _BLOBS:
-        t = pa.binary() if binary else pa.string()
-    elif code == _GEOMETRY:
-        t = pa.binary()
-    elif code == _NULL:
-        t = pa.null()
+        t = pa.binary() if field.charsetnr == _BINARY_CHARSET else pa.string()
     else:
-        t = pa.string()
-        conv = per_value(str)
+        t, conv = _PLAIN.get(code, (pa.string(), per_value(str)))
     return pa.field(field.name, t), conv
 
 
@@ -454,7 +512,7 @@ class MySqlSource(SqlSource):
 
     type = NAME
     dialect = DIALECT
-    options = SqlSource.options | frozenset({"bulk"})
+    options = (*SqlSource.options, BULK)
     chunk_bytes: ClassVar[int] = bulk.CHUNK_BYTES
     """Arrow bytes a chunk of a bulk read should hold at most (estimated: ``bulk.Chunks``)."""
 
@@ -498,7 +556,7 @@ class MySqlSource(SqlSource):
         return self._cursor.fetchmany(size)
 
     def _bulk_url(self) -> str | None:
-        if not bulk.wanted(self.endpoint, "connectorx"):
+        if not (self.opts["bulk"] and bulk.available("connectorx")):
             return None
         return bulk.url("mysql", self.endpoint.connect, 3306, self.endpoint.db)
 
@@ -545,27 +603,154 @@ def _prepare(column: pa.Array) -> pa.Array:
     return column
 
 
-class MySqlSink(SqlSink):
-    """Write inside one transaction: ``LOAD DATA LOCAL INFILE`` of each batch, else INSERTs.
+LOADER_THREAD = "exchangis-mysql-load"
+"""Name of the thread that runs a sink's ``LOAD DATA`` statements (:class:`_Loader`)."""
+LOAD_BYTES = 4 * 2**20
+"""Encoded bytes one ``LOAD DATA`` statement of a sink takes at most: its batches are kept
+until it has ended well (a statement that warned is undone and its batches written again)."""
+QUEUE_BYTES = 2 * 2**20
+"""Encoded bytes that wait for the server at most: a writer ahead of it waits beyond."""
+ABORT_SECONDS = 10.0
+"""Seconds an aborted load may take to end before its session is cut (a stalled server)."""
+_LOAD_SAVEPOINT = "exchangis_load"
 
-    The bulk path encodes a batch as MySQL's default tab-separated format with Arrow kernels
-    and loads it. ``LOAD DATA LOCAL`` turns data errors into warnings (the server cannot stop
-    the client's stream), so a batch whose load warns or loses rows is undone to a savepoint
-    and written again with strict multi-row INSERTs, which fail loudly on the bad row.
+
+@dataclass
+class _Part:
+    """The batches of one ``LOAD DATA`` statement, kept until it has ended well."""
+
+    batches: list[pa.RecordBatch] = field(default_factory=list)
+    rows: int = 0
+    bytes: int = 0
+
+
+@dataclass(frozen=True)
+class _End:
+    """The end of one statement's data in a loader's feed, and the rows it must take."""
+
+    rows: int
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    """How one statement of a loader ended."""
+
+    rows: int
+    """Rows sent (-1: its data did not end as it should)."""
+    loaded: int
+    warnings: int
+
+    @property
+    def ok(self) -> bool:
+        """Return whether the statement took every row sent without a warning."""
+        return self.loaded == self.rows and not self.warnings
+
+
+class _Loader:
+    """``LOAD DATA LOCAL`` statements that stream encoded batches to the server one after
+    another from a thread of their own, while the writer reads and encodes the next batches.
+
+    The writer puts the encoded batches into ``feed`` and ends each statement's data with an
+    :class:`_End`. Each statement starts with a savepoint; ``outcomes`` are the ended
+    statements', in order. The thread stops after a statement that warned, took fewer rows than
+    sent, or failed (``error``): the writer undoes that statement and writes its batches again.
+    It never outlives ``feed.close()`` and a join, or :meth:`abort`.
+    """
+
+    def __init__(self, conn: Any, statement: str, queue_bytes: int) -> None:
+        self.conn = conn
+        self.statement = statement
+        self.feed: bulk.Feed[memoryview | _End] = bulk.Feed(queue_bytes)
+        self.outcomes: deque[_Outcome] = deque()
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, name=LOADER_THREAD, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        try:
+            with self.conn.cursor() as cur:
+                while self.feed.wait():
+                    cur.execute(f"SAVEPOINT {_LOAD_SAVEPOINT}")
+                    ends: list[_End] = []
+                    loaded = stream_local(self.conn, cur, self.statement, self._data(ends))
+                    rows = ends[0].rows if ends else -1
+                    outcome = _Outcome(rows, loaded, int(cur.warning_count or 0))
+                    self.outcomes.append(outcome)
+                    if not outcome.ok:
+                        return
+        except BaseException as exc:  # handed over to the writer's thread (MySqlSink._drain)
+            self.error = exc
+        finally:
+            self.feed.stop()
+
+    def _data(self, ends: list[_End]) -> Iterator[memoryview]:
+        """Yield one statement's data: the feed's pieces up to the next :class:`_End`."""
+        while True:
+            item = self.feed.get()
+            if item is None:
+                return
+            if isinstance(item, _End):
+                ends.append(item)
+                return
+            yield item
+
+    def failed(self) -> bool:
+        """Return whether the thread stopped (a statement failed, or the writer closed it)."""
+        return bool(self.outcomes and not self.outcomes[0].ok) or not self.thread.is_alive()
+
+    def abort(self, seconds: float) -> bool:
+        """End the statement in flight where it is (its rows are rolled back) and the thread;
+        return False when the server did not end it within ``seconds`` and the connection was
+        cut instead (the server then rolls the transaction back)."""
+        self.feed.abort()
+        self.thread.join(seconds)
+        if not self.thread.is_alive():
+            return True
+        sock = getattr(self.conn, "_sock", None)
+        if sock is not None:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                log.debug("shutdown of a stalled load's socket failed", exc_info=True)
+        self.thread.join()
+        return False
+
+
+class MySqlSink(SqlSink):
+    """Write inside one transaction: ``LOAD DATA LOCAL INFILE`` of the batches, else INSERTs.
+
+    The bulk path encodes each batch as MySQL's default tab-separated format with Arrow kernels
+    and streams it into a ``LOAD DATA`` statement that a thread of its own runs (:class:`_Load`),
+    several batches a statement (``load_bytes``), while the caller reads and encodes the next
+    batch. ``LOAD DATA LOCAL`` turns data errors into warnings (the server cannot stop the
+    client's stream), so a statement that warns or loses rows is undone to a savepoint and its
+    batches written again one by one: a load each, then strict multi-row INSERTs, which fail
+    loudly on the bad row (an error record).
     """
 
     type = NAME
     dialect = DIALECT
-    options = SqlSink.options | frozenset({"bulk"})
+    options = (*SqlSink.options, BULK)
     idle_seconds: ClassVar[int] = IDLE_SECONDS
     """The server closes the session once idle this long (see ``IDLE_SECONDS``; 0: never)."""
+    load_bytes: ClassVar[int] = LOAD_BYTES
+    """Encoded bytes one ``LOAD DATA`` statement takes at most (see ``LOAD_BYTES``)."""
+    queue_bytes: ClassVar[int] = QUEUE_BYTES
+    """Encoded bytes waiting for the server at most (see ``QUEUE_BYTES``)."""
+    abort_seconds: ClassVar[float] = ABORT_SECONDS
+    """Seconds an aborted load may take to end (see ``ABORT_SECONDS``)."""
 
     def __init__(self, endpoint: Endpoint) -> None:
         super().__init__(endpoint)
-        self.bulk = bulk.wanted(endpoint, "pymysql")
+        self.bulk = self.opts["bulk"] and bulk.available("pymysql")
         self._insert: str | None = None
         self._load: str | None = None
-        self._spool: Any = None
+        self._behind = False
+        self._loader: _Loader | None = None
+        self._parts: deque[_Part] = deque()
+        """Batches of the statements in flight whose data has ended, in order."""
+        self._part = _Part()
+        """Batches of the statement in flight whose data goes on."""
         self._flags: frozenset[str] | None = None
 
     def _connect(self) -> Any:
@@ -604,15 +789,182 @@ class MySqlSink(SqlSink):
         with self._conn.cursor() as cur:
             cur.execute(sql)
 
+    def write(self, batch: pa.RecordBatch) -> int:
+        """Write ``batch`` inside the open transaction; return the rows this call wrote.
+
+        After :meth:`defer_writes`, on the bulk path, the batch joins the ``LOAD DATA``
+        statements in flight (a thread of their own streams them to the server,
+        :class:`_Loader`), and its rows count once its statement has ended well: in a later
+        call, or in :meth:`flush`. The rows a statement refused go to :meth:`take_rejects` then.
+        Other batches are written at once (after those in flight).
+        """
+        if not (self.bulk and self._behind and self._in_txn) or batch.num_rows == 0:
+            return self._drain() + super().write(batch)
+        try:
+            with self._errors(f"write {self.endpoint.describe()}"):
+                flagged = self._text_flags(batch)
+        except RecordError:  # a flag that is no boolean: find the rows at fault one by one
+            return self._drain() + super().write(batch)
+        if not all(bulk.tsv_supported(f.type) for f in flagged.schema):
+            return self._drain() + super().write(batch)
+        data = bulk.encode_tsv(flagged)  # meanwhile the server takes the batches before it
+        written = self._settle()
+        if self._loader is None:
+            statement = self._load_sql(flagged.schema.names)
+            self._loader = _Loader(self._conn, statement, self.queue_bytes)
+        if not self._loader.feed.put(data, len(data)):  # a statement failed: undo and redo it
+            return written + self._drain() + super().write(batch)
+        part = self._part
+        part.batches.append(batch)
+        part.rows += batch.num_rows
+        part.bytes += len(data)
+        if part.bytes >= self.load_bytes:
+            self._end_part()
+        return written
+
+    def defer_writes(self) -> None:
+        """Let :meth:`write` return before its batch is written, so that the caller reads and
+        encodes the next batch while the server takes this one: its rows count in a later
+        :meth:`write`, or in :meth:`flush`, which the caller calls after its last batch
+        (:meth:`commit` flushes too, but then nobody gets the count and the refused rows)."""
+        self._behind = True
+
+    def flush(self) -> int:
+        """Wait for the ``LOAD DATA`` statements in flight; return the rows they wrote (the
+        rows they refused are in :meth:`take_rejects`)."""
+        return self._drain()
+
+    def _end_part(self) -> None:
+        """End the data of the statement that takes the batches written since the last end."""
+        part = self._part
+        if not part.rows:
+            return
+        self._part = _Part()
+        self._parts.append(part)
+        if self._loader is not None:
+            self._loader.feed.put(_End(part.rows), 0)  # False: stopped (_drain redoes the part)
+
+    def _settle(self) -> int:
+        """Return the rows of the statements that ended well since the last call (no wait);
+        after a failed statement, :meth:`_drain` everything in flight."""
+        loader = self._loader
+        if loader is None:
+            return 0
+        written = 0
+        while loader.outcomes and loader.outcomes[0].ok:
+            loader.outcomes.popleft()
+            part = self._parts.popleft()
+            written += part.rows
+            self._written += part.rows
+        if loader.failed():
+            written += self._drain()
+        return written
+
+    def _drain(self) -> int:
+        """End the ``LOAD DATA`` statements in flight, wait for them; return the rows written.
+
+        The first statement that warned (``LOAD DATA LOCAL`` makes data errors warnings), took
+        fewer rows than sent or failed on a row is undone to its savepoint, and its batches and
+        those after it are written again one by one (``SqlSink.write``: a load each, then strict
+        INSERTs that find the rows at fault). A statement's other errors are raised as
+        connector errors.
+        """
+        loader = self._loader
+        if loader is None:
+            return 0
+        self._end_part()
+        loader.feed.close()
+        loader.thread.join()
+        self._loader = None
+        written = 0
+        redo: list[_Part] = []
+        for part in self._parts:
+            if not redo and loader.outcomes and loader.outcomes[0].ok:
+                loader.outcomes.popleft()
+                written += part.rows
+                self._written += part.rows
+            else:
+                redo.append(part)
+        self._parts.clear()
+        action = f"write {self.endpoint.describe()}"
+        if loader.error is not None and classify(loader.error) is not RecordError:
+            if not self._conn.open:  # the session is gone, and its transaction with it
+                self._in_txn = False
+            with self._errors(action):
+                raise loader.error
+        if not redo:
+            return written
+        failed = loader.outcomes[0] if loader.outcomes else None
+        log.info(
+            "load data of %s rows%s; those rows and the %s after them are written again batch by"
+            " batch",
+            redo[0].rows,
+            f" took {failed.loaded} with {failed.warnings} warnings" if failed else " failed",
+            sum(part.rows for part in redo[1:]),
+        )
+        if failed is not None or loader.error is not None:  # the statement ran: undo it
+            with self._errors(action):
+                self._execute(f"ROLLBACK TO SAVEPOINT {_LOAD_SAVEPOINT}")
+        for part in redo:
+            for batch in part.batches:
+                written += super().write(batch)
+        return written
+
+    def _abort_load(self) -> None:
+        """Stop the ``LOAD DATA`` in flight (its rows go with the transaction) and its thread."""
+        loader, self._loader = self._loader, None
+        self._parts.clear()
+        self._part = _Part()
+        if loader is not None and not loader.abort(self.abort_seconds):
+            log.warning(
+                "load data did not end within %ss of its abort: the session of %s was cut"
+                " (the server rolls its transaction back)",
+                self.abort_seconds,
+                self.endpoint.describe(),
+            )
+            self._in_txn = False  # nothing left to roll back on this side
+
+    def commit(self) -> None:
+        """Finish the ``LOAD DATA`` in flight, then commit (``SqlSink.commit``).
+
+        The rows those statements refused are in :meth:`take_rejects` (call :meth:`flush`
+        first to count them before committing).
+        """
+        if self._in_txn:
+            self._drain()
+        super().commit()
+
+    def rollback(self) -> None:
+        """Stop the ``LOAD DATA`` in flight and roll the transaction back."""
+        self._abort_load()
+        super().rollback()
+
+    def close(self) -> None:
+        """Stop the ``LOAD DATA`` in flight, roll back anything uncommitted and close."""
+        try:
+            self._abort_load()
+        finally:
+            super().close()
+
+    def _load_sql(self, names: Sequence[str]) -> str:
+        """Return the ``LOAD DATA LOCAL INFILE %s`` statement of columns ``names``."""
+        if self._load is None:
+            columns = ", ".join(self.dialect.quote(n) for n in names)
+            self._load = (
+                f"LOAD DATA LOCAL INFILE %s INTO TABLE {self.dialect.quote_table(self.write_table)}"
+                f" CHARACTER SET utf8mb4 ({columns})"
+            )
+        return self._load
+
     def _write_rows(self, batch: pa.RecordBatch) -> None:
         batch = self._text_flags(batch)
         if self.bulk and all(bulk.tsv_supported(f.type) for f in batch.schema):
             with self._conn.cursor() as cur:
-                cur.execute("SAVEPOINT exchangis_load")
+                cur.execute(f"SAVEPOINT {_LOAD_SAVEPOINT}")
                 if self._load_batch(cur, batch):
-                    cur.execute("RELEASE SAVEPOINT exchangis_load")
+                    cur.execute(f"RELEASE SAVEPOINT {_LOAD_SAVEPOINT}")
                     return
-                cur.execute("ROLLBACK TO SAVEPOINT exchangis_load")
+                cur.execute(f"ROLLBACK TO SAVEPOINT {_LOAD_SAVEPOINT}")
         self._insert_rows(batch)
 
     def _text_flags(self, batch: pa.RecordBatch) -> pa.RecordBatch:
@@ -652,22 +1004,9 @@ class MySqlSink(SqlSink):
 
     def _load_batch(self, cur: Any, batch: pa.RecordBatch) -> bool:
         """Load ``batch``; return False when the server warned or did not take every row."""
-        if self._spool is None:
-            self._spool = tempfile.NamedTemporaryFile(  # noqa: SIM115 - closed in _release
-                prefix="exchangis-load-", suffix=".tsv"
-            )
-            names = ", ".join(self.dialect.quote(n) for n in batch.schema.names)
-            self._load = (
-                f"LOAD DATA LOCAL INFILE %s INTO TABLE {self.dialect.quote_table(self.write_table)}"
-                f" CHARACTER SET utf8mb4 ({names})"
-            )
-        self._spool.seek(0)
-        self._spool.truncate()
-        self._spool.write(bulk.encode_tsv(batch))
-        self._spool.flush()
-        loaded = load_local(self._conn, cur, str(self._load), self._spool.name)
-        cur.execute("SELECT @@warning_count")
-        warnings = cur.fetchone()[0]
+        statement = self._load_sql(batch.schema.names)
+        loaded = stream_local(self._conn, cur, statement, [bulk.encode_tsv(batch)])
+        warnings = int(cur.warning_count or 0)  # the statement's own (from its OK packet)
         if loaded == batch.num_rows and not warnings:
             return True
         log.info(
@@ -686,17 +1025,8 @@ class MySqlSink(SqlSink):
             for part in chunks(rows, self.chunk_size):
                 cur.executemany(self._insert, part)
 
-    def _release(self) -> None:
-        if self._spool is not None:
-            self._spool.close()
-            self._spool = None
-        super()._release()
 
-
-def register(registry: Registry) -> None:
-    """Register the MYSQL data source type and its connectors."""
-    registry.register(
-        DataSourceType(NAME, PARAMS, "MySQL / MariaDB", tester=test_connection),
-        MySqlSource,
-        MySqlSink,
-    )
+TYPE = DataSourceType(
+    NAME, PARAMS, "MySQL / MariaDB", tester=test_connection, source=MySqlSource, sink=MySqlSink
+)
+"""The mysql connector's declaration (listed in :data:`exchangis.connectors.registry.MODULES`)."""

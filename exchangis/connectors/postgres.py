@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import atexit
+import hashlib
 import logging
 import os
+import threading
+import time
+from collections import OrderedDict
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -21,21 +26,14 @@ from exchangis.connectors.base import (
     check_host,
     connect_timeout,
 )
-from exchangis.connectors.registry import Registry
-from exchangis.connectors.sql import (
-    KEY_ALIAS,
-    KEYS_NOT_NULL,
-    ColumnConverter,
-    Dialect,
-    ErrorClass,
-    SqlSink,
-    SqlSource,
-    batch_to_rows,
-    per_value,
-    probe_server,
-    split_table,
-    unsupported_type,
-)
+from exchangis.connectors.dialect import KEY_ALIAS, KEYS_NOT_NULL, Dialect
+from exchangis.connectors.driver import ErrorClass, probe_server
+from exchangis.connectors.naming import split_table
+from exchangis.connectors.options import BULK
+from exchangis.connectors.sql_sink import SqlSink
+from exchangis.connectors.sql_source import SqlSource
+from exchangis.connectors.types import Family, Rule, same_decimal
+from exchangis.connectors.values import ColumnConverter, batch_to_rows, per_value
 from exchangis.errors import (
     ConnectorError,
     RecordError,
@@ -146,6 +144,13 @@ def session_options(idle_seconds: int = IDLE_IN_TRANSACTION_SECONDS) -> str:
     )
 
 
+NO_PASSFILE = os.path.join(os.devnull, "exchangis-no-passfile")
+"""libpq's ``passfile``: a path below the null device, which no one can create (its parent is
+not a directory), so libpq finds no password file and says nothing. Without the param libpq
+would read ``~/.pgpass`` (a password the worker keeps for another server); ``os.devnull``
+itself exists but is not a plain file, and libpq warns about it on stderr at every connect."""
+
+
 def libpq_params(
     connect: Mapping[str, Any], idle_seconds: int = IDLE_IN_TRANSACTION_SECONDS
 ) -> dict[str, str]:
@@ -169,7 +174,7 @@ def libpq_params(
     params["options"] = " ".join(
         filter(None, [session_options(idle_seconds), own, "-c TimeZone=UTC"])
     )
-    params["passfile"] = os.devnull
+    params["passfile"] = NO_PASSFILE
     return params
 
 
@@ -207,32 +212,24 @@ class PostgresDialect(Dialect):
     name = "postgresql"
     quote_char = '"'
 
-    def column_type(self, data_type: pa.DataType) -> str:
-        """Return the PostgreSQL column type that holds ``data_type`` exactly."""
-        t = data_type
-        if pa.types.is_boolean(t):
-            return "boolean"
-        if pa.types.is_uint64(t):
-            return "numeric(20,0)"
-        if pa.types.is_integer(t):
-            return "bigint"
-        if pa.types.is_float32(t):
-            return "real"
-        if pa.types.is_floating(t):
-            return "double precision"
-        if pa.types.is_decimal(t):
-            return f"numeric({t.precision},{t.scale})"
-        if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_null(t):
-            return "text"
-        if pa.types.is_binary(t) or pa.types.is_large_binary(t) or pa.types.is_fixed_size_binary(t):
-            return "bytea"
-        if pa.types.is_date(t):
-            return "date"
-        if pa.types.is_timestamp(t):
-            return "timestamptz" if t.tz is not None else "timestamp"
-        if pa.types.is_time(t):
-            return "time"
-        raise unsupported_type(t)
+    column_types = {
+        Family.BOOLEAN: Rule("boolean", pa.bool_()),
+        Family.INTEGER: Rule("bigint", pa.int64()),
+        Family.UINT64: Rule("numeric(20,0)", pa.decimal128(20, 0)),
+        # psycopg reads a real as its shortest text (0.1), connectorx widens the float32 itself
+        # (0.10000000149011612): the same float32 either way.
+        Family.FLOAT32: Rule("real", pa.float64()),
+        Family.FLOAT64: Rule("double precision", pa.float64()),
+        Family.DECIMAL: Rule("numeric({precision},{scale})", same_decimal),
+        Family.STRING: Rule("text", pa.string()),
+        Family.BINARY: Rule("bytea", pa.binary()),
+        Family.FIXED_BINARY: Rule("bytea", pa.binary()),
+        Family.DATE: Rule("date", pa.date32()),
+        Family.TIMESTAMP: Rule("timestamp", pa.timestamp("us")),
+        Family.TIMESTAMP_TZ: Rule("timestamptz", pa.timestamp("us", tz="UTC")),
+        Family.TIME: Rule("time", pa.time64("us")),
+        Family.NULL: Rule("text", pa.string()),
+    }
 
     def primary_key(self, table: str) -> str:
         """Return the primary key's columns of ``table`` in key order."""
@@ -391,7 +388,7 @@ class PostgresSource(SqlSource):
 
     type = NAME
     dialect = DIALECT
-    options = SqlSource.options | frozenset({"bulk"})
+    options = (*SqlSource.options, BULK)
     chunk_bytes: ClassVar[int] = bulk.CHUNK_BYTES
     """Arrow bytes a chunk of a bulk read holds at most (cut on the server: ``budget_cut``)."""
     idle_seconds: ClassVar[int] = IDLE_IN_TRANSACTION_SECONDS
@@ -439,7 +436,7 @@ class PostgresSource(SqlSource):
         return self._cursor.fetchmany(size)
 
     def _bulk_url(self) -> str | None:
-        if not bulk.wanted(self.endpoint, "connectorx"):
+        if not (self.opts["bulk"] and bulk.available("connectorx")):
             return None
         return bulk.url("postgresql", self.endpoint.connect, 5432, self.endpoint.db)
 
@@ -481,14 +478,14 @@ class PostgresSink(SqlSink):
 
     type = NAME
     dialect = DIALECT
-    options = SqlSink.options | frozenset({"bulk"})
+    options = (*SqlSink.options, BULK)
     idle_seconds: ClassVar[int] = IDLE_IN_TRANSACTION_SECONDS
     """The server ends the session once idle this long inside its transaction (0: never):
     the transaction of a worker that vanished is rolled back and its locks freed."""
 
     def __init__(self, endpoint: Endpoint) -> None:
         super().__init__(endpoint)
-        self.bulk = bulk.wanted(endpoint, "adbc_driver_postgresql")
+        self.bulk = self.opts["bulk"] and bulk.available("adbc_driver_postgresql")
         self._copy_sql: str | None = None
         self._cursor: Any = None
         self._plans: dict[tuple[str, tuple[str, ...]], _IngestPlan] = {}
@@ -501,9 +498,8 @@ class PostgresSink(SqlSink):
     def _connect(self) -> Any:
         if not self.bulk:
             return open_connection(self.endpoint.connect, self.endpoint.db, self.idle_seconds)
-        import adbc_driver_postgresql.dbapi as adbc
-
-        conn = adbc.connect(adbc_uri(self.endpoint.connect, self.endpoint.db, self.idle_seconds))
+        uri = adbc_uri(self.endpoint.connect, self.endpoint.db, self.idle_seconds)
+        conn = ADBC_DATABASES.connect(uri)
         self._cursor = conn.cursor()
         return conn
 
@@ -670,10 +666,129 @@ def adbc_uri(
     return bulk.url("postgresql", connect, 5432, db) + "?" + urlencode(params, quote_via=quote)
 
 
-def register(registry: Registry) -> None:
-    """Register the POSTGRESQL data source type and its connectors."""
-    registry.register(
-        DataSourceType(NAME, PARAMS, "PostgreSQL", tester=test_connection),
-        PostgresSource,
-        PostgresSink,
-    )
+ADBC_KEPT = 8
+"""Most ADBC database objects a process keeps (the least recently used one goes first)."""
+ADBC_KEPT_SECONDS = 600.0
+"""Age at which a kept ADBC database object is made again (so that it reads the server's type
+catalog afresh)."""
+
+
+class _Kept:
+    """One kept database object: its holder, when it was made, and the lock of its calls."""
+
+    def __init__(self, shared: Any) -> None:
+        self.shared = shared
+        """``adbc_driver_manager.dbapi._SharedDatabase``: a count of the object's holders (the
+        cache, each open connection); the last one to let go closes the object."""
+        self.born = time.monotonic()
+        self.lock = threading.Lock()
+
+
+class AdbcDatabases:
+    """The ADBC database objects of a process, one per connection URI, each the maker of new
+    connections.
+
+    Making an ADBC PostgreSQL database object logs in and reads the server's type catalog
+    (pg_type, pg_attribute: 25-30 ms on a local server); a connection on an existing one costs a
+    plain libpq login (about 2 ms). The key is the whole URI (host, port, user, password,
+    database and every libpq param), so a data source changed in any of them gets a new object
+    at its next task. :meth:`connect` always returns a new connection (its own session and
+    transaction): connections are never shared. An object let go (the least recently used past
+    ``size``, one older than ``max_age``, every one at :meth:`close` and at exit) is closed when
+    its last open connection is. A forked child leaves its parent's objects alone.
+    """
+
+    def __init__(self, size: int = ADBC_KEPT, max_age: float = ADBC_KEPT_SECONDS) -> None:
+        self.size = size
+        self.max_age = max_age
+        self.made = 0
+        """Database objects this process made and kept."""
+        self._kept: OrderedDict[bytes, _Kept] = OrderedDict()
+        self._lock = threading.Lock()
+        self._pid = os.getpid()
+        self._closed_at_exit = False
+
+    def connect(self, uri: str) -> Any:
+        """Return a new DB-API connection (autocommit off) to ``uri``, made on the kept
+        database object of ``uri`` (which is made first when there is none)."""
+        from adbc_driver_manager import AdbcConnection
+        from adbc_driver_manager.dbapi import Connection
+
+        kept = self._take(uri)
+        try:
+            with kept.lock:  # an ADBC object takes one call at a time
+                handle = AdbcConnection(kept.shared._db)
+            try:
+                return Connection(kept.shared, handle)  # a holder of the object until closed
+            except BaseException:
+                handle.close()
+                raise
+        finally:
+            kept.shared.close()  # let go of _take's hold
+
+    def _take(self, uri: str) -> _Kept:
+        """Return the kept object of ``uri`` with one more hold on it (the caller lets go)."""
+        import adbc_driver_postgresql
+        from adbc_driver_manager.dbapi import _SharedDatabase
+
+        key = hashlib.sha256(uri.encode()).digest()  # the URI holds the password
+        with self._lock:
+            kept = self._fresh(key)
+            if kept is not None:
+                kept.shared.clone()
+                return kept
+        # made outside the lock: it logs in, which may take up to the connect timeout
+        made = _Kept(_SharedDatabase(adbc_driver_postgresql.connect(uri)))
+        with self._lock:
+            kept = self._fresh(key)
+            if kept is None:
+                kept = self._kept[key] = made
+                self.made += 1
+                while len(self._kept) > self.size:
+                    self._let_go(next(iter(self._kept)))
+                if not self._closed_at_exit:
+                    atexit.register(self.close)
+                    self._closed_at_exit = True
+            else:  # another thread made one meanwhile
+                made.shared.close()
+            kept.shared.clone()
+            return kept
+
+    def _fresh(self, key: bytes) -> _Kept | None:
+        """Return the kept object of ``key`` unless missing or too old (under the lock)."""
+        if self._pid != os.getpid():  # a forked child: the parent's objects are not its own
+            self._kept = OrderedDict()
+            self._pid = os.getpid()
+        kept = self._kept.get(key)
+        if kept is not None and time.monotonic() - kept.born > self.max_age:
+            self._let_go(key)
+            return None
+        if kept is not None:
+            self._kept.move_to_end(key)
+        return kept
+
+    def _let_go(self, key: bytes) -> None:
+        """Drop the kept object of ``key`` (closed once no connection holds it)."""
+        kept = self._kept.pop(key)
+        try:
+            kept.shared.close()
+        except Exception:  # a driver error on close: nothing more to do with it
+            log.debug("adbc database close failed", exc_info=True)
+
+    def close(self) -> None:
+        """Let go of every kept object (each closes after its last open connection)."""
+        with self._lock:
+            if self._pid != os.getpid():
+                return
+            while self._kept:
+                self._let_go(next(iter(self._kept)))
+
+
+ADBC_DATABASES = AdbcDatabases()
+"""This process's ADBC database objects (PostgreSQL sinks connect through it)."""
+
+
+TYPE = DataSourceType(
+    NAME, PARAMS, "PostgreSQL", tester=test_connection, source=PostgresSource, sink=PostgresSink
+)
+"""The PostgreSQL connector (listed in :data:`exchangis.connectors.registry.MODULES`)."""

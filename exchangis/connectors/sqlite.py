@@ -21,22 +21,18 @@ import pyarrow.compute as pc
 
 from exchangis.connectors.base import DataSourceType, Endpoint, ParamSpec
 from exchangis.connectors.bulk import decimal_text
-from exchangis.connectors.registry import Registry
-from exchangis.connectors.sql import (
-    KEYS_NOT_NULL,
+from exchangis.connectors.dialect import KEYS_NOT_NULL, Dialect
+from exchangis.connectors.driver import ErrorClass, translate_errors
+from exchangis.connectors.naming import sql_literal, validate_table
+from exchangis.connectors.sql_sink import SqlSink
+from exchangis.connectors.sql_source import SqlSource
+from exchangis.connectors.types import Family, Rule, same_decimal
+from exchangis.connectors.values import (
     ColumnConverter,
-    Dialect,
-    ErrorClass,
-    SqlSink,
-    SqlSource,
     batch_to_rows,
     chunks,
     default_converter,
     per_value,
-    sql_literal,
-    translate_errors,
-    unsupported_type,
-    validate_table,
 )
 from exchangis.errors import (
     ConnectorError,
@@ -132,29 +128,28 @@ class SqliteDialect(Dialect):
             f"SELECT * FROM {self.quote_table(model)} WHERE 0"
         )
 
-    def column_type(self, data_type: pa.DataType) -> str:
-        """Return the declared type for ``data_type`` (its affinity keeps values exact)."""
-        t = data_type
-        if pa.types.is_boolean(t):
-            return "BOOLEAN"
-        if pa.types.is_integer(t):
-            return "INTEGER"
-        if pa.types.is_floating(t):
-            return "REAL"
-        if pa.types.is_decimal(t):
-            # TEXT affinity: NUMERIC affinity would round to a 15-digit REAL.
-            return f"DECIMAL TEXT({t.precision},{t.scale})"
-        if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_null(t):
-            return "TEXT"
-        if pa.types.is_binary(t) or pa.types.is_large_binary(t) or pa.types.is_fixed_size_binary(t):
-            return "BLOB"
-        if pa.types.is_date(t):
-            return "DATE"
-        if pa.types.is_timestamp(t):
-            return "TIMESTAMPTZ" if t.tz is not None else "TIMESTAMP"
-        if pa.types.is_time(t):
-            return "TIME"
-        raise unsupported_type(t)
+    # Declared types whose affinity keeps values exact, read back by ``arrow_type``.
+    column_types = {
+        Family.BOOLEAN: Rule("BOOLEAN", pa.bool_()),
+        Family.INTEGER: Rule("INTEGER", pa.int64()),
+        Family.UINT64: Rule(
+            "INTEGER",
+            pa.int64(),
+            loss="INTEGER holds up to 2**63-1: the sink refuses larger values (error records)",
+        ),
+        Family.FLOAT32: Rule("REAL", pa.float64()),
+        Family.FLOAT64: Rule("REAL", pa.float64()),
+        # TEXT affinity: NUMERIC affinity would round to a 15-digit REAL.
+        Family.DECIMAL: Rule("DECIMAL TEXT({precision},{scale})", same_decimal),
+        Family.STRING: Rule("TEXT", pa.string()),
+        Family.BINARY: Rule("BLOB", pa.binary()),
+        Family.FIXED_BINARY: Rule("BLOB", pa.binary()),
+        Family.DATE: Rule("DATE", pa.date32()),
+        Family.TIMESTAMP: Rule("TIMESTAMP", pa.timestamp("us")),
+        Family.TIMESTAMP_TZ: Rule("TIMESTAMPTZ", pa.timestamp("us", tz="UTC")),
+        Family.TIME: Rule("TIME", pa.time64("us")),
+        Family.NULL: Rule("TEXT", pa.string()),
+    }
 
     def unique_keys(self, table: str) -> str:
         """Return the columns of the unique, non-partial indexes of ``table`` and of its
@@ -477,10 +472,12 @@ class SqliteSink(SqlSink):
             self._conn.executemany(self._insert, part)
 
 
-def register(registry: Registry) -> None:
-    """Register the SQLITE data source type and its connectors."""
-    registry.register(
-        DataSourceType(NAME, PARAMS, "SQLite database file", tester=test_connection),
-        SqliteSource,
-        SqliteSink,
-    )
+TYPE = DataSourceType(
+    NAME,
+    PARAMS,
+    "SQLite database file",
+    tester=test_connection,
+    source=SqliteSource,
+    sink=SqliteSink,
+)
+"""The sqlite connector's declaration (listed in :data:`exchangis.connectors.registry.MODULES`)."""

@@ -8,10 +8,10 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session
 
-from exchangis.engine.states import EXECUTION_FINAL
 from exchangis.models import JobExecution, LogLine, TaskExecution
 from exchangis.runtime import Runtime
 from exchangis.state.logs import LiveLog
+from exchangis.state.machine import EXECUTION_FINAL
 
 CHUNK = 5000
 

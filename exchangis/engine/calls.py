@@ -109,22 +109,13 @@ def answer(rt: Runtime, handlers: Mapping[str, Handler], request: Mapping[str, A
         }
 
 
-def worker_handlers() -> dict[str, Handler]:
-    """Return the calls a worker answers, by kind."""
-    from exchangis.engine import channels  # it asks through this module: import it late
-
-    return {PROBE: probe, SPLIT: channels.cut}
-
-
 class CallServer(threading.Thread):
     """Answer the API's calls in a worker's main process, a few at a time."""
 
-    def __init__(
-        self, rt: Runtime, handlers: Mapping[str, Handler] | None = None, at_once: int = 4
-    ) -> None:
+    def __init__(self, rt: Runtime, handlers: Mapping[str, Handler], at_once: int = 4) -> None:
         super().__init__(name="exchangis-calls", daemon=True)
         self.rt = rt
-        self.handlers = dict(handlers if handlers is not None else worker_handlers())
+        self.handlers = dict(handlers)
         self.slots = threading.BoundedSemaphore(at_once)
         self.stopped = threading.Event()
 

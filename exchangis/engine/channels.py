@@ -24,7 +24,7 @@ from dataclasses import replace
 from typing import Any
 
 from exchangis.connectors.base import Endpoint
-from exchangis.connectors.sql import SqlSource, validate_table
+from exchangis.connectors.naming import validate_table
 from exchangis.engine import calls
 from exchangis.engine.planner import TaskPlan
 from exchangis.errors import (
@@ -56,8 +56,8 @@ def expand(rt: Runtime, plans: list[TaskPlan], eid: str) -> list[TaskPlan]:
     for plan in plans:
         channels = int(plan.settings.get("channel") or 1)
         source = rt.registry.sources.get(plan.source["type"])
-        if channels <= 1 or source is None or not issubclass(source, SqlSource):
-            out.append(plan)  # not a SQL table: nothing to cut
+        if channels <= 1 or source is None or not source.capabilities.channels:
+            out.append(plan)  # nothing to cut
             continue
         args = {
             "source": plan.source,
@@ -85,7 +85,7 @@ def cut(rt: Runtime, args: Mapping[str, Any]) -> list[Any]:
             raise InvalidInputError(f"{where}: source data source was deleted")
         connect = rt.connect_params(ds)
     source = rt.registry.source(Endpoint.of_plan(ds.type, connect, spec))
-    if not isinstance(source, SqlSource):
+    if not source.capabilities.channels:
         raise InvalidInputError(f"{where}: {ds.type} tables cannot be cut into channels")
     try:
         with source:

@@ -19,7 +19,11 @@ from exchangis.engine import finalize, sending
 from exchangis.engine.archive import execution_owner, task_owner
 from exchangis.engine.finalize import epoch_ms
 from exchangis.engine.planner import execution_timeout
-from exchangis.engine.states import (
+from exchangis.errors import ConflictError, NotFoundError
+from exchangis.models import JobExecution, LogLine, TaskExecution
+from exchangis.runtime import Runtime, durable
+from exchangis.state.logs import LiveLog, LogWriter
+from exchangis.state.machine import (
     EXECUTION_FINAL,
     STOPPING,
     TASK_FINAL,
@@ -29,10 +33,6 @@ from exchangis.engine.states import (
     completed,
     control_of,
 )
-from exchangis.errors import ConflictError, NotFoundError
-from exchangis.models import JobExecution, LogLine, TaskExecution
-from exchangis.runtime import Runtime, durable
-from exchangis.state.logs import LiveLog, LogWriter
 
 QUEUED = (TaskStatus.INITED, TaskStatus.SCHEDULED, TaskStatus.WAIT_FOR_RETRY)
 PAUSABLE = frozenset({ExecutionStatus.SCHEDULED, ExecutionStatus.RUNNING})

@@ -12,7 +12,9 @@ from sqlalchemy import or_, update
 from exchangis.db import changed
 from exchangis.engine import stages
 from exchangis.engine.archive import archive_logs
-from exchangis.engine.states import (
+from exchangis.models import JobExecution, TaskExecution
+from exchangis.runtime import Runtime, durable
+from exchangis.state.machine import (
     EXECUTION_FINAL,
     TASK_FAILURES,
     TASK_FINAL,
@@ -21,8 +23,6 @@ from exchangis.engine.states import (
     TaskStatus,
     control_of,
 )
-from exchangis.models import JobExecution, TaskExecution
-from exchangis.runtime import Runtime, durable
 
 logger = logging.getLogger(__name__)
 

@@ -38,19 +38,38 @@ SETTING_RANGES: dict[str, tuple[int | float, int | float]] = {
 speed or timeout of 0 means none."""
 
 
+def setting_value(key: str, value: Any) -> int | float:
+    """Return setting ``key``'s value as a number: a JSON number or its text (``"3"``), as a UI
+    sends every value.
+
+    Raises:
+        ValueError: why ``value`` is not a valid value of ``key``.
+    """
+    if key not in SETTING_RANGES:
+        raise ValueError(f"is not a known setting (accepted: {', '.join(sorted(SETTING_RANGES))})")
+    low, high = SETTING_RANGES[key]
+    if isinstance(value, str):
+        try:
+            value = float(value.strip())
+        except ValueError:
+            raise ValueError("must be a number") from None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError("must be a number")
+    if not math.isfinite(value):
+        raise ValueError("must be a finite number")
+    if key != "setting.errorLimit.percentage" and value != int(value):
+        raise ValueError("must be an integer")
+    if not low <= value <= high:
+        raise ValueError(f"must be between {low} and {high}")
+    return value if key == "setting.errorLimit.percentage" else int(value)
+
+
 def setting_problem(key: str, value: Any) -> str | None:
     """Return why ``value`` is not a valid value of setting ``key``, or None when it is."""
-    if key not in SETTING_RANGES:
-        return f"is not a known setting (accepted: {', '.join(sorted(SETTING_RANGES))})"
-    low, high = SETTING_RANGES[key]
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return "must be a number"
-    if not math.isfinite(value):
-        return "must be a finite number"
-    if key != "setting.errorLimit.percentage" and value != int(value):
-        return "must be an integer"
-    if not low <= value <= high:
-        return f"must be between {low} and {high}"
+    try:
+        setting_value(key, value)
+    except ValueError as exc:
+        return str(exc)
     return None
 
 
@@ -66,12 +85,11 @@ def plan_settings(items: list[Mapping[str, Any]] | None, where: str) -> dict[str
         value: Any = None
         if isinstance(item, Mapping):
             key, value = item.get("config_key"), item.get("config_value")
-        problem = setting_problem(str(key), value)
-        if problem:
+        try:
+            settings[SETTING_KEYS[str(key)]] = setting_value(str(key), value)
+        except ValueError as exc:
             field = f"{where}.settings[{i}].config_value"
-            raise InvalidInputError(f"{field}: {key} {problem}", errors={field: [problem]})
-        number = value if key == "setting.errorLimit.percentage" else int(value)
-        settings[SETTING_KEYS[str(key)]] = number
+            raise InvalidInputError(f"{field}: {key} {exc}", errors={field: [str(exc)]}) from None
     return settings
 
 
@@ -181,7 +199,8 @@ class TaskPlan:
         return plan
 
 
-def _options(pairs: list[Mapping[str, Any]] | None) -> dict[str, Any]:
+def options_of(pairs: list[Mapping[str, Any]] | None) -> dict[str, Any]:
+    """Return a sub-job side's ``params`` items (``config_key``/``config_value``) as a dict."""
     return {p["config_key"]: p["config_value"] for p in pairs or []}
 
 
@@ -225,8 +244,8 @@ def plan_job(
             TaskPlan(
                 name=sub["subJobName"],
                 position=position,
-                source=_endpoint(sub["dataSources"]["source"], _options(params.get("sources"))),
-                sink=_endpoint(sub["dataSources"]["sink"], _options(params.get("sinks"))),
+                source=_endpoint(sub["dataSources"]["source"], options_of(params.get("sources"))),
+                sink=_endpoint(sub["dataSources"]["sink"], options_of(params.get("sinks"))),
                 mapping=mapping,
                 settings=settings,
             )

@@ -23,15 +23,15 @@ from typing import Any
 from sqlalchemy import select
 
 from exchangis.engine import archive, control, finalize, retry, sending, stages
-from exchangis.engine.states import (
+from exchangis.models import JobExecution
+from exchangis.runtime import Runtime
+from exchangis.state.machine import (
     CONTROL_OUTCOME,
     STOPPING,
     Control,
     TaskStatus,
     control_of,
 )
-from exchangis.models import JobExecution
-from exchangis.runtime import Runtime
 
 logger = logging.getLogger(__name__)
 

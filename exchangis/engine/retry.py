@@ -12,8 +12,8 @@ import logging
 from typing import Any
 
 from exchangis.engine import sending
-from exchangis.engine.states import TaskStatus
 from exchangis.runtime import Runtime
+from exchangis.state.machine import TaskStatus
 
 logger = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ import traceback
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import psutil
 import pyarrow as pa
@@ -22,14 +22,6 @@ from exchangis.connectors.base import Endpoint, Sink, Source
 from exchangis.connectors.ledger import Fence, FencedOffError
 from exchangis.engine import control, finalize, retry, sending
 from exchangis.engine.dirty import ErrorRecords
-from exchangis.engine.states import (
-    CONTROL_OUTCOME,
-    TASK_FINAL,
-    Control,
-    ExecutionStatus,
-    TaskStatus,
-    control_of,
-)
 from exchangis.engine.transform import ColumnMapping
 from exchangis.errors import (
     BulkRowRefusedError,
@@ -40,6 +32,14 @@ from exchangis.errors import (
 from exchangis.models import DataSource, TaskExecution
 from exchangis.runtime import Runtime, durable, sql_unavailable
 from exchangis.state.logs import LogWriter
+from exchangis.state.machine import (
+    CONTROL_OUTCOME,
+    TASK_FINAL,
+    Control,
+    ExecutionStatus,
+    TaskStatus,
+    control_of,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -135,6 +135,23 @@ class Heartbeat(threading.Thread):
         self.stopped.set()
 
 
+LOG_HOLD_SECONDS = 0.5
+"""Most seconds a task's log lines are held before they are stored (together, in one call);
+every line of an attempt is stored before its status moves."""
+
+_PROCESS: dict[int, psutil.Process] = {}
+
+
+def this_process() -> psutil.Process:
+    """Return this process's psutil handle (one per process: making one reads /proc)."""
+    pid = os.getpid()
+    process = _PROCESS.get(pid)
+    if process is None:  # first use, or a forked child
+        _PROCESS.clear()
+        process = _PROCESS[pid] = psutil.Process(pid)
+    return process
+
+
 class Meter:
     """Counters of one task and their throttled publication to the live state."""
 
@@ -151,9 +168,9 @@ class Meter:
         self.estimate: int | None = None
         self.source_progress: float | None = None
         self.traffic: dict[str, str] = {}
-        self._process = psutil.Process()
-        self._process.cpu_percent(None)
-        self._last_publish = 0.0
+        self._process = this_process()
+        self._process.cpu_percent(None)  # the first figure counts from here
+        self._last_publish = self.started  # the claim wrote the start: next, a throttle later
         self._last_log = self.started
         self._last_records = 0
         self._last_at = self.started
@@ -212,6 +229,36 @@ class Meter:
 
 PACE_SECONDS = 0.25
 """Most seconds' worth of a task's speed limits that one batch carries."""
+
+BATCH_BYTES = 4 * 2**20
+"""Most Arrow bytes a batch carries, whatever its rows (``batch_size``, ``batchSize``): a batch
+of wide rows is cut, so that a task's memory follows this, not the rows' width."""
+
+
+def within_bytes(batches: Iterator[pa.RecordBatch], limit: int) -> Iterator[pa.RecordBatch]:
+    """Yield ``batches``, each cut into slices of at most ``limit`` Arrow bytes (by its rows'
+    average width; at least one row a slice)."""
+    for batch in batches:
+        if batch.nbytes <= limit or batch.num_rows <= 1:
+            yield batch
+            continue
+        rows = max(1, batch.num_rows * limit // batch.nbytes)
+        for start in range(0, batch.num_rows, rows):
+            yield batch.slice(start, rows)
+
+
+@runtime_checkable
+class WritesBehind(Protocol):
+    """A sink that can write a batch while the caller reads the next one (MySQL's pipelined
+    ``LOAD DATA``): after ``defer_writes()``, ``write`` may return before its batch is written,
+    its rows counted (and refused rows taken) in a later ``write`` or in ``flush()``, which the
+    caller calls after its last batch."""
+
+    def defer_writes(self) -> None:
+        """Let ``write`` return before its batch is written."""
+
+    def flush(self) -> int:
+        """Wait for the writes in flight; return the rows they wrote."""
 
 
 class Pace:
@@ -330,6 +377,7 @@ class TaskRunner:
             status, error, meter = self._transfer(eid, task, attempts)
         finally:
             heartbeat.stop()  # the final move below ends the heartbeat; a crash leaves it stale
+        self._store_log(meter.log)  # the attempt's every line, before its status moves
         if self.lost:  # a reaper or a recovery took the task over: leave it to them
             logger.info("task=%s attempt lost its claim: %s", self.tid, error)
             return None
@@ -380,7 +428,7 @@ class TaskRunner:
         The outcome is the final status, or ``WaitForRetry`` for a transient failure.
         """
         name = task.get("name", "")
-        log = self.rt.task_log(self.tid, eid)
+        log = self.rt.task_log(self.tid, eid, hold_seconds=LOG_HOLD_SECONDS)
         meter = Meter(self.rt, self.tid, log)
         try:
             ctx = load_context(self.rt, self.tid)
@@ -525,6 +573,14 @@ class TaskRunner:
                     except Exception:
                         logger.warning("close failed task=%s", self.tid, exc_info=True)
 
+    def _store_log(self, log: LogWriter) -> None:
+        """Store a task log's held lines and hold no more (a failed store is reported here:
+        the status moves all the same)."""
+        try:
+            log.close()
+        except Exception:
+            logger.warning("task=%s log lines could not be stored", self.tid, exc_info=True)
+
     @staticmethod
     def _rollback(sink: Sink | None, log: LogWriter) -> None:
         if sink is None:
@@ -562,21 +618,32 @@ class TaskRunner:
         speed_bytes = int(settings.get("speed_byte") or 0)
         timeout = float(settings.get("timeout_seconds") or 0)
         batch_size = self._batch_size_for(source.endpoint, settings)
+        if isinstance(sink, WritesBehind):  # it writes a batch while the next one is read
+            sink.defer_writes()
         self._check(eid, meter, timeout)
-        for batch in self._paced(source.batches(batch_size), meter, speed, speed_bytes):
+        batches = within_bytes(source.batches(batch_size), BATCH_BYTES)
+        for batch in self._paced(batches, meter, speed, speed_bytes):
             meter.read += batch.num_rows
             meter.bytes += batch.nbytes
             meter.written += sink.write(mapping.apply(batch))
-            rejects = sink.take_rejects()
-            if rejects:
-                meter.errors += len(rejects)
-                dirty.add(rejects)
+            self._take_rejects(sink, meter, dirty)
             meter.source_progress = source.progress()
             self._check(eid, meter, timeout)
             meter.publish()
             if speed or speed_bytes:
                 self._throttle(eid, meter, speed, speed_bytes, timeout)
+        if isinstance(sink, WritesBehind):
+            meter.written += sink.flush()
+            self._take_rejects(sink, meter, dirty)
         self._check(eid, meter, timeout)
+
+    @staticmethod
+    def _take_rejects(sink: Sink, meter: Meter, dirty: ErrorRecords) -> None:
+        """Count and record the rows the sink refused since the last call."""
+        rejects = sink.take_rejects()
+        if rejects:
+            meter.errors += len(rejects)
+            dirty.add(rejects)
 
     def _batch_size_for(self, endpoint: Endpoint, settings: dict[str, Any]) -> int:
         """Return the rows per batch: ``batchSize`` or the default, at most ``PACE_SECONDS`` of

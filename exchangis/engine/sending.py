@@ -14,8 +14,8 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from exchangis.engine import finalize
-from exchangis.engine.states import TaskStatus
 from exchangis.runtime import Runtime
+from exchangis.state.machine import TaskStatus
 
 logger = logging.getLogger(__name__)
 

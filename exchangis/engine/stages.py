@@ -19,9 +19,9 @@ from typing import Any
 from sqlalchemy import select
 
 from exchangis.connectors.base import Endpoint
-from exchangis.engine.states import completed
 from exchangis.models import DataSource
 from exchangis.runtime import Runtime
+from exchangis.state.machine import completed
 
 logger = logging.getLogger(__name__)
 

@@ -37,7 +37,7 @@ class JobExecution(Base):
     error: Mapped[str | None] = mapped_column(Text)
     control: Mapped[str | None] = mapped_column(String(16))
     """The kill, pause or timeout request, written before the live state's: a live state
-    rebuilt after a Redis loss obeys it (``engine.states.Control``)."""
+    rebuilt after a Redis loss obeys it (``state.machine.Control``)."""
     logs_dropped: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     """Its archived logs were removed by ``log_retention_days``."""
     create_time: Mapped[datetime] = mapped_column(default=utcnow, index=True)

@@ -19,13 +19,13 @@ from sqlalchemy.orm import Session
 
 from exchangis.db import changed
 from exchangis.engine import control
-from exchangis.engine.states import EXECUTION_FINAL, Control, ExecutionStatus
 from exchangis.errors import ConflictError, ExchangisError, UnavailableError
 from exchangis.models import Context, JobExecution, Plan, PlanItem, TaskExecution, User
 from exchangis.runtime import Runtime
 from exchangis.schedule import cron
 from exchangis.services.access import Caller
 from exchangis.services.execution import Launch, cancel, load_execution, submit_execution
+from exchangis.state.machine import EXECUTION_FINAL, Control, ExecutionStatus
 
 logger = logging.getLogger(__name__)
 

@@ -6,8 +6,8 @@ from typing import Any
 
 from marshmallow import ValidationError, fields, post_load, validate
 
-from exchangis.engine.states import ExecutionStatus
 from exchangis.schemas.common import BodySchema, LabelsSchema, QuerySchema, WireTime
+from exchangis.state.machine import ExecutionStatus
 
 
 class ExecuteBodySchema(BodySchema):

@@ -6,8 +6,8 @@ from typing import Any
 
 from marshmallow import ValidationError, fields, post_load, validate, validates_schema
 
-from exchangis.engine.states import EXECUTION_FINAL
 from exchangis.schemas.common import BodySchema, QuerySchema, WireTime
+from exchangis.state.machine import EXECUTION_FINAL
 
 ENTITY_GROUP = "DB_BATCH_SYNC"
 """The seed's "data batch sync": the only entity group, a plan's entity is one of our jobs."""

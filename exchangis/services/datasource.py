@@ -36,27 +36,12 @@ def check_connect_params(
             elif spec.default is not None:
                 out[spec.name] = spec.default
             continue
-        if spec.kind is int:
-            if isinstance(value, bool) or not isinstance(value, int):
-                errors[f"connectParams.{spec.name}"] = ["must be an integer"]
-                continue
-            if spec.name == "port" and not 0 < value < 65536:
-                errors[f"connectParams.{spec.name}"] = ["must be 1..65535"]
-                continue
-        elif spec.kind is dict:
-            if not isinstance(value, dict):
-                errors[f"connectParams.{spec.name}"] = ["must be an object"]
-                continue
-        elif not isinstance(value, str) or len(value) > 1024:
-            errors[f"connectParams.{spec.name}"] = ["must be a string of at most 1024 chars"]
-            continue
-        elif spec.check is not None:
-            try:
-                spec.check(value)
-            except InvalidInputError as exc:
-                errors[f"connectParams.{spec.name}"] = [exc.message]
-                continue
-        out[spec.name] = value
+        try:
+            out[spec.name] = spec.parse(value)
+        except ValueError as exc:
+            errors[f"connectParams.{spec.name}"] = [str(exc)]
+        except InvalidInputError as exc:
+            errors[f"connectParams.{spec.name}"] = [exc.message]
     if not errors:
         try:
             confine(rt.settings, ds_type, out)

@@ -17,13 +17,6 @@ from exchangis import faults
 from exchangis.engine import channels, control, finalize, sending
 from exchangis.engine.finalize import epoch_ms, execution_progress, task_metrics
 from exchangis.engine.planner import execution_timeout, plan_job
-from exchangis.engine.states import (
-    EXECUTION_FINAL,
-    Control,
-    ExecutionStatus,
-    TaskStatus,
-    completed,
-)
 from exchangis.errors import (
     ConflictError,
     ForbiddenError,
@@ -35,6 +28,13 @@ from exchangis.models import Job, JobExecution, TaskExecution
 from exchangis.runtime import Runtime
 from exchangis.services.access import Caller, Privilege, fetch, privileges, require_execution
 from exchangis.services.job import check_endpoint
+from exchangis.state.machine import (
+    EXECUTION_FINAL,
+    Control,
+    ExecutionStatus,
+    TaskStatus,
+    completed,
+)
 
 TASK_ORDER = [s.value for s in TaskStatus]
 PLAIN_VALUE = re.compile(r"^[A-Za-z0-9_.:/+\-]{0,256}\Z")

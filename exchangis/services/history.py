@@ -11,11 +11,11 @@ from sqlalchemy import Select, func, or_, select
 from exchangis.engine import stages
 from exchangis.engine.archive import delete_record
 from exchangis.engine.finalize import execution_progress
-from exchangis.engine.states import EXECUTION_FINAL, completed
 from exchangis.errors import ConflictError, NotFoundError
 from exchangis.models import JobExecution
 from exchangis.runtime import Runtime
 from exchangis.services.access import Caller, Privilege, require_execution, visible
+from exchangis.state.machine import EXECUTION_FINAL, completed
 
 TIME_FILTERS = {
     0: timedelta(days=1),

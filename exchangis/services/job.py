@@ -8,8 +8,10 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from exchangis.connectors.base import Endpoint, Sink, Source
+from exchangis.connectors import options as opts
+from exchangis.connectors.base import SQL_WRITE_MODES, Endpoint, Sink, Source
 from exchangis.engine.planner import VARIABLE as _VARIABLE
+from exchangis.engine.planner import options_of, setting_value
 from exchangis.errors import ForbiddenError, InvalidInputError
 from exchangis.models import DataSource, Job
 from exchangis.runtime import Runtime
@@ -48,13 +50,10 @@ def check_endpoint(
     connector = kinds.get(ds.type)
     if connector is None:
         raise InvalidInputError.of(f"{where}.type", f"{ds.type} cannot be a {side}")
-    unknown = sorted(set(options) - connector.options)
-    if unknown:
-        raise InvalidInputError.of(
-            f"{where}.options",
-            f"unknown option(s) {', '.join(unknown)} for {ds.type} {side}; accepted: "
-            f"{', '.join(sorted(connector.options))}",
-        )
+    try:
+        opts.unknown(connector.options, options, f"{ds.type} {side}")
+    except InvalidInputError as exc:
+        raise InvalidInputError.of(f"{where}.options", exc.message) from None
     endpoint = Endpoint(
         type=ds.type,
         connect=dict(ds.connect_params),
@@ -67,6 +66,40 @@ def check_endpoint(
     except InvalidInputError as exc:
         part = "options" if exc.errors and "options" in exc.errors else "table"
         raise InvalidInputError.of(f"{where}.{part}", exc.message) from None
+
+
+def _check_capabilities(
+    rt: Runtime, sub: Mapping[str, Any], sink_options: Mapping[str, Any], where: str
+) -> None:
+    """Refuse what a sub-job asks of a connector that does not declare it: a ``writeMode``
+    (other bad values fail the option's own check) or channels.
+
+    Raises:
+        InvalidInputError: naming the sub-job, the field and the capability.
+    """
+    title = f"{where} ({sub['subJobName']})"
+    sink = rt.registry.sinks.get(sub["dataSources"]["sink"]["type"])
+    asked = sink_options.get("writeMode")
+    mode = asked.strip().lower() if isinstance(asked, str) else None
+    if sink is not None and mode in SQL_WRITE_MODES and mode not in sink.capabilities.write_modes:
+        raise InvalidInputError.of(
+            f"{where}.dataSources.sink.options",
+            f"{title}: {sink.type} sinks lack the capability {mode} (writeModes: "
+            f"{', '.join(sink.capabilities.write_modes)})",
+        )
+    source = rt.registry.sources.get(sub["dataSources"]["source"]["type"])
+    for i, item in enumerate(sub.get("settings") or []):
+        if item.get("config_key") != "setting.speed.channel" or source is None:
+            continue
+        if (
+            not source.capabilities.channels
+            and setting_value(item["config_key"], item.get("config_value")) > 1
+        ):
+            raise InvalidInputError.of(
+                f"{where}.settings[{i}].config_value",
+                f"{title}: {source.type} sources lack the capability channels "
+                "(setting.speed.channel must be 1)",
+            )
 
 
 def check_content(
@@ -82,11 +115,10 @@ def check_content(
     if duplicates:
         raise InvalidInputError.of("content", f"duplicate subJobName: {', '.join(duplicates)}")
     for i, sub in enumerate(content):
+        params = sub.get("params", {})
+        _check_capabilities(rt, sub, options_of(params.get("sinks")), f"content[{i}]")
         for side, option_key in (("source", "sources"), ("sink", "sinks")):
-            options = {
-                p["config_key"]: p["config_value"]
-                for p in sub.get("params", {}).get(option_key, [])
-            }
+            options = options_of(params.get(option_key))
             connector = check_endpoint(
                 rt,
                 session,

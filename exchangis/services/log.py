@@ -8,12 +8,12 @@ from typing import Any
 from sqlalchemy import func, select
 
 from exchangis.engine.archive import execution_owner, task_owner
-from exchangis.engine.states import EXECUTION_FINAL
 from exchangis.errors import NotFoundError
 from exchangis.models import JobExecution, LogLine, TaskExecution
 from exchangis.runtime import Runtime
 from exchangis.services.access import Caller, Privilege, require_execution
 from exchangis.state.logs import Line, LiveLog, read_page
+from exchangis.state.machine import EXECUTION_FINAL
 
 
 class ArchiveLog:

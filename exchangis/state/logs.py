@@ -16,6 +16,8 @@ no stored line is longer than ``MAX_LINE_CHARS`` characters (at most ``MAX_LINE_
 
 from __future__ import annotations
 
+import logging
+import threading
 from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Protocol
@@ -32,6 +34,12 @@ MAX_LINE_BYTES = 4 * MAX_LINE_CHARS
 """Longest stored line in bytes (UTF-8 takes at most 4 bytes a character): the least a byte
 cap's head or tail is given, so that any line fits."""
 STAMP_CHARS = len("2026-01-01 00:00:00.000")
+HOLD_LINES = 500
+"""Most lines a holding writer keeps before it stores them (see ``LogWriter.hold_seconds``)."""
+HOLD_CHARS = 2**20
+"""Most characters a holding writer keeps before it stores them."""
+
+logger = logging.getLogger(__name__)
 
 # KEYS: log (head segment prefix), tail, line counter, head counter, cut book, closed flag.
 # ARGV: head cap, tail cap, segment size, segment separator, head bytes, tail bytes (0: no byte
@@ -181,7 +189,14 @@ class LogWriter:
 
     ``head_cap``/``tail_cap`` bound the head and the tail in lines, ``head_bytes``/
     ``tail_bytes`` in bytes (0: no byte cap; a smaller one than ``MAX_LINE_BYTES`` is raised
-    to it, so that any line fits).
+    to it, so that any line fits). ``secrets`` may be a function, asked at each message (so a
+    secret learnt after the writer was made is masked too).
+
+    With ``hold_seconds`` > 0 the writer holds its lines and stores them together, in one script
+    call: ``hold_seconds`` after the first line held (a timer thread), as soon as
+    ``HOLD_LINES`` lines or ``HOLD_CHARS`` characters are held, and at :meth:`flush` and
+    :meth:`close`. Lines stored together get the numbers, order, caps and masking they would
+    have got one by one; a reader sees them up to ``hold_seconds`` later.
     """
 
     def __init__(
@@ -190,23 +205,41 @@ class LogWriter:
         key: str,
         *,
         zone: ZoneInfo,
-        secrets: Iterable[str] = (),
+        secrets: Iterable[str] | Callable[[], Iterable[str]] = (),
         head_cap: int = 100_000,
         tail_cap: int = 100_000,
         head_bytes: int = 0,
         tail_bytes: int = 0,
         clock: Callable[[], float] | None = None,
+        hold_seconds: float = 0.0,
     ) -> None:
         self.redis = redis
         self.keys = Keys.log_parts(key)
         self.zone = zone
-        self.secrets = tuple(s for s in secrets if s)
+        self._secrets: Callable[[], Iterable[str]] | tuple[str, ...] = (
+            secrets if callable(secrets) else tuple(s for s in secrets if s)
+        )
         self.caps = (head_cap, tail_cap)
         self.byte_caps = tuple(
             max(cap, MAX_LINE_BYTES) if cap > 0 else 0 for cap in (head_bytes, tail_bytes)
         )
         self.clock = clock
+        self.hold_seconds = hold_seconds
+        self.last_line = 0
+        """The number of the last line this writer stored (0: none yet)."""
         self._append = redis.register_script(_APPEND)
+        self._held: list[str] = []
+        self._held_chars = 0
+        self._lock = threading.Lock()
+        """Taken to hold lines and to store them: stores happen one at a time, in order."""
+        self._timer: threading.Thread | None = None
+        self._closed = threading.Event()
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """Return the secrets this log masks now."""
+        found = self._secrets() if callable(self._secrets) else self._secrets
+        return tuple(s for s in found if s)
 
     def mask(self, text: str) -> str:
         """Return ``text`` with this log's secrets masked."""
@@ -224,8 +257,26 @@ class LogWriter:
         return [cut(line) for line in lines]
 
     def write(self, level: str, message: str) -> int:
-        """Append one message (its lines); return the number of its last line."""
-        return self.append_lines(self.format(level, message))
+        """Append one message (its lines); return the number of its last line, or, while a
+        holding writer holds it, the number of the last line stored so far."""
+        lines = self.format(level, message)
+        if self.hold_seconds <= 0:
+            return self.append_lines(lines)
+        with self._lock:
+            self._held += lines
+            self._held_chars += sum(len(line) for line in lines)
+            if (  # closed: stored at once, after any line a failed store left held
+                not self._closed.is_set()
+                and len(self._held) < HOLD_LINES
+                and self._held_chars < HOLD_CHARS
+            ):
+                if self._timer is None:
+                    self._timer = threading.Thread(
+                        target=self._store_later, name="log-hold", daemon=True
+                    )
+                    self._timer.start()
+                return self.last_line
+        return self.flush()
 
     def append_lines(self, lines: list[str]) -> int:
         """Append lines already formatted (and masked) in one call; return the last number.
@@ -234,7 +285,37 @@ class LogWriter:
         """
         args: list[int | str] = [*self.caps, SEGMENT_LINES, SEGMENT, *self.byte_caps]
         args += [cut(line) for line in lines]
-        return int(self._append(keys=list(self.keys), args=args))
+        self.last_line = int(self._append(keys=list(self.keys), args=args))
+        return self.last_line
+
+    def flush(self) -> int:
+        """Store the held lines now (one script call); return the number of the last line
+        stored. Lines whose store fails stay held (the next store tries them again)."""
+        with self._lock:
+            if self._held:
+                self.append_lines(self._held)
+                self._held, self._held_chars = [], 0
+            return self.last_line
+
+    def close(self) -> int:
+        """Store the held lines and hold no more (later messages are stored at once); return
+        the number of the last line stored."""
+        self._closed.set()
+        return self.flush()
+
+    def _store_later(self) -> None:
+        """Store what is held every ``hold_seconds`` until nothing is (or the writer closes)."""
+        while not self._closed.wait(self.hold_seconds):
+            with self._lock:
+                if not self._held:
+                    self._timer = None
+                    return
+            try:
+                self.flush()
+            except Exception:  # a store outage: the lines stay held for the next try
+                logger.warning("log store failed key=%s", self.keys[0], exc_info=True)
+        with self._lock:
+            self._timer = None
 
     def info(self, message: str) -> int:
         """Append an INFO line."""

@@ -92,6 +92,15 @@ return 1
 """Set fields of a hash only while it exists: a late writer (an attempt that lost its task,
 a throttled publish after the end) never re-creates expired keys, which would live for ever."""
 
+_OWNER = """
+local eid = redis.call('HGET', KEYS[1], 'execution_id')
+if not eid then return {false, false} end
+return {eid, redis.call('HGET', ARGV[1] .. eid, 'execute_user')}
+"""
+"""A task's execution id and that execution's execute user, in one round trip. ARGV[1] is the
+execution key without its id (``Keys.execution("")``): the script reads a key it was not given,
+fine on one Redis (as the log scripts do), not on a cluster."""
+
 _UNLOCK = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
@@ -131,7 +140,7 @@ class ServerClock:
 
 @dataclass(frozen=True)
 class Rules:
-    """The state machine the store enforces (engine/states.py provides it)."""
+    """The state machine the store enforces (state/machine.py provides it)."""
 
     task_sources: Callable[[str], frozenset[str]]
     """Task statuses from which a target status may be entered."""
@@ -195,6 +204,7 @@ class StateStore:
         self._transition = redis.register_script(_TRANSITION)
         self._heartbeat = redis.register_script(_HEARTBEAT)
         self._unlock = redis.register_script(_UNLOCK)
+        self._owner = redis.register_script(_OWNER)
         self._hset_existing = redis.register_script(_HSET_EXISTING)
 
     def now_ms(self) -> int:
@@ -324,9 +334,8 @@ class StateStore:
         if sources is not None:
             allowed = allowed & frozenset(str(s) for s in sources)
         task_key = self.keys.task(tid)
-        eid = self.redis.hget(task_key, "execution_id")
+        eid, user = self._owner(keys=[task_key], args=[self.keys.execution("")])
         exec_key = self.keys.execution(str(eid)) if eid else task_key
-        user = self.redis.hget(exec_key, "execute_user") if eid else None
         final = target in self.rules.task_final
         action = "rem" if final else heartbeat
         if action == "add":

@@ -13,7 +13,7 @@ from exchangis.connectors import bulk
 from exchangis.connectors.mysql import MySqlSource, open_connection
 from exchangis.connectors.postgres import PostgresSource
 from exchangis.connectors.postgres import open_connection as open_postgres
-from exchangis.connectors.sql import SqlSource
+from exchangis.connectors.sql_source import SqlSource
 from tests.connectors.conftest import Backend
 
 Factory = Callable[[str], Backend]

@@ -4,10 +4,12 @@ Every backend holds the same logical table (``ROWS``) with its native column typ
 MariaDB ``DECIMAL(38,10)``/``DATETIME(6)``/``TINYINT(1)``/``LONGBLOB``/``VARBINARY``/utf8mb4
 ``LONGTEXT``; PostgreSQL ``numeric``/``timestamp``/``boolean``/``bytea``/``text``; SQLite with the
 declared types and storage forms ``sqlite.py`` documents; CSV and JSON Lines files written by hand
-in the representation ``files.py`` documents. Each pair moves it the way the runner does (registry
-source → ``open`` → ``ColumnMapping`` → ``sink.open(schema)`` → ``write`` per batch → ``commit``)
-and the sink is read back with a native reader: pymysql, psycopg, sqlite3 (raw storage), ``json``,
-and ``pyarrow.csv`` with the CSV rules (an unquoted empty field is NULL, ``""`` the empty string).
+in the representation ``files.py`` documents (also compressed: ``csv.gz``, ``jsonl.zst``); a
+Parquet file written by ``pyarrow.parquet`` with the Arrow types. Each pair moves it the way the
+runner does (registry source → ``open`` → ``ColumnMapping`` → ``sink.open(schema)`` → ``write`` per
+batch → ``commit``) and the sink is read back with a native reader: pymysql, psycopg, sqlite3 (raw
+storage), ``json``, ``pyarrow.csv`` with the CSV rules (an unquoted empty field is NULL, ``""`` the
+empty string) and ``pyarrow.parquet``; compressed files through ``gzip`` and pyarrow's zstd stream.
 
 What equality means, per pair (:func:`expected_value` spells it out; comparisons are strict:
 type and ``repr``, so ``-0.0 != 0.0``, ``True != 1`` and a decimal's scale counts):
@@ -27,6 +29,9 @@ type and ``repr``, so ``-0.0 != 0.0``, ``True != 1`` and a decimal's scale count
   aside; the SQLite source parses it by declared type).
 * JSONL source: numbers, booleans and text are typed; decimals, temporals and bytes are text,
   with the CSV rules.
+* Parquet keeps the Arrow types: as a source it is a typed source (``-0.0`` included); as a sink
+  it holds exactly what the source yielded (a CSV source's text stays text).
+* ``csv.gz`` and ``jsonl.zst`` are CSV and JSONL once decompressed.
 * Negative zero: MariaDB ``DOUBLE`` and SQLite ``REAL`` cannot hold ``-0.0``: it is ``0.0`` there
   (a backend limit, asserted as such).
 
@@ -38,6 +43,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import gzip
 import importlib.util
 import json
 import sqlite3
@@ -52,6 +58,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
 import pymysql
 import pymysql.cursors
 import pytest
@@ -65,15 +72,17 @@ from tests import data
 from tests.services import mysql_params, postgres_params
 
 SQL_KINDS = ("mysql", "postgres", "sqlite")
-FILE_KINDS = ("csv", "jsonl")
+FILE_KINDS = ("csv", "jsonl", "parquet", "csv.gz", "jsonl.zst")
+"""FILE kinds, each also the suffix of its files (``.csv.gz``: gzip by suffix)."""
 KINDS = SQL_KINDS + FILE_KINDS
 TYPES = {
     "mysql": "MYSQL",
     "postgres": "POSTGRESQL",
     "sqlite": "SQLITE",
-    "csv": "FILE",
-    "jsonl": "FILE",
+    **dict.fromkeys(FILE_KINDS, "FILE"),
 }
+CODECS = {"gz": "gzip", "zst": "zstd"}
+"""The compression suffixes of ``FILE_KINDS`` and their codecs."""
 BATCH_SIZES = (1, 4, 1000)
 """Runner batch sizes: one row, a boundary inside the table (15 rows), everything at once."""
 
@@ -294,6 +303,11 @@ ROWS: list[dict[str, Any]] = [
 # --- representations ----------------------------------------------------------------------
 
 
+def form(kind: str) -> str:
+    """Return the format of backend ``kind`` (``csv.gz`` is CSV once decompressed)."""
+    return kind.partition(".")[0]
+
+
 def text_form(value: Any) -> Any:
     """Return the CSV text of a typed value (None stays None)."""
     if value is None or isinstance(value, str):
@@ -353,9 +367,9 @@ def source_value(kind: str, value: Any) -> Any:
     """Return what source ``kind`` yields for a logical value (text for CSV, JSON's for JSONL)."""
     if value is None:
         return None
-    if kind == "csv":
+    if form(kind) == "csv":
         return text_form(value)
-    if kind == "jsonl":
+    if form(kind) == "jsonl":
         return json_form(value)
     if kind in ("mysql", "sqlite"):
         return no_negative_zero(value)  # the source table itself cannot hold -0.0
@@ -389,10 +403,12 @@ def expected_value(source: str, sink: str, column: str, value: Any, typed_table:
     moved = source_value(source, value)
     if moved is None:
         return None
-    if sink == "csv":
+    if form(sink) == "csv":
         return text_form(moved)
-    if sink == "jsonl":
+    if form(sink) == "jsonl":
         return json_form(moved)
+    if sink == "parquet":
+        return moved
     if isinstance(moved, str) and column != "txt":  # a file's text for a typed column
         return converted_text(sink, column, moved, value) if typed_table else moved
     return typed_storage(sink, moved)
@@ -517,6 +533,50 @@ def write_jsonl(path: Path, rows: Sequence[dict[str, Any]]) -> None:
     path.write_bytes(("\n".join(lines) + "\n").encode("utf-8"))
 
 
+PARQUET_SCHEMA = pa.schema(
+    [
+        ("id", pa.int64()),
+        ("txt", pa.string()),
+        ("big", pa.int64()),
+        ("amount", pa.decimal128(38, 10)),
+        ("money", pa.decimal128(18, 4)),
+        ("day", pa.date32()),
+        ("ts", pa.timestamp("us")),
+        ("flag", pa.bool_()),
+        ("bin", pa.binary()),
+        ("vbin", pa.binary()),
+        ("flt", pa.float64()),
+    ]
+)
+"""The Arrow types of the Parquet fixture (PostgreSQL's, as Arrow names them)."""
+
+
+def write_file(kind: str, path: Path, rows: Sequence[dict[str, Any]]) -> None:
+    """Write the fixture of FILE backend ``kind``: by hand, then compressed by its suffix."""
+    if kind == "parquet":
+        pq.write_table(pa.Table.from_pylist(list(rows), schema=PARQUET_SCHEMA), path)
+        return
+    (write_csv if form(kind) == "csv" else write_jsonl)(path, rows)
+    codec = CODECS.get(kind.rpartition(".")[2])
+    if codec == "gzip":
+        path.write_bytes(gzip.compress(path.read_bytes()))
+    elif codec is not None:
+        raw = path.read_bytes()
+        with pa.output_stream(str(path), compression=codec) as out:
+            out.write(raw)
+
+
+def read_bytes(kind: str, path: Path) -> bytes:
+    """Return a text file's content, decompressed (gzip with the standard library)."""
+    codec = CODECS.get(kind.rpartition(".")[2])
+    if codec == "gzip":
+        return gzip.decompress(path.read_bytes())
+    if codec is not None:
+        with pa.input_stream(str(path), compression=codec) as stream:
+            return bytes(stream.read())
+    return path.read_bytes()
+
+
 @dataclass
 class World:
     """Source endpoints over the fixture in every backend, and sink tables to drop at the end."""
@@ -569,12 +629,14 @@ class World:
                 rows = [dict(r) for r in conn.execute(f'SELECT * FROM "{table}"')]
             finally:
                 conn.close()
-        elif kind == "jsonl":
-            text = (self.root / "sinks" / table).read_text("utf-8")
+        elif kind == "parquet":
+            rows = pq.read_table(self.root / "sinks" / table).to_pylist()
+        elif form(kind) == "jsonl":
+            text = read_bytes(kind, self.root / "sinks" / table).decode("utf-8")
             rows = [json.loads(line) for line in text.splitlines()]
         else:
             rows = pacsv.read_csv(
-                self.root / "sinks" / table,
+                pa.py_buffer(read_bytes(kind, self.root / "sinks" / table)),
                 parse_options=pacsv.ParseOptions(newlines_in_values=True),
                 convert_options=pacsv.ConvertOptions(
                     column_types={c: pa.string() for c in columns},
@@ -598,14 +660,16 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         create_native("mysql", "", my, COLUMNS, ROWS)
         create_native("postgres", "", pg, COLUMNS, ROWS)
         create_native("sqlite", lite, "fidelity", COLUMNS, ROWS)
-        write_csv(w.root / "fidelity.csv", ROWS)
-        write_jsonl(w.root / "fidelity.jsonl", ROWS)
+        for kind in FILE_KINDS:
+            write_file(kind, w.root / f"fidelity.{kind}", ROWS)
         w.sources = {
             "mysql": Endpoint("MYSQL", w.connect("mysql"), my),
             "postgres": Endpoint("POSTGRESQL", postgres_params(), pg),
             "sqlite": Endpoint("SQLITE", {"path": lite}, "fidelity"),
-            "csv": Endpoint("FILE", {"root": str(w.root)}, "fidelity.csv"),
-            "jsonl": Endpoint("FILE", {"root": str(w.root)}, "fidelity.jsonl"),
+            **{
+                kind: Endpoint("FILE", {"root": str(w.root)}, f"fidelity.{kind}")
+                for kind in FILE_KINDS
+            },
         }
         yield w
     finally:

@@ -13,7 +13,8 @@ import pyarrow.compute as pc
 import pytest
 
 from exchangis.connectors.base import Endpoint
-from exchangis.connectors.sql import SqlSink
+from exchangis.connectors.options import names
+from exchangis.connectors.sql_sink import SqlSink
 from exchangis.errors import InvalidInputError, TerminalConnectorError
 from tests.connectors.conftest import Backend, rows_of
 
@@ -131,7 +132,7 @@ def test_upsert_goes_through_both_write_paths(
     make_backend: Any, kind: str, bulk: bool, registry: Any
 ) -> None:
     backend = make_backend(kind)
-    if "bulk" not in registry.sinks[backend.type].options:
+    if "bulk" not in names(registry.sinks[backend.type].options):
         pytest.skip("this sink has a single write path")
     table = keyed_table(backend)
     backend.write(table, OLD)
@@ -173,7 +174,7 @@ def test_upsert_matches_a_unique_index_that_is_not_the_primary_key(sql_backend: 
 def _row_level(backend: Backend, **options: Any) -> dict[str, Any]:
     """Return ``options`` that make the sink write row by row (rows refused one by one)."""
     sinks = backend.registry.sinks[backend.type]
-    return {**options, "bulk": False} if "bulk" in sinks.options else options
+    return {**options, "bulk": False} if "bulk" in names(sinks.options) else options
 
 
 def test_upsert_row_with_a_null_key_is_an_error_record(sql_backend: Backend) -> None:
@@ -335,13 +336,13 @@ def test_create_table_false_refuses_a_missing_table(sql_backend: Backend) -> Non
         ({"writeMode": "upsert"}, "needs option primaryKeys"),
         ({"writeMode": "upsert", "primaryKeys": []}, "needs option primaryKeys"),
         ({"writeMode": "upsert", "primaryKeys": "id, id"}, "names a column twice"),
-        ({"writeMode": "upsert", "primaryKeys": "id,"}, "invalid column name"),
+        ({"writeMode": "upsert", "primaryKeys": "id,"}, "primaryKeys holds an empty name"),
         ({"writeMode": "upsert", "primaryKeys": ["id", 'x"; DROP']}, "invalid column name"),
-        ({"writeMode": "upsert", "primaryKeys": 5}, "list of column names"),
-        ({"writeMode": "upsert", "primaryKeys": [1]}, "invalid column name"),
+        ({"writeMode": "upsert", "primaryKeys": 5}, "primaryKeys must be a list of names"),
+        ({"writeMode": "upsert", "primaryKeys": [1]}, "primaryKeys must be a list of names"),
         ({"createTable": "maybe"}, "createTable must be true or false"),
         ({"createTable": 2}, "createTable must be true or false"),
-        ({"writeMode": "merge"}, "unknown writeMode"),
+        ({"writeMode": "merge"}, "writeMode must be one of append, overwrite, upsert"),
     ],
 )
 def test_bad_options_are_refused_without_io(

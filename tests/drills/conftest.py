@@ -30,12 +30,12 @@ from exchangis.app import create_app
 from exchangis.client import sub_job
 from exchangis.connectors.memory import row_values
 from exchangis.embedded import EmbeddedRedis, free_port
-from exchangis.engine.states import EXECUTION_FINAL, TASK_FINAL
 from exchangis.migrations import upgrade
 from exchangis.models import JobExecution
 from exchangis.runtime import Runtime
 from exchangis.services import user as users
 from exchangis.settings import Settings
+from exchangis.state.machine import EXECUTION_FINAL, TASK_FINAL
 from tests import data
 from tests.conftest import ROOT, WorkerProcess, settings_file
 from tests.helpers import API, create_job, datasource, ok, signed_in

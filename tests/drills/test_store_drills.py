@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from exchangis.engine.states import TASK_FINAL
 from exchangis.settings import Settings
+from exchangis.state.machine import TASK_FINAL
 from tests.drills.conftest import Deployment, assert_exact, deployment
 from tests.helpers import API, datasource, execute, ok
 from tests.proxy import FlakyProxy

@@ -1,0 +1,1 @@
+"""Schedule tests: the cron evaluator and the scheduler."""

@@ -1,0 +1,1 @@
+"""The connector contract suite: every registered connector, the same promises."""
