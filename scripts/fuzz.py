@@ -28,8 +28,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 from common import served  # noqa: E402 - bench/ is not a package
 
 from exchangis.client import ApiClient  # noqa: E402
-from exchangis.engine import calls  # noqa: E402
-from exchangis.runtime import Runtime  # noqa: E402
+from workers.celery_app import call_server as worker_calls  # noqa: E402
 
 
 def seed(api: ApiClient, root: Path) -> None:
@@ -75,7 +74,7 @@ def main() -> int:
     }
     with served(args.redis_url, overrides) as (api, rt):
         # the calls a worker answers (a data source test), answered here, as a worker would
-        call_server = calls.CallServer(Runtime(rt.settings))
+        call_server = worker_calls(rt.settings)
         call_server.start()
         seed(api, root)
         token, base = api.token, api.base

@@ -30,11 +30,7 @@ def create_celery(settings: Settings | None = None) -> Celery:
 
     def start_threads(**_: Any) -> None:
         threads.append(Reaper(Runtime(settings)))
-        threads.append(
-            calls.CallServer(
-                Runtime(settings), {calls.PROBE: calls.probe, calls.SPLIT: channels.cut}
-            )
-        )
+        threads.append(call_server(settings))
         if settings.scheduler_enabled:
             threads.append(Scheduler(Runtime(settings)))
         for thread in threads:
@@ -48,6 +44,11 @@ def create_celery(settings: Settings | None = None) -> Celery:
     worker_ready.connect(start_threads, weak=False)
     worker_shutdown.connect(stop_threads, weak=False)
     return app
+
+
+def call_server(settings: Settings) -> calls.CallServer:
+    """Return the thread that answers the API's calls a worker serves (connect, split)."""
+    return calls.CallServer(Runtime(settings), {calls.PROBE: calls.probe, calls.SPLIT: channels.cut})
 
 
 def worker_argv(settings: Settings, extra: list[str] | None = None) -> list[str]:
