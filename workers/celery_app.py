@@ -48,7 +48,9 @@ def create_celery(settings: Settings | None = None) -> Celery:
 
 def call_server(settings: Settings) -> calls.CallServer:
     """Return the thread that answers the API's calls a worker serves (connect, split)."""
-    return calls.CallServer(Runtime(settings), {calls.PROBE: calls.probe, calls.SPLIT: channels.cut})
+    return calls.CallServer(
+        Runtime(settings), {calls.PROBE: calls.probe, calls.SPLIT: channels.cut}
+    )
 
 
 def worker_argv(settings: Settings, extra: list[str] | None = None) -> list[str]:
