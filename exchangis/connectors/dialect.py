@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import pyarrow as pa
@@ -16,6 +17,20 @@ from exchangis.errors import (
 
 KEY_ALIAS = "exg_bulk_key"
 """The key column a keyset chunk repeats last (dropped from the batches)."""
+
+
+@dataclass(frozen=True)
+class Staging:
+    """An upsert's staging table: where batches go until the merge into ``target`` at commit."""
+
+    target: str
+    stage: str
+    columns: Sequence[str]
+    """The written columns."""
+    keys: Sequence[str]
+    """The key columns an upsert matches rows by."""
+    ordinal: str
+    """The column (or the trigger, SQLite) that numbers rows in write order."""
 
 
 class Dialect:
@@ -187,14 +202,7 @@ class Dialect:
         """Return the unquoted name the staging table ``name`` of ``target`` is written as."""
         raise self._no_upsert()
 
-    def create_stage(
-        self,
-        stage: str,
-        target: str,
-        columns: Sequence[str],
-        keys: Sequence[str],
-        ordinal: str,
-    ) -> list[str]:
+    def create_stage(self, st: Staging) -> list[str]:
         """Return the statements that create the empty staging table inside the transaction:
         the written ``columns`` with ``target``'s types and no unique index (duplicate keys are
         allowed there), a check that refuses a NULL in a key column (that row becomes an error
@@ -202,14 +210,7 @@ class Dialect:
         that numbers the rows in the order they are written."""
         raise self._no_upsert()
 
-    def merge(
-        self,
-        target: str,
-        stage: str,
-        columns: Sequence[str],
-        keys: Sequence[str],
-        ordinal: str,
-    ) -> str:
+    def merge(self, st: Staging) -> str:
         """Return the one statement that upserts the staged rows into ``target``: rows whose
         ``keys`` exist update every other written column, the others are inserted; among staged
         rows with the same key the last written wins."""
@@ -218,6 +219,17 @@ class Dialect:
     def drop_stage(self, stage: str) -> str | None:
         """Return the statement that drops the staging table before COMMIT (None: not needed)."""
         return None
+
+    def on_conflict(self, st: Staging, excluded: str) -> str:
+        """Return ``ON CONFLICT (keys) DO UPDATE SET c = <excluded>.c, ...`` (``DO NOTHING``
+        when every written column is a key)."""
+        updates = [self.quote(c) for c in st.columns if c not in st.keys]
+        action = (
+            "DO UPDATE SET " + ", ".join(f"{c} = {excluded}.{c}" for c in updates)
+            if updates
+            else "DO NOTHING"
+        )
+        return f"ON CONFLICT ({', '.join(self.quote(k) for k in st.keys)}) {action}"
 
     def _no_upsert(self) -> TerminalConnectorError:
         return TerminalConnectorError(f"{self.name} sinks do not support writeMode upsert")

@@ -24,7 +24,7 @@ from exchangis.connectors.base import (
     check_host,
     connect_timeout,
 )
-from exchangis.connectors.dialect import KEYS_NOT_NULL, Dialect
+from exchangis.connectors.dialect import KEYS_NOT_NULL, Dialect, Staging
 from exchangis.connectors.driver import ErrorClass, probe_server
 from exchangis.connectors.naming import split_table, sql_literal, validate_table
 from exchangis.connectors.options import BULK
@@ -367,48 +367,36 @@ class MySqlDialect(Dialect):
         parts = validate_table(target)
         return f"{parts[0]}.{name}" if len(parts) == 2 else name
 
-    def create_stage(
-        self,
-        stage: str,
-        target: str,
-        columns: Sequence[str],
-        keys: Sequence[str],
-        ordinal: str,
-    ) -> list[str]:
+    def create_stage(self, st: Staging) -> list[str]:
         """Return ``CREATE TEMPORARY TABLE ... AS SELECT`` of the written columns (their types
         and NOT NULL, no index: ``LIKE`` would copy the primary key and refuse duplicate keys)
         with an AUTO_INCREMENT ``ordinal`` that numbers rows in write order. Temporary-table
         DDL does not commit the transaction (ALTER TABLE would: all is in this statement)."""
-        cols = ", ".join(self.quote(c) for c in columns)
-        not_null = " AND ".join(f"{self.quote(k)} IS NOT NULL" for k in keys)
-        check = self.quote(f"{KEYS_NOT_NULL}_{ordinal}")  # MySQL 8: unique per database
+        cols = ", ".join(self.quote(c) for c in st.columns)
+        not_null = " AND ".join(f"{self.quote(k)} IS NOT NULL" for k in st.keys)
+        check = self.quote(f"{KEYS_NOT_NULL}_{st.ordinal}")  # MySQL 8: unique per database
         return [
-            f"CREATE TEMPORARY TABLE {self.quote_table(stage)}"
-            f" ({self.quote(ordinal)} BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,"
+            f"CREATE TEMPORARY TABLE {self.quote_table(st.stage)}"
+            f" ({self.quote(st.ordinal)} BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,"
             f" CONSTRAINT {check} CHECK ({not_null})) ENGINE=InnoDB"
-            f" AS SELECT {cols} FROM {self.quote_table(target)} WHERE 1 = 0"
+            f" AS SELECT {cols} FROM {self.quote_table(st.target)} WHERE 1 = 0"
         ]
 
-    def merge(
-        self,
-        target: str,
-        stage: str,
-        columns: Sequence[str],
-        keys: Sequence[str],
-        ordinal: str,
-    ) -> str:
+    def merge(self, st: Staging) -> str:
         """Return ``INSERT ... SELECT ... ORDER BY ordinal ON DUPLICATE KEY UPDATE c = VALUES(c)``.
 
         Rows are applied in write order, so a later row with the same key updates the one
         before it: the last wins.
         """
-        cols = ", ".join(self.quote(c) for c in columns)
-        target_sql = self.quote_table(target)
-        updates = [self.quote(c) for c in columns if c not in keys] or [self.quote(keys[0])]
+        cols = ", ".join(self.quote(c) for c in st.columns)
+        target_sql = self.quote_table(st.target)
+        updates = [self.quote(c) for c in st.columns if c not in st.keys] or [
+            self.quote(st.keys[0])
+        ]
         sets = ", ".join(f"{target_sql}.{c} = VALUES({c})" for c in updates)
         return (
-            f"INSERT INTO {target_sql} ({cols}) SELECT {cols} FROM {self.quote_table(stage)}"
-            f" ORDER BY {self.quote(ordinal)} ON DUPLICATE KEY UPDATE {sets}"
+            f"INSERT INTO {target_sql} ({cols}) SELECT {cols} FROM {self.quote_table(st.stage)}"
+            f" ORDER BY {self.quote(st.ordinal)} ON DUPLICATE KEY UPDATE {sets}"
         )
 
     def drop_stage(self, stage: str) -> str | None:

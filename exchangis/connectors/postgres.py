@@ -26,7 +26,7 @@ from exchangis.connectors.base import (
     check_host,
     connect_timeout,
 )
-from exchangis.connectors.dialect import KEY_ALIAS, KEYS_NOT_NULL, Dialect
+from exchangis.connectors.dialect import KEY_ALIAS, KEYS_NOT_NULL, Dialect, Staging
 from exchangis.connectors.driver import ErrorClass, probe_server
 from exchangis.connectors.naming import split_table
 from exchangis.connectors.options import BULK
@@ -266,53 +266,33 @@ class PostgresDialect(Dialect):
         """Return ``pg_temp.name``: the session's temporary schema, whatever the search path."""
         return f"pg_temp.{name}"
 
-    def create_stage(
-        self,
-        stage: str,
-        target: str,
-        columns: Sequence[str],
-        keys: Sequence[str],
-        ordinal: str,
-    ) -> list[str]:
+    def create_stage(self, st: Staging) -> list[str]:
         """Return a temporary copy of the written columns' types, dropped at COMMIT, plus an
         identity ``ordinal`` that numbers rows in write order (ctid is no order: an insert may
         reuse free space of an earlier page)."""
-        cols = ", ".join(self.quote(c) for c in columns)
-        stage_sql = self.quote_table(stage)
-        not_null = " AND ".join(f"{self.quote(k)} IS NOT NULL" for k in keys)
+        cols = ", ".join(self.quote(c) for c in st.columns)
+        stage_sql = self.quote_table(st.stage)
+        not_null = " AND ".join(f"{self.quote(k)} IS NOT NULL" for k in st.keys)
         return [
             f"CREATE TEMP TABLE {stage_sql} ON COMMIT DROP AS SELECT {cols}"
-            f" FROM {self.quote_table(target)} WITH NO DATA",
-            f"ALTER TABLE {stage_sql} ADD COLUMN {self.quote(ordinal)} bigint"
+            f" FROM {self.quote_table(st.target)} WITH NO DATA",
+            f"ALTER TABLE {stage_sql} ADD COLUMN {self.quote(st.ordinal)} bigint"
             f" GENERATED ALWAYS AS IDENTITY, ADD CONSTRAINT {KEYS_NOT_NULL} CHECK ({not_null})",
         ]
 
-    def merge(
-        self,
-        target: str,
-        stage: str,
-        columns: Sequence[str],
-        keys: Sequence[str],
-        ordinal: str,
-    ) -> str:
+    def merge(self, st: Staging) -> str:
         """Return ``INSERT ... SELECT DISTINCT ON (keys) ... ON CONFLICT (keys) DO UPDATE``.
 
         ON CONFLICT cannot change one row twice in a statement: DISTINCT ON keeps the last
         staged row of each key (highest ordinal).
         """
-        cols = ", ".join(self.quote(c) for c in columns)
-        key_list = ", ".join(self.quote(k) for k in keys)
-        updates = [self.quote(c) for c in columns if c not in keys]
-        action = (
-            "DO UPDATE SET " + ", ".join(f"{c} = EXCLUDED.{c}" for c in updates)
-            if updates
-            else "DO NOTHING"
-        )
+        cols = ", ".join(self.quote(c) for c in st.columns)
+        key_list = ", ".join(self.quote(k) for k in st.keys)
         return (
-            f"INSERT INTO {self.quote_table(target)} ({cols})"
-            f" SELECT DISTINCT ON ({key_list}) {cols} FROM {self.quote_table(stage)}"
-            f" ORDER BY {key_list}, {self.quote(ordinal)} DESC"
-            f" ON CONFLICT ({key_list}) {action}"
+            f"INSERT INTO {self.quote_table(st.target)} ({cols})"
+            f" SELECT DISTINCT ON ({key_list}) {cols} FROM {self.quote_table(st.stage)}"
+            f" ORDER BY {key_list}, {self.quote(st.ordinal)} DESC"
+            f" {self.on_conflict(st, 'EXCLUDED')}"
         )
 
 

@@ -14,7 +14,7 @@ import pyarrow as pa
 
 from exchangis.connectors import ledger
 from exchangis.connectors.base import SQL_WRITE_MODES, Capabilities, Endpoint, Reject, Sink
-from exchangis.connectors.dialect import Dialect
+from exchangis.connectors.dialect import Dialect, Staging
 from exchangis.connectors.driver import ErrorClass, fetch_all, translate_errors
 from exchangis.connectors.ledger import Fence
 from exchangis.connectors.naming import validate_column, validate_keys, validate_table
@@ -68,7 +68,8 @@ class SqlSink(Sink):
             )
         self.create_missing: bool = self.opts["createTable"]
         """Whether a missing table is created from the data's schema (else: a terminal error)."""
-        self._ordinal = ""
+        self._staging: Staging | None = None
+        """The staging table of an upsert (None: batches go into the target)."""
         self.write_table = endpoint.table
         """The table batches go into: the target, or a staging table (upsert)."""
         self._conn: Any = None
@@ -166,10 +167,10 @@ class SqlSink(Sink):
         """Create the staging table that batches go into until the merge at commit."""
         token = uuid.uuid4().hex[:16]
         stage = self.dialect.stage_table(self.endpoint.table, f"exg_stage_{token}")
-        self._ordinal = f"exg_ord_{token}"
-        for sql in self.dialect.create_stage(
-            stage, self.endpoint.table, schema.names, self.primary_keys or [], self._ordinal
-        ):
+        self._staging = Staging(
+            self.endpoint.table, stage, schema.names, self.primary_keys or [], f"exg_ord_{token}"
+        )
+        for sql in self.dialect.create_stage(self._staging):
             self._execute(sql)
         self.write_table = stage
 
@@ -394,17 +395,9 @@ class SqlSink(Sink):
             raise TerminalConnectorError("sink is not open")
         with self._errors(f"fence the commit to {self.endpoint.describe()}"):
             self._mark_committed()  # first: MySQL's DDL below would commit it with the rows
-        if self.write_table != self.endpoint.table and self._schema is not None:
+        if self._staging is not None and self.write_table == self._staging.stage:
             with self._errors(f"merge into {self.endpoint.describe()}"):
-                self._execute(
-                    self.dialect.merge(
-                        self.endpoint.table,
-                        self.write_table,
-                        self._schema.names,
-                        self.primary_keys or [],
-                        self._ordinal,
-                    )
-                )
+                self._execute(self.dialect.merge(self._staging))
                 drop = self.dialect.drop_stage(self.write_table)
                 if drop:
                     self._execute(drop)

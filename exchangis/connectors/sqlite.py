@@ -21,7 +21,7 @@ import pyarrow.compute as pc
 
 from exchangis.connectors.base import DataSourceType, Endpoint, ParamSpec
 from exchangis.connectors.bulk import decimal_text
-from exchangis.connectors.dialect import KEYS_NOT_NULL, Dialect
+from exchangis.connectors.dialect import KEYS_NOT_NULL, Dialect, Staging
 from exchangis.connectors.driver import ErrorClass, translate_errors
 from exchangis.connectors.naming import sql_literal, validate_table
 from exchangis.connectors.sql_sink import SqlSink
@@ -169,59 +169,38 @@ class SqliteDialect(Dialect):
         """Return ``temp.name``: the connection's temporary database."""
         return f"temp.{name}"
 
-    def create_stage(
-        self,
-        stage: str,
-        target: str,
-        columns: Sequence[str],
-        keys: Sequence[str],
-        ordinal: str,
-    ) -> list[str]:
+    def create_stage(self, st: Staging) -> list[str]:
         """Return ``CREATE TEMP TABLE ... AS SELECT`` of the written columns (same affinities,
         no constraint: CTAS copies none) and a trigger that refuses a NULL key; rowids number
         the rows in write order (nothing is deleted there)."""
-        cols = ", ".join(self.quote(c) for c in columns)
-        null = " OR ".join(f"NEW.{self.quote(k)} IS NULL" for k in keys)
-        bare = self.quote(validate_table(stage)[-1])  # a trigger's table name is unqualified
+        cols = ", ".join(self.quote(c) for c in st.columns)
+        null = " OR ".join(f"NEW.{self.quote(k)} IS NULL" for k in st.keys)
+        bare = self.quote(validate_table(st.stage)[-1])  # a trigger's table name is unqualified
         return [
-            f"CREATE TEMP TABLE {self.quote_table(stage)} AS SELECT {cols}"
-            f" FROM {self.quote_table(target)} WHERE 0",
-            f"CREATE TEMP TRIGGER {self.quote(ordinal)} BEFORE INSERT ON {bare} WHEN {null}"
+            f"CREATE TEMP TABLE {self.quote_table(st.stage)} AS SELECT {cols}"
+            f" FROM {self.quote_table(st.target)} WHERE 0",
+            f"CREATE TEMP TRIGGER {self.quote(st.ordinal)} BEFORE INSERT ON {bare} WHEN {null}"
             f" BEGIN SELECT RAISE(ABORT, 'CHECK constraint failed: {KEYS_NOT_NULL}'); END",
         ]
 
-    def merge(
-        self,
-        target: str,
-        stage: str,
-        columns: Sequence[str],
-        keys: Sequence[str],
-        ordinal: str,
-    ) -> str:
+    def merge(self, st: Staging) -> str:
         """Return ``INSERT ... SELECT ... ORDER BY rowid ON CONFLICT (keys) DO UPDATE``.
 
         SQLite applies the rows one by one in rowid (write) order, so a later row with the same
         key updates the one before it: the last wins.
         """
-        taken = {c.casefold() for c in columns}
+        taken = {c.casefold() for c in st.columns}
         rowid = next((a for a in ("rowid", "_rowid_", "oid") if a not in taken), None)
         if rowid is None:
             raise TerminalConnectorError(
                 "upsert cannot order rows: rowid, _rowid_ and oid are columns"
             )
-        cols = ", ".join(self.quote(c) for c in columns)
-        key_list = ", ".join(self.quote(k) for k in keys)
-        updates = [self.quote(c) for c in columns if c not in keys]
-        action = (
-            "DO UPDATE SET " + ", ".join(f"{c} = excluded.{c}" for c in updates)
-            if updates
-            else "DO NOTHING"
-        )
+        cols = ", ".join(self.quote(c) for c in st.columns)
         # "WHERE true": without a WHERE, SQLite would read ON CONFLICT as a join constraint.
         return (
-            f"INSERT INTO {self.quote_table(target)} ({cols}) SELECT {cols}"
-            f" FROM {self.quote_table(stage)} WHERE true ORDER BY {rowid}"
-            f" ON CONFLICT ({key_list}) {action}"
+            f"INSERT INTO {self.quote_table(st.target)} ({cols}) SELECT {cols}"
+            f" FROM {self.quote_table(st.stage)} WHERE true ORDER BY {rowid}"
+            f" {self.on_conflict(st, 'excluded')}"
         )
 
     def drop_stage(self, stage: str) -> str | None:
