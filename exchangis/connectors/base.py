@@ -12,7 +12,7 @@ import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 from exchangis.connectors import options as opts
 from exchangis.errors import MASK, InvalidInputError
@@ -274,13 +274,13 @@ class Reject:
     reason: str
 
 
-class Source(ABC):
-    """Reads one table or file as a stream of bounded Arrow record batches."""
+class _Connector(ABC):
+    """What a source and a sink share: the endpoint, its typed options, ``with`` to close."""
 
     type: ClassVar[str]
-    """Data source type this source reads (``MYSQL``, ``POSTGRESQL``, ``SQLITE``, ``FILE``...)."""
+    """Data source type served (``MYSQL``, ``POSTGRESQL``, ``SQLITE``, ``FILE``...)."""
     options: ClassVar[tuple[opts.Option, ...]] = ()
-    """Options (``params.sources``) the source takes; others are refused at job save."""
+    """Options (``params.sources`` or ``params.sinks``) it takes; others are refused at job save."""
     capabilities: ClassVar[Capabilities] = Capabilities()
 
     def __init__(self, endpoint: Endpoint) -> None:
@@ -292,6 +292,19 @@ class Source(ABC):
     def traffic(self) -> str:
         """Return the name shown in metrics (``mysql``, ``postgresql``, ``csv``, ``jsonl``...)."""
         return self.type.lower()
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections and files (a sink rolls back anything uncommitted); safe twice."""
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class Source(_Connector):
+    """Reads one table or file as a stream of bounded Arrow record batches."""
 
     @abstractmethod
     def open(self) -> pa.Schema:
@@ -326,35 +339,11 @@ class Source(ABC):
     def batches(self, batch_size: int) -> Iterator[pa.RecordBatch]:
         """Yield record batches of at most ``batch_size`` rows, streaming (never the whole set)."""
 
-    def close(self) -> None:  # noqa: B027 - optional hook
-        """Release connections and files; safe to call twice."""
 
-    def __enter__(self) -> Source:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
-class Sink(ABC):
+class Sink(_Connector):
     """Writes record batches atomically: nothing is visible until ``commit``."""
 
-    type: ClassVar[str]
-    options: ClassVar[tuple[opts.Option, ...]] = ()
-    """Options (``params.sinks``) the sink takes; others are refused at job save."""
-    capabilities: ClassVar[Capabilities] = Capabilities()
-
-    def __init__(self, endpoint: Endpoint) -> None:
-        self.endpoint = endpoint
-        self.opts = opts.parse(self.options, endpoint.options)
-        """The options' typed values (every declared option: defaults filled)."""
-
-    @property
-    def traffic(self) -> str:
-        """Return the name shown in metrics."""
-        return self.type.lower()
-
-    def check_columns(self, names: Sequence[str]) -> None:  # noqa: B027 - optional hook
+    def check_columns(self, names: Sequence[str]) -> None:
         """Check, without I/O, that the sink's options fit the columns a sub-job will write.
 
         Called when a job is saved with a column mapping (``names``: its sink columns).
@@ -389,12 +378,3 @@ class Sink(ABC):
     @abstractmethod
     def rollback(self) -> None:
         """Discard everything written since ``open``; the sink is left as it was."""
-
-    def close(self) -> None:  # noqa: B027 - optional hook
-        """Release connections and files (rolling back anything uncommitted); safe twice."""
-
-    def __enter__(self) -> Sink:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()

@@ -1,5 +1,10 @@
 """The SQL sink: one transaction per task, created/cleared in ``open``, published in
-``commit``; backends fill in the driver hooks."""
+``commit``; backends fill in the driver hooks.
+
+Rows a table refuses are found by splitting the batch under savepoints; the task's ledger
+entry fences the commit (:mod:`exchangis.connectors.ledger`); the stage steps of a channelled
+overwrite come from :mod:`exchangis.connectors.sql_stages`.
+"""
 
 from __future__ import annotations
 
@@ -19,6 +24,7 @@ from exchangis.connectors.driver import ErrorClass, fetch_all, translate_errors
 from exchangis.connectors.ledger import Fence
 from exchangis.connectors.naming import validate_column, validate_keys, validate_table
 from exchangis.connectors.options import BATCH_SIZE, LEDGER, Kind, Option, option_error, write_mode
+from exchangis.connectors.sql_stages import ChannelStages
 from exchangis.errors import (
     BulkRowRefusedError,
     InvalidInputError,
@@ -29,7 +35,7 @@ from exchangis.errors import (
 log = logging.getLogger(__name__)
 
 
-class SqlSink(Sink):
+class SqlSink(ChannelStages, Sink):
     """One transaction per sink: created/cleared in ``open``, published in ``commit``."""
 
     options: ClassVar[tuple[Option, ...]] = (
@@ -323,58 +329,6 @@ class SqlSink(Sink):
             return
         self._execute(ledger.mark_sql(self._fence, self._written))
         ledger.check_marked(self._catalog(ledger.read_sql(self._fence)), self._fence)
-
-    def drop_tables(self, names: Sequence[str]) -> int:
-        """Drop the tables ``names`` that exist (stages nothing needs); return how many."""
-        dropped = 0
-        with self._session("drop stages of"):
-            for name in names:
-                validate_table(name)
-                if self._exists(name):
-                    self._execute(f"DROP TABLE {self.dialect.quote_table(name)}")
-                    dropped += 1
-        return dropped
-
-    def publish_stage(self, work: str, done: str) -> None:
-        """Rename a channel's committed stage ``work`` to ``done`` (replacing an older one).
-
-        A stage under its ``done`` name is complete: :meth:`swap_stages` waits for all of them.
-        """
-        with self._session("publish the stage of"):
-            if self._exists(done):
-                self._execute(f"DROP TABLE {self.dialect.quote_table(done)}")
-            self._execute(self.dialect.rename(work, done))
-
-    def swap_stages(self, stages: Sequence[str], columns: Sequence[str]) -> bool:
-        """Replace the table's content with the rows of every stage, then drop the stages.
-
-        Returns False (and changes nothing) unless every stage exists: another channel has not
-        finished, or the swap was done already. One transaction under a lock on the table's
-        name, so two channels finishing together swap once; running it again after a crash is
-        safe (the content is replaced, not added to).
-        """
-        target = self.endpoint.table
-        names = ", ".join(self.dialect.quote(c) for c in columns)
-        swapped = False
-        with self._session("replace the content of"):
-            self._lock()
-            if all(self._exists(stage) for stage in stages):
-                if not self._exists(target):
-                    if not self.create_missing:
-                        raise TerminalConnectorError(
-                            f"table {target} does not exist and createTable is false"
-                        )
-                    self._execute(self.dialect.create_like(target, stages[0]))
-                self._execute(f"DELETE FROM {self.dialect.quote_table(target)}")
-                for stage in stages:
-                    self._execute(
-                        f"INSERT INTO {self.dialect.quote_table(target)} ({names}) "
-                        f"SELECT {names} FROM {self.dialect.quote_table(stage)}"
-                    )
-                for stage in stages:  # MySQL: the first DROP commits the rows
-                    self._execute(f"DROP TABLE {self.dialect.quote_table(stage)}")
-                swapped = True
-        return swapped
 
     @property
     def splits(self) -> bool:

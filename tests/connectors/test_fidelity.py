@@ -3,7 +3,7 @@
 Every backend holds the same logical table (``ROWS``) with its native column types (``NATIVE``):
 MariaDB ``DECIMAL(38,10)``/``DATETIME(6)``/``TINYINT(1)``/``LONGBLOB``/``VARBINARY``/utf8mb4
 ``LONGTEXT``; PostgreSQL ``numeric``/``timestamp``/``boolean``/``bytea``/``text``; SQLite with the
-declared types and storage forms ``sqlite.py`` documents; CSV and JSON Lines files written by hand
+declared types and storage forms ``sqlite/`` documents; CSV and JSON Lines files written by hand
 in the representation ``files.py`` documents (also compressed: ``csv.gz``, ``jsonl.zst``); a
 Parquet file written by ``pyarrow.parquet`` with the Arrow types. Each pair moves it the way the
 runner does (registry source → ``open`` → ``ColumnMapping`` → ``sink.open(schema)`` → ``write`` per

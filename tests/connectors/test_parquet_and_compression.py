@@ -19,15 +19,19 @@ import pyarrow.parquet as pq
 import pytest
 
 from exchangis.connectors.base import Endpoint
-from exchangis.connectors.files import CsvSink, CsvSource, FileSink, FileSource, JsonlSource
-from exchangis.connectors.ledger import Fence
-from exchangis.connectors.parquet import (
+from exchangis.connectors.files import (
+    CsvSink,
+    CsvSource,
+    FileSink,
+    FileSource,
+    JsonlSource,
     ParquetSink,
     ParquetSource,
     RowGroups,
     RowGroupWriter,
     matching_files,
 )
+from exchangis.connectors.ledger import Fence
 from exchangis.connectors.registry import Registry
 from exchangis.errors import InvalidInputError, TerminalConnectorError
 

@@ -16,6 +16,7 @@ import pytest
 from exchangis.connectors import mysql, postgres, sqlite
 from exchangis.connectors.base import Endpoint, Sink, Source
 from exchangis.connectors.registry import Registry
+from exchangis.connectors.sqlite import connection as sqlite_connection
 from exchangis.errors import (
     ConnectorError,
     InvalidInputError,
@@ -595,7 +596,7 @@ def test_sqlite_locked_database_is_transient(
 ) -> None:
     backend = make_backend("sqlite")
     backend.write("t", SEED)
-    monkeypatch.setattr(sqlite, "_BUSY_TIMEOUT", 0.1)
+    monkeypatch.setattr(sqlite_connection, "_BUSY_TIMEOUT", 0.1)
     blocker = sqlite3.connect(backend.connect["path"], isolation_level=None)
     blocker.execute("BEGIN IMMEDIATE")
     sink = backend.registry.sink(backend.endpoint("t"))

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import base64
 import logging
-import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO, ClassVar
@@ -33,7 +32,15 @@ from typing import Any, BinaryIO, ClassVar
 import pyarrow as pa
 
 from exchangis.connectors.base import Endpoint
-from exchangis.connectors.files import FileSink, FileSource, name_suffixes, resolve_inside
+from exchangis.connectors.files.paths import is_glob, matching_files, name_suffixes
+from exchangis.connectors.files.row_groups import (
+    ROW_GROUP_BYTES,
+    ROW_GROUP_ROWS,
+    RowGroups,
+    RowGroupWriter,
+)
+from exchangis.connectors.files.sink import FileSink
+from exchangis.connectors.files.source import FileSource
 from exchangis.errors import ConnectorError, InvalidInputError, TerminalConnectorError
 
 log = logging.getLogger(__name__)
@@ -41,48 +48,8 @@ log = logging.getLogger(__name__)
 DEFAULT_CODEC = "zstd"
 """The column codec of a sink without option ``compression`` (smaller than snappy, as fast to
 read, and every current Parquet reader has it)."""
-ROW_GROUP_BYTES = 64 << 20
-"""A sink writes a row group once the batches it holds reach this many bytes (Arrow sizes)..."""
-ROW_GROUP_ROWS = 1 << 20
-"""...or this many rows, whichever comes first."""
 _COPY_ROWS = 64 * 1024  # rows per batch when an append copies a file's rows
 _ERRORS = (pa.ArrowException, OSError, ValueError)
-_GLOB = re.compile(r"[*?[]")
-
-
-def is_glob(table: str) -> bool:
-    """Return whether ``table`` is a glob pattern (it holds ``*``, ``?`` or ``[``)."""
-    return bool(_GLOB.search(table))
-
-
-def matching_files(root: str, pattern: str) -> list[Path]:
-    """Return the files under ``root`` that ``pattern`` matches, in path order, resolved.
-
-    Names starting with a dot (temp files, ledgers) never match.
-
-    Raises:
-        InvalidInputError: the pattern is absolute, holds ``..`` or resolves outside the root.
-        TerminalConnectorError: a match resolves (through a symlink) outside the root, or
-            nothing matches.
-    """
-    resolve_inside(root, pattern)  # the pattern's own shape: relative, no '..'
-    base = Path(root).expanduser().resolve()
-    found: list[tuple[str, Path]] = []
-    for match in base.glob(pattern.replace("\\", "/")):
-        relative = match.relative_to(base).as_posix()
-        if any(part.startswith(".") for part in relative.split("/")):
-            continue
-        try:
-            path = resolve_inside(root, relative)
-        except InvalidInputError:
-            raise TerminalConnectorError(
-                f"glob {pattern!r} matches {relative}, which resolves outside the root"
-            ) from None
-        if path.is_file():
-            found.append((relative, path))
-    if not found:
-        raise TerminalConnectorError(f"no file under the root matches the glob {pattern!r}")
-    return [path for _, path in sorted(found)]
 
 
 def _no_stream_compression(endpoint: Endpoint) -> None:
@@ -117,86 +84,6 @@ def written_schema(read: pa.Schema, metadata: Any) -> pa.Schema:
         if widened and have.type != had.type:
             read = read.set(i, have.with_type(had.type))
     return read
-
-
-# --- row groups --------------------------------------------------------------------------------
-
-
-class RowGroups:
-    """Gather batches into row groups of at most ``max_rows`` rows and ``max_bytes`` bytes.
-
-    A group is complete once it reaches either bound; a batch that would overshoot is cut, so
-    only a single row wider than ``max_bytes`` makes a group larger.
-    """
-
-    def __init__(self, max_bytes: int = ROW_GROUP_BYTES, max_rows: int = ROW_GROUP_ROWS) -> None:
-        if max_bytes < 1 or max_rows < 1:
-            raise ValueError("row group bounds must be positive")
-        self.max_bytes = max_bytes
-        self.max_rows = max_rows
-        self._held: list[pa.RecordBatch] = []
-        self._rows = 0
-        self._bytes = 0
-
-    @property
-    def held_bytes(self) -> int:
-        """Return the bytes of the batches held (not yet in a complete group)."""
-        return self._bytes
-
-    def push(self, batch: pa.RecordBatch) -> list[list[pa.RecordBatch]]:
-        """Hold ``batch``; return the groups it completed (each a list of batches)."""
-        done: list[list[pa.RecordBatch]] = []
-        while batch.num_rows:
-            width = batch.nbytes / batch.num_rows
-            room = self.max_bytes - self._bytes
-            if self._held and width > room:  # not one more row fits: close the group first
-                done.append(self.drain())
-                continue
-            rows = min(batch.num_rows, self.max_rows - self._rows)
-            if width:
-                rows = max(1, min(rows, int(room // width)))
-            piece, batch = batch.slice(0, rows), batch.slice(rows)
-            self._held.append(piece)
-            self._rows += piece.num_rows
-            self._bytes += piece.nbytes
-            if self._rows >= self.max_rows or self._bytes >= self.max_bytes:
-                done.append(self.drain())
-        return done
-
-    def drain(self) -> list[pa.RecordBatch]:
-        """Return the batches held (an incomplete group, maybe empty) and hold none."""
-        held, self._held, self._rows, self._bytes = self._held, [], 0, 0
-        return held
-
-
-class RowGroupWriter:
-    """Write batches to a Parquet stream, one row group per group :class:`RowGroups` closes."""
-
-    def __init__(
-        self, where: Any, schema: pa.Schema, codec: str, groups: RowGroups | None = None
-    ) -> None:
-        import pyarrow.parquet as pq
-
-        self.schema = schema
-        self.row_groups = 0
-        self._groups = groups or RowGroups()
-        self._writer = pq.ParquetWriter(where, schema, compression=codec)
-
-    def write(self, batch: pa.RecordBatch) -> None:
-        """Hold ``batch``; write the row groups it completes."""
-        for group in self._groups.push(batch):
-            self._flush(group)
-
-    def _flush(self, group: list[pa.RecordBatch]) -> None:
-        table = pa.Table.from_batches(group, schema=self.schema)
-        if table.num_rows:
-            self._writer.write_table(table, row_group_size=table.num_rows)
-            self.row_groups += 1
-
-    def close(self) -> None:
-        """Write the last row group and the footer (the stream itself stays open)."""
-        self._flush(self._groups.drain())
-        self._writer.close()
 
 
 # --- source ------------------------------------------------------------------------------------
