@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import datetime as dt
+import threading
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
 from exchangis.connectors.base import Endpoint
+from exchangis.connectors.behind import WriteBehindSink
 from exchangis.connectors.registry import Registry, default_registry
 from tests.services import mysql_params, postgres_params
 
@@ -119,6 +121,22 @@ def view(kind: str, table: pa.Table) -> pa.Table:
 def rows_of(table: pa.Table) -> list[dict[str, Any]]:
     """Return the rows of ``table`` in a stable order."""
     return sorted(table.to_pylist(), key=repr)
+
+
+W = TypeVar("W", bound=WriteBehindSink)
+
+
+def small_statements(sink: type[W]) -> type[W]:
+    """Return ``sink`` with statements of about 4 KB and 2 KB waiting (many statements a
+    test) and a 2 s abort."""
+    small = {"load_bytes": 4096, "queue_bytes": 2048, "abort_seconds": 2.0}
+    return type(f"Small{sink.__name__}", (sink,), small)
+
+
+def loader_threads(sink: type[WriteBehindSink]) -> list[threading.Thread]:
+    """Return the live threads that run ``sink``'s bulk statements."""
+    name = sink.loader_thread
+    return [t for t in threading.enumerate() if t.name == name and t.is_alive()]
 
 
 @dataclass

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import pyarrow as pa
 import pytest
@@ -28,7 +28,7 @@ from exchangis.connectors.mysql import MySqlSink
 from exchangis.connectors.postgres import PostgresSource
 from exchangis.engine.runner import WritesBehind, within_bytes
 from exchangis.errors import ExchangisError, TerminalConnectorError, TransientConnectorError
-from tests.connectors.conftest import Backend
+from tests.connectors.conftest import Backend, loader_threads, small_statements
 from tests.rogue import RogueMySql
 
 Factory = Callable[[str], Backend]
@@ -51,17 +51,12 @@ DDL = (
 TEXTS = ("plain", "tab\there", "new\nline", "back\\slash", "cr\rlf", "nul\x00byte", "😀 中文", "")
 
 
-class SmallLoads(MySqlSink):
-    """The real sink with statements of about 4 KB and 2 KB waiting: many statements a test."""
-
-    load_bytes: ClassVar[int] = 4096
-    queue_bytes: ClassVar[int] = 2048
-    abort_seconds: ClassVar[float] = 2.0
+SmallLoads = small_statements(MySqlSink)
 
 
 def loaders() -> list[threading.Thread]:
     """Return the live threads that run a sink's ``LOAD DATA``."""
-    return [t for t in threading.enumerate() if t.name == mysql.LOADER_THREAD and t.is_alive()]
+    return loader_threads(MySqlSink)
 
 
 def rows(first: int, count: int) -> list[dict[str, Any]]:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from typing import Any, ClassVar
+from typing import Any
 
 import psycopg
 import pyarrow as pa
@@ -16,10 +16,9 @@ import pytest
 from exchangis.connectors.base import Endpoint, Sink, Source
 from exchangis.connectors.memory import MemorySource
 from exchangis.connectors.postgres import PostgresSink
-from exchangis.connectors.postgres.sink import PostgresSink as _Sink
 from exchangis.engine.runner import WritesBehind
 from exchangis.errors import BulkRowRefusedError, TerminalConnectorError
-from tests.connectors.conftest import Backend
+from tests.connectors.conftest import Backend, loader_threads, small_statements
 
 Factory = Callable[[str], Backend]
 
@@ -27,17 +26,12 @@ SCHEMA = pa.schema([("id", pa.int64()), ("code", pa.string()), ("ratio", pa.floa
 DDL = 'CREATE TABLE "{t}" (id bigint, code varchar(12), ratio double precision)'  # no key
 
 
-class SmallCopies(PostgresSink):
-    """The real sink with statements of about 4 KB and 2 KB waiting: many statements a test."""
-
-    load_bytes: ClassVar[int] = 4096
-    queue_bytes: ClassVar[int] = 2048
-    abort_seconds: ClassVar[float] = 2.0
+SmallCopies = small_statements(PostgresSink)
 
 
 def loaders() -> list[threading.Thread]:
     """Return the live threads that run a sink's ``COPY``."""
-    return [t for t in threading.enumerate() if t.name == _Sink.loader_thread and t.is_alive()]
+    return loader_threads(PostgresSink)
 
 
 def batch(first: int, size: int, code: str = "c") -> pa.RecordBatch:
