@@ -40,7 +40,7 @@ ended well (a statement that failed on a value is undone and its batches written
 QUEUE_BYTES = 2 * 2**20
 """Encoded bytes that wait for the server at most: a writer ahead of it waits beyond."""
 ABORT_SECONDS = 10.0
-"""Seconds an aborted statement may take to end before its session is cut (a stalled server)."""
+"""Seconds an aborted statement may take to end before it is cut (a stalled server)."""
 
 
 @dataclass
@@ -130,8 +130,8 @@ class Loader(Generic[T]):
 
     def abort(self, seconds: float) -> bool:
         """End the statement in flight where it is (its rows go with the transaction) and the
-        thread; return False when it did not end within ``seconds`` and the session was cut
-        instead (the server then rolls the transaction back)."""
+        thread; return False when it did not end within ``seconds`` and was cut instead (the
+        sink's :meth:`~WriteBehindSink._cut`)."""
         self.feed.abort()
         self.thread.join(seconds)
         if not self.thread.is_alive():
@@ -139,7 +139,7 @@ class Loader(Generic[T]):
         try:
             self.cut()
         except Exception:
-            log.debug("cutting a stalled statement's session failed", exc_info=True)
+            log.debug("cutting a stalled statement failed", exc_info=True)
         self.thread.join()
         return False
 
@@ -186,7 +186,8 @@ class WriteBehindSink(SqlSink):
         raise NotImplementedError
 
     def _cut(self) -> None:
-        """End the session under a statement the server does not end."""
+        """End a statement the server does not end: cancel it, or cut the session under it
+        (then :meth:`_session_lost` says so)."""
         raise NotImplementedError
 
     def _redo(self, redo: list[Part], failed: Outcome | None, error: BaseException | None) -> int:
@@ -305,13 +306,17 @@ class WriteBehindSink(SqlSink):
         self._parts.clear()
         self._part = Part()
         if loader is not None and not loader.abort(self.abort_seconds):
+            lost = self._session_lost()
             log.warning(
-                "a bulk statement did not end within %ss of its abort: the session of %s was cut"
-                " (the server rolls its transaction back)",
+                "a bulk statement did not end within %ss of its abort: it was cut (%s) on %s",
                 self.abort_seconds,
+                "the session is gone, the server rolls its transaction back"
+                if lost
+                else "cancelled",
                 self.endpoint.describe(),
             )
-            self._in_txn = False  # nothing left to roll back on this side
+            if lost:
+                self._in_txn = False  # nothing left to roll back on this side
 
     def commit(self) -> None:
         """Finish the statements in flight, then commit.

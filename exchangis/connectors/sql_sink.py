@@ -76,8 +76,6 @@ class SqlSink(ChannelStages, Sink):
         """Whether a missing table is created from the data's schema (else: a terminal error)."""
         self._staging: Staging | None = None
         """The staging table of an upsert (None: batches go into the target)."""
-        self.write_table = endpoint.table
-        """The table batches go into: the target, or a staging table (upsert)."""
         self._conn: Any = None
         self._schema: pa.Schema | None = None
         self._in_txn = False
@@ -138,6 +136,11 @@ class SqlSink(ChannelStages, Sink):
         """Return the rows of a catalog query (no parameters) run on the sink's connection."""
         return fetch_all(self._conn, sql)
 
+    @property
+    def write_table(self) -> str:
+        """Return the table batches go into: the target, or the staging table of an upsert."""
+        return self._staging.stage if self._staging is not None else self.endpoint.table
+
     def check_columns(self, names: Sequence[str]) -> None:
         """Check that ``primaryKeys`` are among the written columns ``names``.
 
@@ -178,7 +181,6 @@ class SqlSink(ChannelStages, Sink):
         )
         for sql in self.dialect.create_stage(self._staging):
             self._execute(sql)
-        self.write_table = stage
 
     @contextmanager
     def _transaction(self, action: str) -> Iterator[None]:
@@ -349,7 +351,7 @@ class SqlSink(ChannelStages, Sink):
             raise TerminalConnectorError("sink is not open")
         with self._errors(f"fence the commit to {self.endpoint.describe()}"):
             self._mark_committed()  # first: MySQL's DDL below would commit it with the rows
-        if self._staging is not None and self.write_table == self._staging.stage:
+        if self._staging is not None:
             with self._errors(f"merge into {self.endpoint.describe()}"):
                 self._execute(self.dialect.merge(self._staging))
                 drop = self.dialect.drop_stage(self.write_table)

@@ -15,9 +15,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
-from exchangis.connectors.base import Endpoint
+from exchangis.connectors.base import Endpoint, Sink, Source
 from exchangis.connectors.behind import WriteBehindSink
 from exchangis.connectors.registry import Registry, default_registry
+from exchangis.engine.runner import WritesBehind
 from tests.services import mysql_params, postgres_params
 
 SQL_BACKENDS = ("mysql", "postgres", "sqlite")
@@ -137,6 +138,27 @@ def loader_threads(sink: type[WriteBehindSink]) -> list[threading.Thread]:
     """Return the live threads that run ``sink``'s bulk statements."""
     name = sink.loader_thread
     return [t for t in threading.enumerate() if t.name == name and t.is_alive()]
+
+
+def move(source: Source, sink: Sink) -> tuple[int, list[Any]]:
+    """Move every batch of ``source`` into ``sink`` as the runner's loop does (flush after the
+    last batch, roll back on any error); return the rows written and the refused rows."""
+    written, rejects = 0, []
+    try:
+        for batch in source.batches(1000):
+            written += sink.write(batch)
+            rejects += sink.take_rejects()
+        if isinstance(sink, WritesBehind):
+            written += sink.flush()
+            rejects += sink.take_rejects()
+        sink.commit()
+    except BaseException:
+        sink.rollback()
+        raise
+    finally:
+        sink.close()
+        source.close()
+    return written, rejects
 
 
 @dataclass

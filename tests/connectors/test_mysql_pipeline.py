@@ -22,13 +22,13 @@ import pyarrow as pa
 import pytest
 
 from exchangis.connectors import bulk, mysql
-from exchangis.connectors.base import Endpoint, Sink, Source
+from exchangis.connectors.base import Endpoint
 from exchangis.connectors.memory import MemorySource
 from exchangis.connectors.mysql import MySqlSink
 from exchangis.connectors.postgres import PostgresSource
 from exchangis.engine.runner import WritesBehind, within_bytes
 from exchangis.errors import ExchangisError, TerminalConnectorError, TransientConnectorError
-from tests.connectors.conftest import Backend, loader_threads, small_statements
+from tests.connectors.conftest import Backend, loader_threads, move, small_statements
 from tests.rogue import RogueMySql
 
 Factory = Callable[[str], Backend]
@@ -128,27 +128,6 @@ def deferred(backend: Backend, table: str, **options: Any) -> MySqlSink:
     sink.open(SCHEMA)
     sink.defer_writes()
     return sink
-
-
-def move(source: Source, sink: Sink) -> tuple[int, list[Any]]:
-    """Move every batch of ``source`` into ``sink`` as the runner's loop does (flush after the
-    last batch, roll back on any error); return the rows written and the refused rows."""
-    written, rejects = 0, []
-    try:
-        for batch in source.batches(1000):
-            written += sink.write(batch)
-            rejects += sink.take_rejects()
-        if isinstance(sink, WritesBehind):
-            written += sink.flush()
-            rejects += sink.take_rejects()
-        sink.commit()
-    except BaseException:
-        sink.rollback()
-        raise
-    finally:
-        sink.close()
-        source.close()
-    return written, rejects
 
 
 def test_the_sink_writes_behind_for_the_runner() -> None:

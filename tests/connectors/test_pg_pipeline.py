@@ -6,6 +6,7 @@ behind."""
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -13,12 +14,12 @@ import psycopg
 import pyarrow as pa
 import pytest
 
-from exchangis.connectors.base import Endpoint, Sink, Source
+from exchangis.connectors.base import Endpoint
 from exchangis.connectors.memory import MemorySource
 from exchangis.connectors.postgres import PostgresSink
 from exchangis.engine.runner import WritesBehind
 from exchangis.errors import BulkRowRefusedError, TerminalConnectorError
-from tests.connectors.conftest import Backend, loader_threads, small_statements
+from tests.connectors.conftest import Backend, loader_threads, move, small_statements
 
 Factory = Callable[[str], Backend]
 
@@ -80,25 +81,6 @@ def deferred(backend: Backend, table: str) -> PostgresSink:
     sink.open(SCHEMA)
     sink.defer_writes()
     return sink
-
-
-def move(source: Source, sink: Sink) -> int:
-    """Move every batch of ``source`` into ``sink`` as the runner's loop does; return the rows
-    written (roll back on any error)."""
-    written = 0
-    try:
-        for b in source.batches(100):
-            written += sink.write(b)
-        if isinstance(sink, WritesBehind):
-            written += sink.flush()
-        sink.commit()
-    except BaseException:
-        sink.rollback()
-        raise
-    finally:
-        sink.close()
-        source.close()
-    return written
 
 
 def test_the_postgres_sink_writes_behind_for_the_runner() -> None:
@@ -182,3 +164,35 @@ def test_a_source_failing_mid_copy_leaves_the_sink_unchanged(make_backend: Facto
     assert loaders() == []
     with connect(backend) as conn:
         assert conn.execute(f'SELECT id, name FROM "{table}"').fetchall() == [(-1, "seed")]
+
+
+def test_an_abort_cancels_a_copy_the_server_does_not_end(make_backend: Factory) -> None:
+    backend = make_backend("postgres")
+    table = create(backend)
+    with connect(backend) as blocker:
+        blocker.autocommit = False
+        blocker.execute(f'LOCK TABLE "{table}" IN ACCESS EXCLUSIVE MODE')  # the COPY waits
+        sink = deferred(backend, table)
+        try:
+            sink.write(batch(1, 5))
+            deadline = time.monotonic() + 10
+            while not _waiting_for_lock(backend):
+                assert time.monotonic() < deadline, "the COPY never waited for the lock"
+                time.sleep(0.05)
+            started = time.monotonic()
+            sink.rollback()  # the server does not end the statement: it is cancelled
+            assert time.monotonic() - started < SmallCopies.abort_seconds + 5
+            assert loaders() == []
+        finally:
+            sink.close()
+            blocker.rollback()
+    assert content(backend, table) == (0, 0, 0)
+
+
+def _waiting_for_lock(backend: Backend) -> bool:
+    with connect(backend) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+            " AND datname = current_database()"
+        ).fetchone()
+    return bool(row and row[0])

@@ -65,8 +65,9 @@ class PostgresSink(WriteBehindSink):
         self._copy_sql: str | None = None
         self._cursor: Any = None
         self._plans: dict[tuple[str, tuple[str, ...]], _IngestPlan] = {}
-        self._ingest: tuple[pa.Schema, str | None, str] | None = None
-        """What the statements in flight copy: the plan's schema, the table's schema and name."""
+        self._ingest: tuple[tuple[str, tuple[str, ...]], pa.Schema, str | None, str] | None = None
+        """What the statements in flight copy: their plan's key and schema, the table's schema
+        and name."""
 
     @property
     def splits(self) -> bool:
@@ -117,27 +118,27 @@ class PostgresSink(WriteBehindSink):
 
     def _behind_item(self, batch: pa.RecordBatch) -> tuple[Any, int] | None:
         """Return ``batch`` cast for a ``COPY`` of the statements in flight (None: an
-        ``INSERT`` plan, a value that does not fit, or a new shape whose plan would read the
-        catalog on the connection a ``COPY`` holds)."""
+        ``INSERT`` plan, a value that does not fit, or another shape than the ``COPY`` in
+        flight takes: written at once, after it)."""
         if self._cursor is None:
             return None
-        if self._loader is not None and (self.write_table, tuple(batch.schema.names)) not in (
-            self._plans
-        ):
+        key = (self.write_table, tuple(batch.schema.names))
+        if self._loader is not None and (self._ingest is None or self._ingest[0] != key):
             return None
-        plan = self._plan(batch.schema)
+        plan = self._plan(batch.schema)  # before a COPY starts: it may read the catalog
         if plan.insert_sql is not None:
             return None
         try:
             data = plan.cast(batch)
         except RecordError:  # written at once, where it fails as a refused row
             return None
-        self._ingest = (plan.schema, *split_table(self.write_table))
+        if self._loader is None:
+            self._ingest = (key, plan.schema, *split_table(self.write_table))
         return data, data.nbytes
 
     def _statement(self, pieces: Iterator[Any]) -> tuple[int, int]:
         assert self._ingest is not None
-        schema, db_schema, table = self._ingest
+        _, schema, db_schema, table = self._ingest
         reader = pa.RecordBatchReader.from_batches(schema, pieces)
         loaded = self._cursor.adbc_ingest(table, reader, mode="append", db_schema_name=db_schema)
         return int(loaded), 0
