@@ -17,7 +17,6 @@ thread uses it again after :meth:`WriteBehindSink._drain` (or an abort) has join
 from __future__ import annotations
 
 import logging
-import threading
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -29,6 +28,7 @@ from exchangis.connectors.base import Endpoint
 from exchangis.connectors.bulk import Feed
 from exchangis.connectors.sql_sink import SqlSink
 from exchangis.errors import RecordError
+from exchangis.threads import SPARES
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +79,8 @@ Statement = Callable[[Iterator[Any]], tuple[int, int]]
 
 
 class Loader(Generic[T]):
-    """Statements that take pieces fed to them one after another, from a thread of their own.
+    """Statements that take pieces fed to them one after another, from a thread of their own
+    (a spare one of the process, :data:`~exchangis.threads.SPARES`).
 
     The writer puts pieces into ``feed`` and ends each statement's data with an :class:`End`;
     ``outcomes`` are the ended statements', in order. The thread stops after a statement that
@@ -96,8 +97,7 @@ class Loader(Generic[T]):
         self.feed: Feed[T | End] = Feed(queue_bytes)
         self.outcomes: deque[Outcome] = deque()
         self.error: BaseException | None = None
-        self.thread = threading.Thread(target=self._run, name=name, daemon=True)
-        self.thread.start()
+        self.thread = SPARES.start(self._run, name)
 
     def _run(self) -> None:
         try:

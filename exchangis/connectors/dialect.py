@@ -42,6 +42,8 @@ class Dialect:
     """The column type of each family of Arrow types, and what it reads back as."""
     key_column_types: ClassVar[TypeTable] = {}
     """Where a primary key column needs another type than :attr:`column_types` gives."""
+    locks_session: ClassVar[bool] = False
+    """Whether :meth:`lock` holds its lock until the session ends (else: the transaction)."""
 
     def quote(self, name: str) -> str:
         """Return a validated column name, quoted."""

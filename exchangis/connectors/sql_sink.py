@@ -79,6 +79,8 @@ class SqlSink(ChannelStages, Sink):
         self._conn: Any = None
         self._schema: pa.Schema | None = None
         self._in_txn = False
+        self._session_locked = False
+        """Whether the connection holds a lock until it closes."""
         self._rejects: list[Reject] = []
         self.keeps_ledger: bool = self.opts["ledger"]
         """Whether commits are fenced through the database's ``exg_ledger`` table."""
@@ -184,9 +186,11 @@ class SqlSink(ChannelStages, Sink):
 
     @contextmanager
     def _transaction(self, action: str) -> Iterator[None]:
-        """Connect and begin; driver errors of the body are reported as ``action`` failing."""
-        with self._errors(f"connect to {self.endpoint.describe()}", hide_cause=True):
-            self._conn = self._connect()
+        """Connect (unless a session kept its connection) and begin; driver errors of the body
+        are reported as ``action`` failing."""
+        if self._conn is None:
+            with self._errors(f"connect to {self.endpoint.describe()}", hide_cause=True):
+                self._conn = self._connect()
         with self._errors(f"{action} {self.endpoint.describe()}"):
             self._begin()
             self._in_txn = True
@@ -277,17 +281,22 @@ class SqlSink(ChannelStages, Sink):
 
     # channel stages -----------------------------------------------------------------------------
     @contextmanager
-    def _session(self, action: str) -> Iterator[None]:
-        """Run a short transaction of its own (commit on success, roll back on error)."""
+    def _session(self, action: str, keep: bool = False) -> Iterator[None]:
+        """Run a short transaction of its own (commit on success, roll back on error), then
+        close the connection; with ``keep``, a session that ended well leaves it open for the
+        next transaction (unless it took a lock the session holds: MySQL's ``GET_LOCK``)."""
         if self._conn is not None:
             raise TerminalConnectorError("sink is already open")
+        kept = False
         try:
             with self._transaction(action):
                 yield
                 self._commit()
                 self._in_txn = False
+            kept = keep and not self._session_locked
         finally:
-            self.close()
+            if not kept:
+                self.close()
 
     def _create_shared(self, schema: pa.Schema) -> None:
         """Create a missing table in a committed transaction of its own, under a lock: the
@@ -306,6 +315,7 @@ class SqlSink(ChannelStages, Sink):
         statement = self.dialect.lock(f"exchangis.{'.'.join(validate_table(table))}")
         if statement:
             self._execute(statement)
+            self._session_locked |= self.dialect.locks_session
 
     # the ledger (connectors/ledger.py) ----------------------------------------------------------
     def fence(self, fence: Fence) -> int | None:
@@ -314,7 +324,7 @@ class SqlSink(ChannelStages, Sink):
         if not self.keeps_ledger:
             return None
         self._fence = fence
-        with self._session("keep the ledger of"):
+        with self._session("keep the ledger of", keep=True):  # the data's connection next
             if not self._exists(ledger.TABLE):
                 self._lock(ledger.TABLE)
                 if not self._exists(ledger.TABLE):
@@ -383,3 +393,4 @@ class SqlSink(ChannelStages, Sink):
         finally:
             self._release()
             self._conn = None
+            self._session_locked = False

@@ -6,7 +6,6 @@ import json
 import logging
 import os
 import socket
-import threading
 import time
 import traceback
 import uuid
@@ -40,6 +39,7 @@ from exchangis.state.machine import (
     TaskStatus,
     control_of,
 )
+from exchangis.threads import TIMERS, Timer
 
 logger = logging.getLogger(__name__)
 
@@ -112,27 +112,31 @@ def load_context(rt: Runtime, tid: int) -> TaskContext:
     return TaskContext(plan, source, work, target=sink)
 
 
-class Heartbeat(threading.Thread):
-    """Refresh a running task's heartbeat until stopped (a lost process stops refreshing)."""
+class Heartbeat:
+    """Refresh a running task's heartbeat every ``heartbeat_seconds`` until stopped (a lost
+    process stops refreshing), from the process's timer thread."""
 
     def __init__(self, rt: Runtime, tid: int, user: str) -> None:
-        super().__init__(name=f"heartbeat-{tid}", daemon=True)
         self.rt = rt
         self.tid = tid
         self.user = user
-        self.stopped = threading.Event()
+        self._timer: Timer | None = None
 
-    def run(self) -> None:
-        """Beat every ``heartbeat_seconds`` until stopped."""
-        while not self.stopped.wait(self.rt.settings.heartbeat_seconds):
-            try:
-                self.rt.store.heartbeat(self.tid, self.user)
-            except Exception:  # a Redis blip must not kill the transfer; the reaper judges
-                logger.warning("heartbeat failed task=%s", self.tid, exc_info=True)
+    def start(self) -> None:
+        """Start beating."""
+        seconds = self.rt.settings.heartbeat_seconds
+        self._timer = TIMERS.call(seconds, self._beat, every=seconds)
+
+    def _beat(self) -> None:
+        try:
+            self.rt.store.heartbeat(self.tid, self.user)
+        except Exception:  # a Redis blip must not kill the transfer; the reaper judges
+            logger.warning("heartbeat failed task=%s", self.tid, exc_info=True)
 
     def stop(self) -> None:
         """Stop beating."""
-        self.stopped.set()
+        if self._timer is not None:
+            self._timer.cancel()
 
 
 LOG_HOLD_SECONDS = 0.5

@@ -27,6 +27,7 @@ from redis import Redis
 
 from exchangis.errors import mask_secrets
 from exchangis.state.keys import SEGMENT, SEGMENT_LINES, Keys
+from exchangis.threads import TIMERS, Timer
 
 MAX_LINE_CHARS = 8192
 """Longest stored line in characters: a longer one is cut to this, its end saying how much."""
@@ -193,7 +194,8 @@ class LogWriter:
     secret learnt after the writer was made is masked too).
 
     With ``hold_seconds`` > 0 the writer holds its lines and stores them together, in one script
-    call: ``hold_seconds`` after the first line held (a timer thread), as soon as
+    call: ``hold_seconds`` after the first line held (on the process's timer thread,
+    :data:`~exchangis.threads.TIMERS`), as soon as
     ``HOLD_LINES`` lines or ``HOLD_CHARS`` characters are held, and at :meth:`flush` and
     :meth:`close`. Lines stored together get the numbers, order, caps and masking they would
     have got one by one; a reader sees them up to ``hold_seconds`` later.
@@ -232,7 +234,7 @@ class LogWriter:
         self._held_chars = 0
         self._lock = threading.Lock()
         """Taken to hold lines and to store them: stores happen one at a time, in order."""
-        self._timer: threading.Thread | None = None
+        self._timer: Timer | None = None
         self._closed = threading.Event()
 
     @property
@@ -271,10 +273,7 @@ class LogWriter:
                 and self._held_chars < HOLD_CHARS
             ):
                 if self._timer is None:
-                    self._timer = threading.Thread(
-                        target=self._store_later, name="log-hold", daemon=True
-                    )
-                    self._timer.start()
+                    self._timer = TIMERS.call(self.hold_seconds, self._store_held)
                 return self.last_line
         return self.flush()
 
@@ -301,21 +300,26 @@ class LogWriter:
         """Store the held lines and hold no more (later messages are stored at once); return
         the number of the last line stored."""
         self._closed.set()
+        with self._lock:
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
         return self.flush()
 
-    def _store_later(self) -> None:
-        """Store what is held every ``hold_seconds`` until nothing is (or the writer closes)."""
-        while not self._closed.wait(self.hold_seconds):
-            with self._lock:
-                if not self._held:
-                    self._timer = None
-                    return
-            try:
-                self.flush()
-            except Exception:  # a store outage: the lines stay held for the next try
-                logger.warning("log store failed key=%s", self.keys[0], exc_info=True)
+    def _store_held(self) -> None:
+        """Store what is held (on the timer thread); after a failed store, try again
+        ``hold_seconds`` later."""
         with self._lock:
             self._timer = None
+            if not self._held:
+                return
+        try:
+            self.flush()
+        except Exception:  # a store outage: the lines stay held for the next try
+            logger.warning("log store failed key=%s", self.keys[0], exc_info=True)
+            with self._lock:
+                if self._timer is None and not self._closed.is_set():
+                    self._timer = TIMERS.call(self.hold_seconds, self._store_held)
 
     def info(self, message: str) -> int:
         """Append an INFO line."""

@@ -10,9 +10,11 @@ import uuid
 import pyarrow as pa
 import pytest
 
-from exchangis.connectors.base import Sink
+from exchangis.connectors.base import Endpoint, Sink
 from exchangis.connectors.ledger import Fence, FencedOffError
+from exchangis.connectors.registry import Registry
 from tests.connectors.conftest import Backend, rows_of, view
+from tests.services import mysql_params
 
 DATA = pa.table({"id": pa.array([1, 2, 3], pa.int64()), "name": ["a", "b", "c"]})
 MORE = pa.table({"id": pa.array([4, 5], pa.int64()), "name": ["d", "e"]})
@@ -122,3 +124,45 @@ def test_concurrent_fences_of_many_tasks_never_deadlock(sql_backend: Backend) ->
     for thread in threads:
         thread.join()
     assert errors == []
+
+
+def test_a_fence_that_creates_the_ledger_holds_no_lock_while_the_data_moves(
+    registry: Registry,
+) -> None:
+    """The fence's session leaves its connection to the data's transaction, except after a
+    lock MySQL holds until the session ends (``GET_LOCK``, taken to create the ledger): then
+    it closes, so other tasks' fences do not wait for this task's whole transfer."""
+    import pymysql
+
+    params = mysql_params()
+    database = f"exg_fresh_{uuid.uuid4().hex[:8]}"
+    admin = pymysql.connect(
+        host=params["host"],
+        port=int(params["port"]),
+        user=params["username"],
+        password=params["password"],
+        autocommit=True,
+    )
+    try:
+        with admin.cursor() as cur:
+            cur.execute(f"CREATE DATABASE `{database}`")
+        endpoint = Endpoint("MYSQL", params | {"database": database}, "fresh")
+        sink = registry.sink(endpoint)
+        try:
+            assert sink.fence(Fence(f"{uuid.uuid4()}/1/1", "a1")) is None  # made exg_ledger
+            with admin.cursor() as cur:
+                cur.execute("SELECT IS_FREE_LOCK('exchangis.exg_ledger')")
+                assert cur.fetchone() == (1,)
+            _write(sink, DATA)
+            sink.commit()
+        finally:
+            sink.close()
+        with admin.cursor() as cur:
+            cur.execute(f"SELECT id, name FROM `{database}`.fresh ORDER BY id")
+            assert cur.fetchall() == ((1, "a"), (2, "b"), (3, "c"))
+            cur.execute(f"SELECT committed, written FROM `{database}`.exg_ledger")
+            assert cur.fetchall() == ((1, 3),)
+    finally:
+        with admin.cursor() as cur:
+            cur.execute(f"DROP DATABASE IF EXISTS `{database}`")
+        admin.close()

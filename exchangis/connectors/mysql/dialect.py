@@ -16,6 +16,7 @@ class MySqlDialect(Dialect):
 
     name = "mysql"
     quote_char = "`"
+    locks_session = True  # GET_LOCK
 
     column_types = {
         Family.BOOLEAN: Rule("TINYINT(1)", pa.bool_()),
