@@ -17,6 +17,18 @@ from exchangis.settings import ADMIN_PASSWORD_FILE, EMBEDDED_REDIS_DIR, load_set
 
 logger = logging.getLogger("exchangis")
 
+WORKER_MEMORY_ENV = {
+    # glibc gives every thread of the bulk drivers a malloc arena that keeps its freed memory:
+    # two arenas keep a worker's resident size near what a transfer really holds.
+    "MALLOC_ARENA_MAX": "2",
+    # Arrow's allocator (mimalloc) hands freed pages back at once and commits its arenas as
+    # they fill: a CSV -> PostgreSQL transfer of the mixed table peaks 45 MiB lower and ends
+    # 80 MiB lower, at the same speed (docs/performance.md).
+    "MIMALLOC_PURGE_DELAY": "0",
+    "MIMALLOC_ARENA_EAGER_COMMIT": "0",
+}
+"""The environment a worker process starts with, unless the operator's sets them otherwise."""
+
 
 def cmd_db_upgrade(_: argparse.Namespace) -> int:
     """Create or upgrade the metadata schema."""
@@ -63,11 +75,9 @@ def cmd_worker(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     command = [sys.executable, "-m", "exchangis.cli", "worker", "--child", *args.extra]
-    # glibc gives every thread of the bulk drivers a malloc arena that keeps its freed memory;
-    # two arenas keep a worker's resident size near what a transfer really holds.
-    # No libpq or MySQL client defaults either (a password or file a data source would use).
+    # No libpq or MySQL client defaults (a password or file a data source would use).
     inherited = {k: v for k, v in os.environ.items() if not k.startswith(("PG", "MYSQL_"))}
-    env = {"MALLOC_ARENA_MAX": "2", **inherited}
+    env = {**WORKER_MEMORY_ENV, **inherited}
     while True:
         child = subprocess.Popen(command, env=env)
         code = child.wait()
