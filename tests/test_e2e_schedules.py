@@ -146,6 +146,7 @@ def test_two_schedulers_fire_every_2_seconds_for_60_seconds_once_each(
 ) -> None:
     s = schedules(workers=2)
     job = s.job("every2")
+    created = time.monotonic()
     plan = s.plan(
         job, [{"triggerType": "CRON_JOB", "cronDesc": EVERY_2S, "concurrencyPolicy": "ALLOW"}]
     )
@@ -159,12 +160,14 @@ def test_two_schedulers_fire_every_2_seconds_for_60_seconds_once_each(
         _group(worker, signal.SIGCONT)
         time.sleep(3)
     time.sleep(max(0.0, 60 - (time.monotonic() - started)))
+    asked = time.monotonic()
     s.disable(plan["id"])
+    window = time.monotonic() - created  # every fire falls inside it (a loaded host stretches it)
     found = s.settled(plan["id"])
     count = len(found)
     times = fire_times(found)
     assert len(times) == len(set(times)) == count  # none twice
-    assert 28 <= count <= 32, count
+    assert (asked - started) // 2 - 2 <= count <= window // 2 + 2, (count, window)
     assert_every_2s(times)  # none missed
     assert all(c.job_status == "SUCCESSFUL" for c in found), [c.error for c in found]
     assert Counter(Counter(s.rows("every2")).values()) == {count: 5}  # every run's rows, once

@@ -285,7 +285,7 @@ class SqlSink(ChannelStages, Sink):
         """Run a short transaction of its own (commit on success, roll back on error), then
         close the connection; with ``keep``, a session that ended well leaves it open for the
         next transaction (unless it took a lock the session holds: MySQL's ``GET_LOCK``)."""
-        if self._conn is not None:
+        if self._in_txn:
             raise TerminalConnectorError("sink is already open")
         kept = False
         try:
