@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,14 +24,21 @@ pytestmark = pytest.mark.e2e
 @pytest.fixture
 def private(
     migrated: Settings, tmp_path: Path, admin_token: str
-) -> Iterator[tuple[FlaskClient, EmbeddedRedis, Settings]]:
-    """An API and a worker on a Redis of their own, which the test may restart."""
+) -> Iterator[tuple[FlaskClient, Callable[[], None], Settings]]:
+    """An API and a worker on a Redis of their own, and a function that replaces that Redis
+    with an empty one on the same port (every one is stopped at the end)."""
     port = free_port()
-    redis = EmbeddedRedis(tmp_path / "redis-1", port)
-    redis.start()
+    servers = [EmbeddedRedis(tmp_path / "redis-1", port)]
+    servers[0].start()
+
+    def restart_empty() -> None:
+        servers[-1].stop()
+        servers.append(EmbeddedRedis(tmp_path / f"redis-{len(servers) + 1}", port))
+        servers[-1].start()
+
     settings = migrated.with_overrides(
         {
-            "redis_url": redis.url,
+            "redis_url": servers[0].url,
             "redis_prefix": f"exgloss-{uuid.uuid4().hex[:6]}:",
             "task_queue": f"loss-{uuid.uuid4().hex[:6]}",
             "queues": (),
@@ -40,10 +47,11 @@ def private(
     process = WorkerProcess(settings, tmp_path)
     process.start()
     try:
-        yield signed_in(create_app(settings), admin_token), redis, settings
+        yield signed_in(create_app(settings), admin_token), restart_empty, settings
     finally:
         process.stop()
-        redis.stop()
+        for server in servers:
+            server.stop()
 
 
 def _status(client: FlaskClient, eid: str) -> dict[str, Any] | None:
@@ -52,9 +60,9 @@ def _status(client: FlaskClient, eid: str) -> dict[str, Any] | None:
 
 
 def test_an_execution_survives_a_redis_restart_that_lost_everything(
-    private: tuple[FlaskClient, EmbeddedRedis, Settings], tmp_path: Path
+    private: tuple[FlaskClient, Callable[[], None], Settings], tmp_path: Path
 ) -> None:
-    client, redis, _ = private
+    client, restart_empty, _ = private
     memory = datasource(client, "mem-loss", "MEMORY", {})
     lite = datasource(client, "lite-loss", "SQLITE", {"path": str(tmp_path / "loss.db")})
     job_id = create_job(
@@ -85,8 +93,7 @@ def test_an_execution_survives_a_redis_restart_that_lost_everything(
         time.sleep(0.05)
     else:
         raise AssertionError("the slow task never got going")
-    redis.stop()  # everything in Redis is gone: live state, logs, queued messages
-    EmbeddedRedis(tmp_path / "redis-2", redis.port).start()
+    restart_empty()  # everything in Redis is gone: live state, logs, queued messages
     final = None
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
