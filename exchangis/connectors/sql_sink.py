@@ -81,6 +81,9 @@ class SqlSink(ChannelStages, Sink):
         self._in_txn = False
         self._session_locked = False
         """Whether the connection holds a lock until it closes."""
+        self._clean = False
+        """Whether the connection's last transaction committed and nothing ran on it since
+        (a driver may then hand the session on: :meth:`_release`)."""
         self._rejects: list[Reject] = []
         self.keeps_ledger: bool = self.opts["ledger"]
         """Whether commits are fenced through the database's ``exg_ledger`` table."""
@@ -188,6 +191,7 @@ class SqlSink(ChannelStages, Sink):
     def _transaction(self, action: str) -> Iterator[None]:
         """Connect (unless a session kept its connection) and begin; driver errors of the body
         are reported as ``action`` failing."""
+        self._clean = False
         if self._conn is None:
             with self._errors(f"connect to {self.endpoint.describe()}", hide_cause=True):
                 self._conn = self._connect()
@@ -293,7 +297,8 @@ class SqlSink(ChannelStages, Sink):
                 yield
                 self._commit()
                 self._in_txn = False
-            kept = keep and not self._session_locked
+            self._clean = not self._session_locked
+            kept = keep and self._clean
         finally:
             if not kept:
                 self.close()
@@ -370,6 +375,7 @@ class SqlSink(ChannelStages, Sink):
         with self._errors(f"commit {self.endpoint.describe()}"):
             self._commit()
         self._in_txn = False
+        self._clean = not self._session_locked
 
     def rollback(self) -> None:
         """Roll the transaction back; the table is left as it was."""
@@ -394,3 +400,4 @@ class SqlSink(ChannelStages, Sink):
             self._release()
             self._conn = None
             self._session_locked = False
+            self._clean = False

@@ -1,6 +1,7 @@
 """PostgreSQL connections: one ADBC database object per connection per process, reused by the
-next task (a new session each time), replaced when the data source's password or host changes;
-libpq never reads a password file nor warns about one.
+next task, whose sink also takes over a session whose last transaction committed (never
+another: a task's transaction is never handed on) for ``idle_seconds``; replaced when the data
+source's password or host changes; libpq never reads a password file nor warns about one.
 
 The local PostgreSQL trusts every login, so a password would go unchecked: :class:`PasswordGate`
 stands in front of it and asks each client for a clear-text password first (as a server with
@@ -13,6 +14,8 @@ import contextlib
 import socket
 import struct
 import threading
+import time
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -155,28 +158,88 @@ def count_rows(backend: Backend, table: str) -> int:
     return backend.read(table).num_rows
 
 
-def test_the_next_task_reuses_the_database_object_on_a_new_session(
+def test_the_next_task_reuses_the_database_object_and_the_committed_session(
     registry: Registry, postgres_backend: Backend, gate: Callable[..., PasswordGate]
 ) -> None:
     front = gate("first-secret")
     connect = {**postgres_backend.connect, "port": front.port, "password": "first-secret"}
     table = postgres_backend.new_table("reuse")
-    made = postgres.ADBC_DATABASES.made
+    made, reused = postgres.ADBC_DATABASES.made, postgres.ADBC_DATABASES.reused
 
     run_task(registry, connect, table)
     assert postgres.ADBC_DATABASES.made == made + 1
-    first_logins = front.logins
+    first_logins = front.logins  # the database object's catalog read, and the session
 
-    run_task(registry, connect, table)
+    run_task(registry, connect, table)  # within idle_seconds: the committed session goes on
     assert postgres.ADBC_DATABASES.made == made + 1, "the second task made a database object"
-    # the second task logged in again: sessions (and transactions) are never handed on
-    assert front.logins > first_logins
+    assert front.logins == first_logins, "the second task logged in again"
+    assert postgres.ADBC_DATABASES.reused == reused + 1
     assert count_rows(postgres_backend, table) == 2 * ROWS.num_rows
 
 
-def test_a_changed_password_takes_effect_on_the_next_task(
+def test_a_session_whose_transaction_did_not_commit_is_never_handed_on(
     registry: Registry, postgres_backend: Backend, gate: Callable[..., PasswordGate]
 ) -> None:
+    front = gate("secret")
+    connect = {**postgres_backend.connect, "port": front.port, "password": "secret"}
+    table = postgres_backend.new_table("unclean")
+    run_task(registry, connect, table)
+    with registry.sink(Endpoint("POSTGRESQL", connect, table)) as sink:  # takes that session
+        sink.open(ROWS.schema)
+        sink.write(ROWS.to_batches()[0])
+        sink.rollback()
+    logins = front.logins
+    run_task(registry, connect, table)  # the rolled-back session was closed: a new login
+    assert front.logins == logins + 1
+    assert count_rows(postgres_backend, table) == 2 * ROWS.num_rows
+
+
+def test_an_idle_session_is_closed_after_idle_seconds() -> None:
+    params = postgres_params()
+    name = f"exg-idle-{uuid.uuid4().hex[:8]}"
+    uri = adbc_uri({**params, "params": {"application_name": name}}, None)
+    databases = AdbcDatabases(idle_seconds=0.3)
+    try:
+        first = databases.connect(uri)
+        first.commit()
+        databases.give_back(uri, first)
+        assert databases.connect(uri) is first  # handed on within idle_seconds
+        first.commit()
+        databases.give_back(uri, first)
+        assert sessions(params, name) == 1
+        deadline = time.monotonic() + 5
+        while sessions(params, name) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert sessions(params, name) == 0, "the idle session was not closed"
+        fresh = databases.connect(uri)
+        assert fresh is not first
+        fresh.close()
+    finally:
+        databases.close()
+
+
+def sessions(params: dict[str, Any], application: str) -> int:
+    """Return the server's sessions of ``application``."""
+    with psycopg.connect(
+        host=params["host"],
+        port=params["port"],
+        user=params["username"],
+        dbname=params["database"],
+        autocommit=True,
+    ) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s", (application,)
+        ).fetchone()
+    return int(row[0]) if row else 0
+
+
+def test_a_changed_password_takes_effect_on_the_next_task(
+    registry: Registry,
+    postgres_backend: Backend,
+    gate: Callable[..., PasswordGate],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(postgres.ADBC_DATABASES, "idle_seconds", 0.0)  # a later task: no session
     front = gate("first-secret")
     connect = {**postgres_backend.connect, "port": front.port, "password": "first-secret"}
     table = postgres_backend.new_table("password")

@@ -77,10 +77,13 @@ class PostgresSink(WriteBehindSink):
     def _connect(self) -> Any:
         if not self.bulk:
             return open_connection(self.endpoint.connect, self.endpoint.db, self.idle_seconds)
-        uri = adbc_uri(self.endpoint.connect, self.endpoint.db, self.idle_seconds)
-        conn = ADBC_DATABASES.connect(uri)
+        conn = ADBC_DATABASES.connect(self._uri)
         self._cursor = conn.cursor()
         return conn
+
+    @property
+    def _uri(self) -> str:
+        return adbc_uri(self.endpoint.connect, self.endpoint.db, self.idle_seconds)
 
     def _classify(self, exc: BaseException) -> ErrorClass | None:
         return classify(exc)
@@ -179,13 +182,21 @@ class PostgresSink(WriteBehindSink):
                 copy.write_row(row)
 
     def _release(self) -> None:
-        if self._cursor is not None:
-            try:
-                self._cursor.close()
-            except Exception:
-                log.debug("adbc cursor close failed", exc_info=True)
-            self._cursor = None
-        super()._release()
+        """Close the session; on ADBC, hand it on to the process's next sink of the same
+        data source instead when its last transaction committed (a login less a task)."""
+        if self._cursor is None:
+            super()._release()
+            return
+        try:
+            self._cursor.close()
+        except Exception:
+            log.debug("adbc cursor close failed", exc_info=True)
+            self._clean = False
+        self._cursor = None
+        if self._clean:
+            ADBC_DATABASES.give_back(self._uri, self._conn)
+        else:
+            super()._release()
 
 
 def _plain_decimals(column: pa.Array) -> pa.Array:
