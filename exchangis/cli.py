@@ -23,7 +23,7 @@ WORKER_MEMORY_ENV = {
     "MALLOC_ARENA_MAX": "2",
     # Arrow's allocator (mimalloc) hands freed pages back at once and commits its arenas as
     # they fill: a CSV -> PostgreSQL transfer of the mixed table peaks 45 MiB lower and ends
-    # 80 MiB lower, at the same speed (docs/performance.md).
+    # 40 MiB lower, at the same speed (docs/performance.md).
     "MIMALLOC_PURGE_DELAY": "0",
     "MIMALLOC_ARENA_EAGER_COMMIT": "0",
 }

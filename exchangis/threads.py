@@ -45,12 +45,19 @@ class Timer:
         self.cancelled = True
 
 
-class Timers:
-    """One thread that makes the timed calls of a process, each at its time."""
+class _PerProcess:
+    """State of one process: made afresh in a forked child (its threads did not come)."""
 
     def __init__(self) -> None:
         self._reset()
         os.register_at_fork(after_in_child=self._reset)
+
+    def _reset(self) -> None:
+        raise NotImplementedError
+
+
+class Timers(_PerProcess):
+    """One thread that makes the timed calls of a process, each at its time."""
 
     def _reset(self) -> None:
         self._cond = threading.Condition()
@@ -114,12 +121,8 @@ class Job:
         self._done.wait(timeout)
 
 
-class Spares:
+class Spares(_PerProcess):
     """Threads that run one job at a time each and wait for the next one in between."""
-
-    def __init__(self) -> None:
-        self._reset()
-        os.register_at_fork(after_in_child=self._reset)
 
     def _reset(self) -> None:
         self._lock = threading.Lock()

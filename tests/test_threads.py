@@ -86,10 +86,12 @@ def test_spare_threads_are_reused_and_carry_the_job_name_while_it_runs() -> None
 def test_two_jobs_at_once_run_on_two_threads_and_a_failing_job_ends() -> None:
     spares = Spares()
     both = threading.Barrier(2, timeout=5)
-    jobs = [spares.start(both.wait, f"exchangis-test-{n}") for n in range(2)]
+    met: list[int] = []  # each job passes the barrier only while the other one runs too
+    jobs = [spares.start(lambda: met.append(both.wait()), f"exchangis-test-{n}") for n in range(2)]
     for job in jobs:
         job.join(5)
         assert not job.is_alive()
+    assert sorted(met) == [0, 1]
     broken = spares.start(lambda: 1 / 0, "exchangis-test-broken")
     broken.join(5)
     assert not broken.is_alive()

@@ -295,9 +295,7 @@ class SqlSink(ChannelStages, Sink):
         try:
             with self._transaction(action):
                 yield
-                self._commit()
-                self._in_txn = False
-            self._clean = not self._session_locked
+                self._end_committed()
             kept = keep and self._clean
         finally:
             if not kept:
@@ -373,7 +371,11 @@ class SqlSink(ChannelStages, Sink):
                 if drop:
                     self._execute(drop)
         with self._errors(f"commit {self.endpoint.describe()}"):
-            self._commit()
+            self._end_committed()
+
+    def _end_committed(self) -> None:
+        """Commit the open transaction; the session is then clean unless it holds a lock."""
+        self._commit()
         self._in_txn = False
         self._clean = not self._session_locked
 

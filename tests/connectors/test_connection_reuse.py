@@ -28,7 +28,7 @@ from exchangis.connectors import postgres
 from exchangis.connectors.base import Endpoint
 from exchangis.connectors.postgres import AdbcDatabases, adbc_uri, open_connection
 from exchangis.connectors.registry import Registry
-from exchangis.errors import ConnectorError
+from exchangis.errors import ConnectorError, TransientConnectorError
 from tests.connectors.conftest import Backend
 from tests.services import postgres_params
 
@@ -322,3 +322,32 @@ def test_no_password_file_is_read_nor_warned_about(
     open_connection(postgres_backend.connect).close()
     run_task(registry, {**postgres_backend.connect, "params": {"sslmode": "disable"}}, table)
     assert "password file" not in capfd.readouterr().err
+
+
+def test_a_waiting_session_the_server_ended_fails_one_task_as_transient_then_is_gone(
+    registry: Registry, postgres_backend: Backend
+) -> None:
+    """A server restart (here: the waiting session terminated) between two tasks: the next
+    task's first statement fails as a lost connection, which the runner retries; that session
+    is closed, not handed on, so the retry logs in afresh and lands its rows once."""
+    name = f"exg-ended-{uuid.uuid4().hex[:8]}"
+    connect = {**postgres_backend.connect, "params": {"application_name": name}}
+    table = postgres_backend.new_table("ended")
+    run_task(registry, connect, table)
+    with psycopg.connect(
+        host=connect["host"],
+        port=connect["port"],
+        user=connect["username"],
+        dbname=connect["database"],
+        autocommit=True,
+    ) as admin:
+        ended = admin.execute(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+            " WHERE application_name = %s",
+            (name,),
+        ).fetchone()
+    assert ended == (1,)  # the one session waiting for the next task
+    with pytest.raises(TransientConnectorError):
+        run_task(registry, connect, table)
+    run_task(registry, connect, table)
+    assert count_rows(postgres_backend, table) == 2 * ROWS.num_rows
