@@ -393,3 +393,29 @@ def test_a_cookie_signed_change_from_another_site_is_refused(app: Flask, person:
     token = login(app.test_client(), person, PASSWORD)["data"]["token"]
     script = signed_in(app, token)
     ok(script, "PUT", f"/projects/{body['name']}", {"description": "x"}, headers=evil)
+
+
+def test_a_cookie_signed_change_through_a_proxy_that_rewrites_host_is_accepted(
+    migrated: Settings, person: str
+) -> None:
+    """The UI's dev proxy and the nginx recipe send ``Host: <backend>`` and name the browser's
+    host in ``X-Forwarded-Host``: believed from a trusted proxy only."""
+    proxied = create_app(migrated.with_overrides({"trusted_proxies": "10.1.0.0/16"}))
+    page = {"Origin": "http://ui.example:8080", "X-Forwarded-Host": "ui.example:8080"}
+    gateway = from_address(proxied, "10.1.2.3")
+    login(gateway, person, PASSWORD)
+    name = f"fwd-{uuid.uuid4().hex[:6]}"
+    ok(gateway, "POST", "/projects", {"name": name}, expect=201, headers=page)
+    # nginx: the host without its port, the port apart; https on its default port
+    split = {"X-Forwarded-Host": "ui.example", "X-Forwarded-Port": "8080"}
+    ok(gateway, "PUT", f"/projects/{name}", {"description": "a"}, headers=page | split)
+    tls = {"Origin": "https://ui.example", "X-Forwarded-Host": "ui.example"}
+    ok(gateway, "PUT", f"/projects/{name}", {"description": "b"}, headers=tls)
+    # another site's page is refused even through the proxy
+    evil = page | {"Origin": "http://evil.example:8080"}
+    call(gateway, "PUT", f"/projects/{name}", {"description": "c"}, expect=403, headers=evil)
+    # the header from anywhere but a trusted proxy changes nothing
+    stranger = from_address(proxied, "10.2.0.1")
+    login(stranger, person, PASSWORD)
+    call(stranger, "PUT", f"/projects/{name}", {"description": "d"}, expect=403, headers=page)
+    proxied.extensions["exchangis"].close()

@@ -77,11 +77,32 @@ def client_address(proxies: tuple[str, ...]) -> str:
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
-def _refuse_cross_site() -> None:
+def _site_hosts(proxies: tuple[str, ...]) -> set[str]:
+    """Return the host names (``host[:port]``) this site is reached by: the request's ``Host``,
+    and, from a trusted proxy that rewrites it, the last ``X-Forwarded-Host`` (with
+    ``X-Forwarded-Port`` when the proxy sends the port apart)."""
+    hosts = {request.host.lower()}
+    forwarded = request.headers.get("X-Forwarded-Host")
+    if forwarded and _from_trusted_proxy(proxies):
+        host = forwarded.split(",")[-1].strip().lower()
+        port = request.headers.get("X-Forwarded-Port", "").split(",")[-1].strip()
+        hosts.add(f"{host}:{port}" if port and ":" not in host.rsplit("]", 1)[-1] else host)
+    return hosts
+
+
+def _refuse_cross_site(proxies: tuple[str, ...]) -> None:
     """Refuse a cookie-signed change sent from another site's page (CSRF): browsers name the
-    page's origin in ``Origin``; it must be this host (scripts send no Origin, or no cookie)."""
+    page's origin in ``Origin``; it must be this site (scripts send no Origin, or no cookie)."""
     origin = request.headers.get("Origin")
-    if origin and urlsplit(origin).netloc != request.host:
+    if not origin:
+        return
+    parts = urlsplit(origin)
+    netloc = parts.netloc.lower()
+    default = {"http": 80, "https": 443}.get(parts.scheme)
+    candidates = {netloc, f"{netloc}:{default}"} if parts.port is None and default else {netloc}
+    if parts.port is not None and parts.port == default:  # "host:443" names the site as "host"
+        candidates.add(netloc.rsplit(":", 1)[0])
+    if not candidates & _site_hosts(proxies):
         raise ForbiddenError(
             f"a change signed by the session cookie must come from this site, not {origin[:100]}"
         )
@@ -114,7 +135,7 @@ def authenticate() -> None:
     else:
         g.token = request.cookies.get(COOKIE)
         if g.token and request.method not in SAFE_METHODS:
-            _refuse_cross_site()
+            _refuse_cross_site(rt.settings.trusted_proxies)
     if not g.token:
         raise UnauthenticatedError(
             f"authentication required: log in (POST {BASE}/user/login) and send the session "
