@@ -16,7 +16,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from werkzeug.exceptions import HTTPException
 
 from exchangis.api import connector, datasource, execution, job, project, schedule, user
-from exchangis.api.common import BASE, PREFIXES, authenticate, envelope
+from exchangis.api.common import ALIAS_TAG, BASE, PREFIXES, authenticate, envelope
 from exchangis.errors import (
     ExchangisError,
     InvalidInputError,
@@ -174,7 +174,7 @@ def create_app(config: Mapping[str, Any] | Settings | None = None) -> Flask:
         api.spec.components.security_scheme(name, scheme)
     api.register_blueprint(user.session_blp, url_prefix=BASE, name="linkis_session")
     for prefix in PREFIXES:
-        tag = "dss_" if "dss" in prefix else ""
+        tag = ALIAS_TAG if "dss" in prefix else ""
         for module in (user, project, datasource, connector, job, execution, schedule):
             api.register_blueprint(module.blp, url_prefix=prefix, name=tag + module.blp.name)
         api.register_blueprint(user.session_blp, url_prefix=prefix, name=tag + "session")

@@ -314,6 +314,9 @@ def test_kill_during_a_long_transfer_cancels_quickly_and_leaves_the_sink(
     assert all(t["status"] == "Cancelled" for t in tasks_by_name(client, eid).values())
     assert data.checksum(data.postgres_rows(tables["pg_dst"])) == before
     assert ok(client, "GET", f"/job/{eid}/allTaskStatus")["completed"] is True
+    # the released server's dialect: allStatus is the tasks' status strings
+    released = call(client, "GET", f"/job/{eid}/allTaskStatus?labels=x", prefix=DSS)["data"]
+    assert released["allStatus"] == ["Cancelled"] and released["jobExecutionId"] == eid
     call(client, "POST", f"/job/execution/{eid}/kill", expect=409)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import time
 from typing import Any
 
@@ -11,7 +12,16 @@ from sqlalchemy import func, select
 
 from exchangis.models import JobExecution, LogLine
 from tests.conftest import WorkerProcess
-from tests.helpers import DSS, call, create_job, execute, ok, sub_job, wait_until_done
+from tests.helpers import (
+    DSS,
+    call,
+    create_job,
+    execute,
+    ok,
+    sub_job,
+    wait_for,
+    wait_until_done,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -37,7 +47,9 @@ def test_history_filters_sorts_and_pages(
 ) -> None:
     ok_job = _memory_job(client, sources, f"hist_ok_{run_id}")
     bad_job = _memory_job(client, sources, f"hist_bad_{run_id}", failAtRow=50)
-    slow_job = _memory_job(client, sources, f"hist_slow_{run_id}", sleepPerBatch=30, batchSize=10)
+    slow_job = _memory_job(
+        client, sources, f"hist_slow_{run_id}", rows=1000, sleepPerBatch=1, batchSize=10
+    )
     done = [execute(client, ok_job), execute(client, bad_job), execute(client, ok_job)]
     for eid in done:
         wait_until_done(client, eid)
@@ -83,6 +95,13 @@ def test_history_filters_sorts_and_pages(
     assert ok(client, "GET", f"/job/listJobs?key={run_id}&timeFilter=0")["total"] == 4
     for bad in ("statuses=Nope", "size=0", "sortBy=evil", "timeFilter=9", "current=x"):
         call(client, "GET", f"/job/listJobs?{bad}", expect=400)
+
+    def live_row() -> Any:  # a running execution's row shows its node and its last progress
+        row = ok(client, "GET", f"/job/listJobs?jobExecutionId={running}")["jobList"][0]
+        return row["executeNode"] and row["lastUpdateTime"] > row["createTime"] and row
+
+    row = wait_for(live_row, timeout=20)
+    assert row["status"] == "Running" and row["executeNode"] == socket.gethostname()
     ok(client, "POST", f"/job/execution/{running}/kill")
     wait_until_done(client, running)
 

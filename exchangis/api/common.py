@@ -18,6 +18,8 @@ from exchangis.services.access import Caller
 BASE = "/api/rest_j/v1"
 PREFIXES = (f"{BASE}/exchangis", f"{BASE}/dss/exchangis/main")
 """Every route is served under both: the interface document's and the released server's."""
+ALIAS_TAG = "dss_"
+"""Starts the name of every blueprint registered under the alias (the released server's) prefix."""
 
 USER_HEADER = "X-Exchangis-User"
 """Names the caller when the request comes from one of ``trusted_proxies``."""
@@ -41,6 +43,12 @@ def envelope(
         "data": {} if data is None else data,
     }
     return jsonify(body), http_status
+
+
+def released_dialect() -> bool:
+    """Return whether this request came under the alias prefix, which answers in the released
+    Exchangis server's shapes where they differ from our primary contract (``docs/api.md``)."""
+    return (request.blueprint or "").startswith(ALIAS_TAG)
 
 
 def runtime() -> Runtime:

@@ -7,7 +7,7 @@ from typing import Any
 from flask.typing import ResponseReturnValue
 from flask_smorest import Blueprint
 
-from exchangis.api.common import current_user, envelope, runtime
+from exchangis.api.common import current_user, envelope, released_dialect, runtime
 from exchangis.schemas.execution import (
     AllTaskStatusSchema,
     BatchExecuteBodySchema,
@@ -81,10 +81,12 @@ def kill_execution(_body: dict[str, Any], eid: str) -> ResponseReturnValue:
 
 @blp.route("/job/<eid>/allTaskStatus", methods=["GET"])
 def all_task_status(eid: str) -> ResponseReturnValue:
-    """E9: every task's status, and whether all are completed."""
-    return envelope(
-        AllTaskStatusSchema().dump(service.all_task_status(runtime(), current_user(), eid))
-    )
+    """E9: every task's status, and whether all are completed (the released server's dialect:
+    ``allStatus`` is the list of the tasks' status strings)."""
+    answer = AllTaskStatusSchema().dump(service.all_task_status(runtime(), current_user(), eid))
+    if released_dialect():
+        answer["allStatus"] = [task["status"] for task in answer["allStatus"]]
+    return envelope(answer)
 
 
 @blp.route("/task/execution/<int(max=2147483647):task_id>/metrics", methods=["POST"])

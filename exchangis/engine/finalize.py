@@ -194,6 +194,20 @@ def complete(rt: Runtime, eid: str) -> None:
     rt.store.expire_execution(eid, rt.settings.live_ttl_seconds)
 
 
+def execute_node(tasks: list[dict[str, str]]) -> str:
+    """Return the hosts the tasks ran on, comma-separated and sorted ('' before any ran)."""
+    hosts = {json.loads(t["worker_info"]).get("host") for t in tasks if t.get("worker_info")}
+    return ",".join(sorted(h for h in hosts if h))
+
+
+def last_update_ms(execution: dict[str, str], tasks: list[dict[str, str]]) -> int:
+    """Return the store time (ms) of an execution's newest change: a status move of it or of a
+    task, or a task's progress."""
+    times = [execution.get("last_update_time")]
+    times += [t.get(k) for t in tasks for k in ("last_update_time", "progress_time")]
+    return max((int(x) for x in times if x), default=0)
+
+
 def quiet_since(tasks: list[dict[str, str]]) -> int:
     """Return the store time (ms) of the newest task move: the moment the last one ended."""
     return max((int(t.get("last_update_time") or 0) for t in tasks), default=0)
@@ -301,8 +315,7 @@ def persist(
         row.duration_ms = int(completed) - int(launched) if launched and completed else 0
         written = sum(task_metrics(t)["written_records"] for t in tasks)
         row.flow = int(written * 1000 / row.duration_ms) if row.duration_ms else 0
-        hosts = {json.loads(t["worker_info"]).get("host") for t in tasks if t.get("worker_info")}
-        row.execute_node = ",".join(sorted(h for h in hosts if h)) or None
+        row.execute_node = execute_node(tasks) or None
         for task_row in row.tasks:
             live = by_id.get(task_row.id)
             if live is not None:

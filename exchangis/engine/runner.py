@@ -220,7 +220,10 @@ class Meter:
         if not force and now - self._last_publish < self.rt.settings.progress_interval_seconds:
             return
         self._last_publish = now
-        self.rt.store.update_task(self.tid, {"progress": self.progress(), **self.fields()})
+        self.rt.store.update_task(
+            self.tid,
+            {"progress": self.progress(), "progress_time": self.rt.store.now_ms(), **self.fields()},
+        )
         if now - self._last_log >= 10:
             self._last_log = now
             elapsed = max(now - self.started, 1e-9)

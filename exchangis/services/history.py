@@ -10,7 +10,7 @@ from sqlalchemy import Select, func, or_, select
 
 from exchangis.engine import stages
 from exchangis.engine.archive import delete_record
-from exchangis.engine.finalize import execution_progress
+from exchangis.engine.finalize import execute_node, execution_progress, last_update_ms
 from exchangis.errors import ConflictError, NotFoundError
 from exchangis.models import JobExecution
 from exchangis.runtime import Runtime
@@ -89,6 +89,7 @@ def _item(rt: Runtime, row: JobExecution, now: datetime) -> dict[str, Any]:
     status, progress = row.status, row.progress
     duration = row.duration_ms or 0
     flow = row.flow or 0
+    node, updated = row.execute_node or "", row.last_update_time
     if row.status not in EXECUTION_FINAL:  # live: Redis knows better than the row
         live = rt.store.execution(row.id)
         if live is not None:
@@ -96,6 +97,10 @@ def _item(rt: Runtime, row: JobExecution, now: datetime) -> dict[str, Any]:
             status = live["status"]
             progress = execution_progress(tasks)
             flow = int(sum(float(t.get("flow") or 0) for t in tasks))
+            node = execute_node(tasks) or node
+            newest = last_update_ms(live, tasks)
+            if newest:
+                updated = max(updated, _epoch(newest)) if updated else _epoch(newest)
         if row.launch_time:
             duration = int((now - row.launch_time).total_seconds() * 1000)
     return {
@@ -106,11 +111,11 @@ def _item(rt: Runtime, row: JobExecution, now: datetime) -> dict[str, Any]:
         "status": status,
         "progress": progress,
         "create_time": row.create_time,
-        "last_update_time": row.last_update_time,
+        "last_update_time": updated,
         "launch_time": row.launch_time,
         "duration": duration,
         "flow": flow,
-        "execute_node": row.execute_node or "",
+        "execute_node": node,
         "create_user": row.create_user,
         "execute_user": row.execute_user,
         "trigger_type": row.trigger_type,
