@@ -25,7 +25,7 @@ CHUNK_ROWS = 131072
 """Most rows per connectorx query of a keyset read: connectorx reads ahead of a slower consumer
 without bound, so a read is cut into chunks of at most this many rows (and ``CHUNK_BYTES``)."""
 
-CHUNK_BYTES = 32 * 2**20
+CHUNK_BYTES = 16 * 2**20
 """Arrow bytes a chunk of a keyset read should hold at most: its row count is cut to fit
 (:class:`Chunks`). About what a read holds in memory at once, whatever the rows' width."""
 
