@@ -15,7 +15,16 @@ from redis.exceptions import RedisError
 from sqlalchemy.exc import InterfaceError, OperationalError
 from werkzeug.exceptions import HTTPException
 
-from exchangis.api import connector, datasource, execution, job, project, schedule, user
+from exchangis.api import (
+    connector,
+    datasource,
+    execution,
+    job,
+    project,
+    released,
+    schedule,
+    user,
+)
 from exchangis.api.common import ALIAS_TAG, BASE, PREFIXES, authenticate, envelope
 from exchangis.errors import (
     ExchangisError,
@@ -173,6 +182,8 @@ def create_app(config: Mapping[str, Any] | Settings | None = None) -> Flask:
     for name, scheme in SECURITY_SCHEMES.items():
         api.spec.components.security_scheme(name, scheme)
     api.register_blueprint(user.session_blp, url_prefix=BASE, name="linkis_session")
+    # the released server's dialect first: its routes win over shared ones under the alias
+    api.register_blueprint(released.blp, url_prefix=PREFIXES[1], name=ALIAS_TAG + "released")
     for prefix in PREFIXES:
         tag = ALIAS_TAG if "dss" in prefix else ""
         for module in (user, project, datasource, connector, job, execution, schedule):

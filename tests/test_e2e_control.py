@@ -158,6 +158,44 @@ def test_restart_after_the_live_state_expired_runs_everything_again(
     assert sum("finished Success" in line for line in after) == 2
 
 
+def test_a_paused_task_shows_no_rows_and_a_paused_execution_can_be_killed(
+    client: FlaskClient, worker: WorkerProcess, tmp_path: Path
+) -> None:
+    """A pause rolls the task's writes back: its metrics, progress and the history's flow say
+    so; the released UI knows no Paused and offers kill, which ends it Cancelled."""
+    name = project(client, f"pk{uuid.uuid4().hex[:6]}")
+    memory = datasource(client, f"mem-{name}", "MEMORY", {}, name)
+    lite = datasource(client, f"lite-{name}", "SQLITE", {"path": str(tmp_path / "p.db")}, name)
+    slow = sub_job(
+        "slow",
+        ("MEMORY", memory, "gen"),
+        ("SQLITE", lite, "p"),
+        sources={"rows": 2000, "batchSize": 10, "sleepPerBatch": 0.02},
+    )
+    body = {"jobName": "pausekill", "projectName": name, "content": [slow]}
+    eid = execute(client, int(ok(client, "POST", "/job", body, expect=201)["id"]))
+    tid = wait_for(lambda: tasks_by_name(client, eid).get("slow", {}).get("taskId"))
+
+    def metrics() -> dict[str, Any]:
+        reply = ok(client, "POST", f"/task/execution/{tid}/metrics", {"jobExecutionId": eid})
+        return dict(reply["task"]["metrics"])
+
+    wait_for(lambda: metrics()["indicator"]["exchangedRecords"] > 0)
+    ok(client, "POST", f"/job/execution/{eid}/pause")
+    wait_for(lambda: tasks_by_name(client, eid)["slow"]["status"] == "Paused")
+    paused = metrics()
+    assert paused["indicator"] == {"exchangedRecords": 0, "errorRecords": 0, "ignoredRecords": 0}
+    assert paused["traffic"]["flow"] == 0 and paused["readRecords"] == 0
+    assert ok(client, "GET", f"/job/execution/{eid}/status")["progress"] == 0
+    row = ok(client, "GET", f"/job/listJobs?jobExecutionId={eid}")["jobList"][0]
+    assert row["status"] == "Paused" and row["flow"] == 0 and row["progress"] == 0
+    killed = call(
+        client, "POST", f"/job/execution/{eid}/kill", {"labels": {"route": "x"}}, prefix=DSS
+    )
+    assert killed["status"] == 0 and killed["data"]["status"] == "Cancelled"
+    assert wait_until_done(client, eid)["status"] == "Cancelled"
+
+
 def test_bulk_actions_report_each_execution(
     client: FlaskClient, worker: WorkerProcess, tmp_path: Path, rt: Any
 ) -> None:

@@ -484,6 +484,8 @@ class TaskRunner:
         except StopTransfer as stop:
             log.warn(f"Task {name} stopped: {stop.reason}; the sink was rolled back")
             self.lost = stop.lost
+            if stop.status is TaskStatus.PAUSED:  # its metrics too: a resume starts afresh
+                meter.reset()
             return stop.status, stop.reason, meter
         except FencedOffError as exc:  # a newer attempt owns the task: leave it to that one
             log.warn(f"Task {name} stopped: {exc.message}; the sink was rolled back")

@@ -102,6 +102,19 @@ def list_projects(rt: Runtime, caller: Caller) -> list[dict[str, Any]]:
         ]
 
 
+def name_of(rt: Runtime, caller: Caller, project_id: int) -> str:
+    """Return the name of the project with id ``project_id`` that the caller may view.
+
+    Raises:
+        NotFoundError: no such project, or the caller may not view it.
+    """
+    with rt.sessions() as session:
+        name = session.scalar(select(Project.name).where(Project.id == project_id))
+        if name is None or Privilege.VIEW not in privileges(session, caller, name):
+            raise NotFoundError(f"project {project_id} does not exist")
+        return str(name)
+
+
 def get_project(rt: Runtime, caller: Caller, name: str) -> dict[str, Any]:
     """Return one project the caller may view."""
     with rt.sessions() as session:
