@@ -40,6 +40,7 @@ class Owner:
     name: str
     client: FlaskClient
     project: str = ""
+    project_id: int = 0
     datasources: list[int] = field(default_factory=list)
     job: int = 0
     execution: str = ""
@@ -63,7 +64,8 @@ def sign_up(app: Flask, rt: Runtime, name: str) -> FlaskClient:
 def set_up(owner: Owner, tmp: Path) -> Owner:
     """Create the owner's project, data sources and job, and run the job to the end."""
     client = owner.client
-    owner.project = ok(client, "POST", "/projects", {"name": owner.project}, expect=201)["name"]
+    made = ok(client, "POST", "/projects", {"name": owner.project}, expect=201)
+    owner.project, owner.project_id = made["name"], made["id"]
     for kind, params in (("MEMORY", {}), ("SQLITE", {"path": str(tmp / f"{owner.name}.db")})):
         body = {
             "name": f"{kind.lower()}-{owner.name}",
@@ -233,6 +235,19 @@ REFUSALS: dict[tuple[str, str], tuple[int, Any]] = {
 }
 
 
+# The released server's dialect (alias prefix only): its own operations, and those it answers
+# in its own way where the path and method are shared.
+RELEASED: dict[tuple[str, str], tuple[int, Any]] = {
+    ("POST", "/projects"): (200, {"labels": {"route": "x"}}),  # the UI's list: the caller's
+    ("GET", "/projects/<project_id>"): (404, None),
+    ("DELETE", "/projects/<project_id>"): (404, {}),
+    ("GET", "/getProjectPermission/<project_id>"): (404, None),
+    ("PUT", "/updateProject"): (404, "released_project_form"),
+    ("POST", "/createProject"): (409, "released_same_project"),
+}
+ONLY_RELEASED = set(RELEASED) - set(REFUSALS)
+
+
 def _body(kind: Any, me: Owner, other: Owner) -> tuple[Any, str]:
     """Return the JSON body and query string a table entry stands for."""
     if isinstance(kind, str) and kind.startswith("?"):
@@ -257,6 +272,12 @@ def _body(kind: Any, me: Owner, other: Owner) -> tuple[Any, str]:
         "bulk_body": {"action": "RESTART", "jobExecutionIds": [other.execution]},
         "same_project_name": {"name": other.project},
         "plan_body": {"entityGroup": "DB_BATCH_SYNC", "entityKey": str(other.job)},
+        "released_project_form": {
+            "id": str(other.project_id),
+            "projectName": other.project,
+            "description": "mine now",
+        },
+        "released_same_project": {"projectName": other.project},
     }
     return (bodies[kind] if isinstance(kind, str) else kind), ""
 
@@ -267,7 +288,7 @@ def test_every_endpoint_refuses_the_other_users_ids(app: Flask, world: World) ->
         for rule in app.url_map.iter_rules()
         for method in rule.methods - {"HEAD", "OPTIONS"}
     }
-    assert operations == set(REFUSALS)  # a new endpoint needs its line here
+    assert operations == set(REFUSALS) | ONLY_RELEASED  # a new endpoint needs its line here
     for me, other in ((world.bob, world.alice), (world.alice, world.bob)):
         values = {
             "ds_id": other.datasources[0],
@@ -277,28 +298,33 @@ def test_every_endpoint_refuses_the_other_users_ids(app: Flask, world: World) ->
             "name": other.project,
             "plan_id": other.plan,
             "context_id": other.context,
+            "project_id": other.project_id,
             "kind": "FILE",
         }
-        for (method, template), (code, kind) in REFUSALS.items():
+        cases = [(API, op, answer) for op, answer in REFUSALS.items()]
+        cases += [(DSS, op, RELEASED.get(op, answer)) for op, answer in REFUSALS.items()]
+        cases += [(DSS, op, RELEASED[op]) for op in sorted(ONLY_RELEASED)]
+        for prefix, (method, template), (code, kind) in cases:
             if kind == "skip":
                 continue
             values["name"] = other.name if template.startswith("/users/") else other.project
             body, query = _body(kind, me, other)
-            for prefix in (API, DSS):
-                reply = call(
-                    me.client,
-                    method,
-                    _path(template, values) + query,
-                    body,
-                    expect=code,
-                    prefix=prefix,
-                )
-                text = str(reply)
-                assert f"job-{other.name}" not in text and "stolen" not in text
-                if code >= 400:  # a refusal carries no data of the other's
-                    assert set(reply["data"]) <= {"errors"}, reply
-                if code == 403:
-                    assert reply["status"] == 3
+            reply = call(
+                me.client,
+                method,
+                _path(template, values) + query,
+                body,
+                expect=code,
+                prefix=prefix,
+            )
+            text = str(reply)
+            assert f"job-{other.name}" not in text and "stolen" not in text
+            if code == 200 and method == "POST" and template == "/projects":  # the UI's list
+                assert other.project not in text and me.project in text
+            if code >= 400:  # a refusal carries no data of the other's
+                assert set(reply["data"]) <= {"errors"}, reply
+            if code == 403:
+                assert reply["status"] == 3
         batch = ok(me.client, "POST", "/job/execute", {"jobIds": [other.job]})["executions"]
         assert batch == [
             {
