@@ -244,6 +244,18 @@ RELEASED: dict[tuple[str, str], tuple[int, Any]] = {
     ("GET", "/getProjectPermission/<project_id>"): (404, None),
     ("PUT", "/updateProject"): (404, "released_project_form"),
     ("POST", "/createProject"): (409, "released_same_project"),
+    ("GET", "/job"): (200, None),  # the UI's list: the caller's jobs
+    ("POST", "/job"): (404, "released_job_in_other_project"),
+    ("GET", "/job/<job_id>"): (404, None),
+    ("PUT", "/job/<job_id>"): (404, {"jobName": "stolen"}),
+    ("PUT", "/job/<job_id>/content"): (404, {"content": "[]"}),
+    ("PUT", "/job/<job_id>/config"): (404, {"proxyUser": "admin"}),
+    ("GET", "/job/engineType"): (200, None),
+    ("GET", "/job/Executor"): (200, None),
+    ("GET", "/jobs/engine/<engine>/settings/ui"): (200, None),
+    ("GET", "/datasources/<engine>/<ds_type>/params/ui"): (200, "?dir=source"),
+    ("GET", "/datasources/type"): (200, None),
+    ("POST", "/datasources/query"): (404, "released_query_other_project"),
 }
 ONLY_RELEASED = set(RELEASED) - set(REFUSALS)
 
@@ -278,6 +290,8 @@ def _body(kind: Any, me: Owner, other: Owner) -> tuple[Any, str]:
             "description": "mine now",
         },
         "released_same_project": {"projectName": other.project},
+        "released_job_in_other_project": {"jobName": "stolen", "projectId": other.project_id},
+        "released_query_other_project": {"projectId": str(other.project_id)},
     }
     return (bodies[kind] if isinstance(kind, str) else kind), ""
 
@@ -300,6 +314,8 @@ def test_every_endpoint_refuses_the_other_users_ids(app: Flask, world: World) ->
             "context_id": other.context,
             "project_id": other.project_id,
             "kind": "FILE",
+            "engine": "EXCHANGIS",
+            "ds_type": "MEMORY",
         }
         cases = [(API, op, answer) for op, answer in REFUSALS.items()]
         cases += [(DSS, op, RELEASED.get(op, answer)) for op, answer in REFUSALS.items()]

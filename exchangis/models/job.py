@@ -21,6 +21,10 @@ class Job(Base):
     job_desc: Mapped[str] = mapped_column(Text, default="")
     project_name: Mapped[str] = mapped_column(String(128), default="default", index=True)
     engine_type: Mapped[str] = mapped_column(String(32), default="EXCHANGIS")
+    job_type: Mapped[str] = mapped_column(String(16), default="OFFLINE", server_default="OFFLINE")
+    """``OFFLINE`` (batch) or ``STREAM``: the released UI's two tabs; both run the same way."""
+    job_labels: Mapped[str] = mapped_column(String(200), default="", server_default="")
+    """Comma-separated tags the released UI shows on a job's card."""
     job_params: Mapped[dict[str, Any]]
     execute_user: Mapped[str | None] = mapped_column(String(128))
     content: Mapped[list[Any]]

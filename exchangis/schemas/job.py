@@ -10,6 +10,8 @@ from exchangis.engine.planner import SETTING_KEYS, setting_problem
 from exchangis.schemas.common import PROJECT_NAME, USER_NAME, BodySchema, QuerySchema, WireTime
 
 TEXT = validate.Length(min=1, max=255)
+JOB_TYPES = ("OFFLINE", "STREAM")
+"""The released UI's two job tabs (both run as batch transfers here)."""
 
 
 class EndpointRefSchema(BodySchema):
@@ -119,6 +121,12 @@ class JobCreateSchema(BodySchema):
     engine_type = fields.String(
         data_key="engineType", load_default="EXCHANGIS", validate=validate.Length(min=1, max=32)
     )
+    job_type = fields.String(
+        data_key="jobType", load_default="OFFLINE", validate=validate.OneOf(JOB_TYPES)
+    )
+    job_labels = fields.String(
+        data_key="jobLabels", load_default="", validate=validate.Length(max=200)
+    )
     job_params = fields.Dict(
         data_key="jobParams",
         load_default=dict,
@@ -148,6 +156,8 @@ class JobSchema(BodySchema):
     job_desc = fields.String(data_key="jobDesc")
     project_name = fields.String(data_key="projectName")
     engine_type = fields.String(data_key="engineType")
+    job_type = fields.String(data_key="jobType")
+    job_labels = fields.String(data_key="jobLabels")
     job_params = fields.Dict(data_key="jobParams")
     execute_user = fields.String(data_key="executeUser", allow_none=True)
     content = fields.List(fields.Dict())

@@ -8,6 +8,7 @@ from typing import Any
 from marshmallow import ValidationError, fields, validate
 
 from exchangis.schemas.common import PROJECT_NAME, USER_NAME, BodySchema, QuerySchema, WireTime
+from exchangis.schemas.job import JOB_TYPES, TEXT
 
 
 class CommaList(fields.Field):
@@ -73,3 +74,118 @@ class ProjectInfoSchema(BodySchema):
     privileges = fields.List(fields.String())
     data_sources = fields.Constant([], data_key="dataSources")
     source = fields.Constant({})
+
+
+class IdText(fields.Field):
+    """An id the UI sends as text or as a number (``"12"``, ``12``); empty: none."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> int | None:
+        if value in (None, ""):
+            return None
+        try:
+            number = int(str(value).strip())
+        except ValueError:
+            raise ValidationError("must be an id (a whole number)") from None
+        if not 1 <= number <= 2**31 - 1:
+            raise ValidationError("must be an id (a whole number)")
+        return number
+
+
+class JobPageQuerySchema(QuerySchema):
+    """Query of the UI's job list (``GET /job?projectId=&jobType=&name=&current=&size=``)."""
+
+    project_id = IdText(data_key="projectId")
+    job_type = fields.String(data_key="jobType", validate=validate.OneOf(JOB_TYPES))
+    name = fields.String(validate=validate.Length(max=255))
+    current = fields.Integer(load_default=1, validate=validate.Range(min=1, max=1_000_000))
+    size = fields.Integer(load_default=10, validate=validate.Range(min=1, max=500))
+
+
+class JobDialogSchema(BodySchema):
+    """Body of ``POST /job`` and ``PUT /job/{id}`` as the UI's job dialog sends it."""
+
+    id = fields.Raw(load_default=None)
+    job_name = fields.String(data_key="jobName", required=True, validate=TEXT)
+    job_type = fields.String(
+        data_key="jobType", load_default="OFFLINE", validate=validate.OneOf(JOB_TYPES)
+    )
+    engine_type = fields.String(
+        data_key="engineType", load_default="EXCHANGIS", validate=validate.Length(min=1, max=32)
+    )
+    job_labels = fields.String(
+        data_key="jobLabels", load_default="", validate=validate.Length(max=200)
+    )
+    job_desc = fields.String(
+        data_key="jobDesc", load_default="", validate=validate.Length(max=2000)
+    )
+    project_id = IdText(data_key="projectId", load_default=None)
+    labels = fields.Raw(load_default=None)
+
+
+class JobContentBodySchema(BodySchema):
+    """Body of ``PUT /job/{id}/content``: ``content`` is the JSON text of the sub-jobs."""
+
+    content = fields.Raw(required=True)
+    project_id = IdText(data_key="projectId", load_default=None)
+    labels = fields.Raw(load_default=None)
+
+
+class JobConfigBodySchema(BodySchema):
+    """Body of ``PUT /job/{id}/config`` (the editor's drawer)."""
+
+    proxy_user = fields.String(data_key="proxyUser", required=True, validate=USER_NAME)
+    job_params = fields.Raw(data_key="jobParams", load_default=None)
+    execute_node = fields.String(data_key="executeNode", load_default="")
+    sync_type = fields.String(data_key="syncType", load_default="")
+    project_id = IdText(data_key="projectId", load_default=None)
+    labels = fields.Raw(load_default=None)
+
+
+class JobVoSchema(BodySchema):
+    """A job as the released server answers it (``ExchangisJobVo``): ``content`` and
+    ``jobParams`` are JSON text."""
+
+    id = fields.Integer()
+    project_id = fields.Integer(data_key="projectId", allow_none=True)
+    job_name = fields.String(data_key="jobName")
+    job_desc = fields.String(data_key="jobDesc")
+    job_type = fields.String(data_key="jobType")
+    engine_type = fields.String(data_key="engineType")
+    job_labels = fields.String(data_key="jobLabels")
+    proxy_user = fields.String(data_key="proxyUser")
+    execute_node = fields.Constant("", data_key="executeNode")
+    sync_type = fields.Constant("FULL", data_key="syncType")
+    job_params = fields.String(data_key="jobParams")
+    content = fields.String(allow_none=True)
+    create_user = fields.String(data_key="createUser")
+    create_time = WireTime(data_key="createTime")
+    modify_user = fields.String(data_key="modifyUser")
+    modify_time = WireTime(data_key="modifyTime")
+    source = fields.Constant({})
+
+
+class ParamsUiQuerySchema(QuerySchema):
+    """Query of ``GET /datasources/{engine}/{type}/params/ui``: which side's form."""
+
+    dir = fields.String(required=True, validate=validate.OneOf(["source", "sink"]))
+
+
+class TypeQuerySchema(QuerySchema):
+    """Query of ``GET /datasources/type``: the types that can be this side (``direct``)."""
+
+    engine_type = fields.String(data_key="engineType", validate=validate.Length(max=32))
+    direct = fields.String(validate=validate.OneOf(["source", "sink"]))
+    source_type = fields.String(data_key="sourceType", validate=validate.Length(max=32))
+
+
+class DataSourceQueryBodySchema(BodySchema):
+    """Body of ``POST /datasources/query`` (the editor's picker and the project page)."""
+
+    name = fields.String(load_default="", validate=validate.Length(max=128))
+    type_id = fields.String(data_key="typeId", load_default=None, validate=validate.Length(max=32))
+    page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=1_000_000))
+    page_size = fields.Integer(
+        data_key="pageSize", load_default=100, validate=validate.Range(min=1, max=500)
+    )
+    project_id = IdText(data_key="projectId", load_default=None)
+    labels = fields.Raw(load_default=None)

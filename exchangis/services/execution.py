@@ -89,6 +89,8 @@ def submit_execution(
     user = caller.name
     with rt.sessions() as session:  # read and check: nothing is written yet
         job = fetch(session, caller, Job, job_id, Privilege.EXECUTE)
+        if not job.content:  # a job made by the released UI's dialog, before its content
+            raise InvalidInputError.of("content", f"job {job_id} has no sub-jobs to run")
         if Privilege.EDIT not in privileges(session, caller, job.project_name):
             check_plain_values(body.get("job_params") or {}, job.project_name)
         params = {**job.job_params, **body.get("job_params", {})}

@@ -145,6 +145,8 @@ def _dump(job: Job) -> dict[str, Any]:
         "job_desc": job.job_desc,
         "project_name": job.project_name,
         "engine_type": job.engine_type,
+        "job_type": job.job_type,
+        "job_labels": job.job_labels,
         "job_params": job.job_params,
         "execute_user": job.execute_user,
         "content": job.content,
@@ -176,6 +178,8 @@ def create_job(rt: Runtime, caller: Caller, data: Mapping[str, Any]) -> dict[str
             job_desc=data["job_desc"],
             project_name=data["project_name"],
             engine_type=data["engine_type"],
+            job_type=data["job_type"],
+            job_labels=data["job_labels"],
             job_params=dict(data["job_params"]),
             execute_user=data["execute_user"],
             content=content,
@@ -199,6 +203,8 @@ def update_job(rt: Runtime, caller: Caller, job_id: int, data: Mapping[str, Any]
         job.job_desc = data["job_desc"]
         job.project_name = data["project_name"]
         job.engine_type = data["engine_type"]
+        job.job_type = data["job_type"]
+        job.job_labels = data["job_labels"]
         job.job_params = dict(data["job_params"])
         job.execute_user = data["execute_user"]
         job.content = content
@@ -226,6 +232,8 @@ def list_jobs(rt: Runtime, caller: Caller, query: Mapping[str, Any]) -> dict[str
         stmt = stmt.where(Job.project_name == query["project_name"])
     if query.get("job_name"):
         stmt = stmt.where(Job.job_name.contains(query["job_name"], autoescape=True))
+    if query.get("job_type"):
+        stmt = stmt.where(Job.job_type == query["job_type"])
     with rt.sessions() as session:
         stmt = stmt.where(visible(session, caller, Job.project_name))
         total = session.scalar(select(func.count()).select_from(stmt.subquery())) or 0

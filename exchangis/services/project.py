@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from sqlalchemy import func, select
@@ -113,6 +113,14 @@ def name_of(rt: Runtime, caller: Caller, project_id: int) -> str:
         if name is None or Privilege.VIEW not in privileges(session, caller, name):
             raise NotFoundError(f"project {project_id} does not exist")
         return str(name)
+
+
+def ids_of(rt: Runtime, names: Iterable[str]) -> dict[str, int]:
+    """Return the ids of the projects named (those that exist)."""
+    wanted = set(names)
+    with rt.sessions() as session:
+        rows = session.execute(select(Project.name, Project.id).where(Project.name.in_(wanted)))
+        return {name: project_id for name, project_id in rows}
 
 
 def get_project(rt: Runtime, caller: Caller, name: str) -> dict[str, Any]:
