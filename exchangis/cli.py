@@ -51,11 +51,14 @@ def cmd_api(_: argparse.Namespace) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    """Run one Celery worker, and start it again whenever it dies on its own.
+    """Run one Celery worker and the worker's services beside it, and start either again
+    whenever it dies on its own.
 
-    The worker (whose main process also runs the reaper) is a child process: a worker that
-    crashes (an OOM kill, a broker library failing on reconnection) is replaced after a second,
-    so queued tasks never wait for an operator. SIGTERM/SIGINT stop it for good.
+    Both are child processes: a worker that crashes (an OOM kill, a broker library failing on
+    reconnection) is replaced after a second, so queued tasks never wait for an operator. The
+    services (reaper, scheduler, connector calls: :mod:`workers.services`) run in a process of
+    their own, because the Celery main process forks pool processes and a fork must not copy
+    a lock that one of their threads holds. SIGTERM/SIGINT stop both for good.
     """
     if args.child:
         from workers.celery_app import create_celery, worker_argv
@@ -63,28 +66,41 @@ def cmd_worker(args: argparse.Namespace) -> int:
         settings = load_settings()
         create_celery(settings).worker_main(worker_argv(settings, args.extra))
         return 0
+    if args.services:
+        from workers.services import run_services
+
+        run_services(load_settings())
+        return 0
     stopping = False
-    child: subprocess.Popen[bytes] | None = None
+    me = [sys.executable, "-m", "exchangis.cli", "worker"]
+    commands = {"worker": [*me, "--child", *args.extra], "services": [*me, "--services"]}
+    children: dict[str, subprocess.Popen[bytes]] = {}
 
     def stop(signum: int, _frame: FrameType | None) -> None:
         nonlocal stopping
         stopping = True
-        if child is not None and child.poll() is None:
-            child.send_signal(signum)
+        for child in children.values():
+            if child.poll() is None:
+                child.send_signal(signum)
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    command = [sys.executable, "-m", "exchangis.cli", "worker", "--child", *args.extra]
     # No libpq or MySQL client defaults (a password or file a data source would use).
     inherited = {k: v for k, v in os.environ.items() if not k.startswith(("PG", "MYSQL_"))}
     env = {**WORKER_MEMORY_ENV, **inherited}
-    while True:
-        child = subprocess.Popen(command, env=env)
-        code = child.wait()
-        if stopping:
-            return 0
-        logger.error("worker exited with code %s: starting a new one", code)
-        time.sleep(1)
+    for name, command in commands.items():
+        children[name] = subprocess.Popen(command, env=env)
+    while not stopping:
+        time.sleep(0.5)
+        for name, child in list(children.items()):
+            code = child.poll()
+            if code is not None and not stopping:
+                logger.error("worker %s exited with code %s: starting a new one", name, code)
+                time.sleep(1)
+                children[name] = subprocess.Popen(commands[name], env=env)
+    for child in children.values():
+        child.wait()
+    return 0
 
 
 def cmd_secrets_rotate(_: argparse.Namespace) -> int:
@@ -313,6 +329,7 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("api", help="serve the HTTP API").set_defaults(func=cmd_api)
     worker = sub.add_parser("worker", help="run a Celery worker (restarted if it dies)")
     worker.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    worker.add_argument("--services", action="store_true", help=argparse.SUPPRESS)
     worker.add_argument("extra", nargs="*", help="extra celery worker options")
     worker.set_defaults(func=cmd_worker)
     sub.add_parser("reap", help="one reaper pass").set_defaults(func=cmd_reap)

@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 from common import served  # noqa: E402 - bench/ is not a package
 
 from exchangis.client import ApiClient  # noqa: E402
-from workers.celery_app import call_server as worker_calls  # noqa: E402
+from workers.services import call_server as worker_calls  # noqa: E402
 
 
 def seed(api: ApiClient, root: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from pathlib import Path
@@ -162,8 +163,13 @@ def test_job_round_trip_on_both_prefixes(client: FlaskClient, files: int, lite: 
     got = ok(client, "GET", f"/job/{job_id}")
     assert got["content"] == content
     assert got["projectName"] == "default"
-    dss = call(client, "GET", f"/job/{job_id}?labels=dev&_=123", prefix=DSS)
-    assert dss["data"]["content"] == content
+    # the alias prefix answers in the released server's shape: content as view-shape JSON text
+    dss = call(client, "GET", f"/job/{job_id}?labels=dev&_=123", prefix=DSS)["data"]["result"]
+    (view,) = json.loads(dss["content"])["subJobs"]
+    assert view["subJobName"] == "orders" and view["dataSourceIds"]["sink"]["table"] == "orders"
+    assert [
+        (m["source_field_name"], m["sink_field_name"]) for m in view["transforms"]["mapping"]
+    ] == [("id", "order_id")]
     ok(client, "PUT", f"/job/{job_id}", {"jobName": "renamed", "content": content})
     assert ok(client, "GET", f"/job/{job_id}")["jobName"] == "renamed"
     page = ok(client, "GET", "/job?jobName=renamed&size=5&current=1&projectName=")

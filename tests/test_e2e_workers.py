@@ -37,9 +37,18 @@ def _celery_child(worker: WorkerProcess) -> psutil.Process:
     """Return the Celery worker that the ``exchangis worker`` supervisor runs as its child."""
     assert worker.process is not None
     children = psutil.Process(worker.process.pid).children()
-    assert len(children) == 1, children
-    assert "--child" in children[0].cmdline()
-    return children[0]
+    celery = [c for c in children if "--child" in c.cmdline()]
+    assert len(celery) == 1, children
+    return celery[0]
+
+
+def _services(worker: WorkerProcess) -> psutil.Process:
+    """Return the services process (reaper, scheduler, calls) the supervisor runs."""
+    assert worker.process is not None
+    children = psutil.Process(worker.process.pid).children()
+    services = [c for c in children if "--services" in c.cmdline()]
+    assert len(services) == 1, children
+    return services[0]
 
 
 def _pid(client: FlaskClient, eid: str, name: str) -> int:
@@ -133,7 +142,7 @@ def test_two_workers_reapers_retry_a_task_lost_mid_run_once_and_the_sink_is_exac
     os.kill(json.loads(task["linkisJobInfo"])["pid"], signal.SIGKILL)
     assert wait_until_done(client, eid, timeout=90)["status"] == "Success"
 
-    assert all("reaper started" in w.logfile.read_text(errors="replace") for w in workers)
+    assert all("worker services started" in w.logfile.read_text(errors="replace") for w in workers)
     tid = task["taskId"]
     output = ok(client, "GET", f"/task/execution/{tid}/output?jobExecutionId={eid}")
     assert output["attempts"] == 2  # one retry, whichever reaper took the lost attempt
@@ -171,3 +180,49 @@ def test_a_pool_process_that_grew_past_the_memory_limit_is_replaced_after_its_ta
     why = f"pool pids {pids}, MB after each task {sizes}, limit {MEMORY_LIMIT_MB} MB"
     assert first == second == grown, why  # small tasks stay under the limit: kept
     assert after != grown, why  # the process the big task grew was replaced
+
+
+def test_pool_processes_forked_after_every_task_never_hang(
+    own_deployment: Callable[..., OwnDeployment],
+) -> None:
+    """A pool process over ``worker_max_memory_mb`` is replaced after its task: the Celery main
+    process forks a new one. A fork copies every lock a thread holds at that instant, so the
+    forking process runs none of our threads: the reaper (here a pass every 20 ms, each reading
+    SQL and Redis), the scheduler and the call server run in the services process. Before,
+    a fork during a reaper pass left a pool process stuck in its first SQL query and its tasks
+    reaped as Undefined (seen in a benchmark run)."""
+    own = own_deployment(
+        worker_concurrency=2,
+        worker_max_memory_mb=1,  # every pool process is replaced after each task
+        reaper_interval_seconds=0.02,
+        scheduler_enabled=True,
+    )
+    worker = own.worker()
+    celery, services = _celery_child(worker), _services(worker)
+    assert celery.pid != services.pid
+    run = uuid.uuid4().hex[:6]
+    memory = datasource(own.client, f"mem-{run}", "MEMORY", {})
+    lite = datasource(own.client, f"lite-{run}", "SQLITE", {"path": str(own.workdir / "f.db")})
+    content = [
+        sub_job(f"t{i}", ("MEMORY", memory, "gen"), ("SQLITE", lite, f"t{i}"), {"rows": 5})
+        for i in range(40)
+    ]
+    eid = execute(own.client, create_job(own.client, f"forks-{run}", content))
+    final = wait_until_done(own.client, eid, timeout=120)
+    statuses = {t["status"] for t in tasks_by_name(own.client, eid).values()}
+    assert final["status"] == "Success" and statuses == {"Success"}, statuses
+    pids = {_pid(own.client, eid, f"t{i}") for i in range(40)}
+    assert len(pids) > 20  # the pool was really replaced task after task
+    # the services process lives on, and a SIGKILLed one is started again
+    os.kill(services.pid, signal.SIGKILL)
+
+    def restarted() -> bool:
+        for child in psutil.Process(worker.process.pid).children():  # type: ignore[union-attr]
+            try:
+                if "--services" in child.cmdline() and child.pid != services.pid:
+                    return True
+            except psutil.Error:  # the killed one, not reaped yet
+                continue
+        return False
+
+    assert wait_for(restarted, timeout=30)

@@ -3,7 +3,7 @@
 The API process needs a database's answer twice: to test a data source, and to cut a
 channelled sub-job's table into key ranges at submit. It pushes a request ``{id, kind, args,
 deadline}`` (ids and plans, never a secret) on the Redis list ``<prefix>calls`` and waits up
-to ``worker_call_timeout_seconds`` on ``<prefix>call:<id>``. Each worker's main process runs a
+to ``worker_call_timeout_seconds`` on ``<prefix>call:<id>``. Each worker's services process runs a
 :class:`CallServer` thread beside the Celery pool, so a call never waits behind transfers: it
 takes a request, decrypts what it needs, connects, and pushes ``{ok: true, value}`` or
 ``{ok: false, error, message, errors}``. A request found after its deadline is dropped (its
@@ -110,7 +110,7 @@ def answer(rt: Runtime, handlers: Mapping[str, Handler], request: Mapping[str, A
 
 
 class CallServer(threading.Thread):
-    """Answer the API's calls in a worker's main process, a few at a time."""
+    """Answer the API's calls in a worker's services process, a few at a time."""
 
     def __init__(self, rt: Runtime, handlers: Mapping[str, Handler], at_once: int = 4) -> None:
         super().__init__(name="exchangis-calls", daemon=True)

@@ -36,6 +36,15 @@ def _items(raw: Any, where: str) -> list[dict[str, Any]]:
     ]
 
 
+def _object(raw: Any, where: str) -> Mapping[str, Any]:
+    """Return ``raw`` when it is an object (absent: an empty one)."""
+    if raw in (None, ""):
+        return {}
+    if not isinstance(raw, Mapping):
+        raise InvalidInputError.of(where, "must be an object")
+    return raw
+
+
 def _endpoint(raw: Any, where: str) -> dict[str, Any]:
     if not isinstance(raw, Mapping):
         raise InvalidInputError.of(where, "must be an object {type, id, db, table}")
@@ -50,6 +59,8 @@ def _endpoint(raw: Any, where: str) -> dict[str, Any]:
 def _mapping(raw: Any, where: str) -> list[dict[str, Any]]:
     """Return the field-name pairs of the editor's mapping (validators and transformer
     functions are refused: the engine has none yet)."""
+    if raw not in (None, "") and not isinstance(raw, list):
+        raise InvalidInputError.of(where, "must be a list")
     mapping = []
     for i, entry in enumerate(raw or []):
         if not isinstance(entry, Mapping):
@@ -79,9 +90,9 @@ def from_save_shape(content: Any) -> list[dict[str, Any]]:
         where = f"content[{n}]"
         if not isinstance(raw, Mapping):
             raise InvalidInputError.of(where, "must be an object")
-        ends = raw.get("dataSources") or raw.get("dataSourceIds") or {}
-        params = raw.get("params") or {}
-        transforms = raw.get("transforms") or {}
+        ends = _object(raw.get("dataSources") or raw.get("dataSourceIds"), f"{where}.dataSources")
+        params = _object(raw.get("params"), f"{where}.params")
+        transforms = _object(raw.get("transforms"), f"{where}.transforms")
         if transforms.get("type") not in (None, "", "MAPPING"):
             raise InvalidInputError.of(
                 f"{where}.transforms.type", f"{transforms.get('type')} is not supported (MAPPING)"
