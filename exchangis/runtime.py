@@ -169,6 +169,9 @@ class Runtime:
         return Redis.from_url(
             self.settings.redis_url,
             decode_responses=True,
+            # RESP2: redis-py 8 speaks RESP3 by default, which made every engine call slower (100
+            # ten-row MEMORY sub-jobs: 8.8 ms each against 7.5 ms, alternating runs; perf doc)
+            protocol=2,
             health_check_interval=30,
             socket_keepalive=True,
             # a connection lost or refused is tried again; transitions are idempotent

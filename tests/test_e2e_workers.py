@@ -33,22 +33,18 @@ from tests.services import postgres_params
 pytestmark = pytest.mark.e2e
 
 
+def _child(worker: WorkerProcess, flag: str) -> psutil.Process:
+    """Return the child of the ``exchangis worker`` supervisor started with ``flag``."""
+    assert worker.process is not None
+    children = psutil.Process(worker.process.pid).children()
+    found = [c for c in children if flag in c.cmdline()]
+    assert len(found) == 1, children
+    return found[0]
+
+
 def _celery_child(worker: WorkerProcess) -> psutil.Process:
     """Return the Celery worker that the ``exchangis worker`` supervisor runs as its child."""
-    assert worker.process is not None
-    children = psutil.Process(worker.process.pid).children()
-    celery = [c for c in children if "--child" in c.cmdline()]
-    assert len(celery) == 1, children
-    return celery[0]
-
-
-def _services(worker: WorkerProcess) -> psutil.Process:
-    """Return the services process (reaper, scheduler, calls) the supervisor runs."""
-    assert worker.process is not None
-    children = psutil.Process(worker.process.pid).children()
-    services = [c for c in children if "--services" in c.cmdline()]
-    assert len(services) == 1, children
-    return services[0]
+    return _child(worker, "--child")
 
 
 def _pid(client: FlaskClient, eid: str, name: str) -> int:
@@ -198,7 +194,7 @@ def test_pool_processes_forked_after_every_task_never_hang(
         scheduler_enabled=True,
     )
     worker = own.worker()
-    celery, services = _celery_child(worker), _services(worker)
+    celery, services = _celery_child(worker), _child(worker, "--services")
     assert celery.pid != services.pid
     run = uuid.uuid4().hex[:6]
     memory = datasource(own.client, f"mem-{run}", "MEMORY", {})

@@ -96,6 +96,7 @@ def test_a_job_made_opened_saved_and_run_as_the_released_ui_does(
 
     fresh = released(client, "GET", f"/job/{job_id}")["result"]
     assert fresh["content"] == "" and json.loads(fresh["jobParams"]) == {}
+    assert fresh["proxyUser"] == ""  # the drawer then picks Executor's first and saves it
     assert released(client, "GET", "/job/Executor")["result"] == ["admin"]
     config = {
         "executeNode": "",

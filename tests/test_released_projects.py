@@ -68,6 +68,11 @@ def test_the_project_page_lists_creates_opens_changes_and_deletes_by_id(
         "bob",
     }
 
+    # the dialog sends its disabled member inputs as "": an edit keeps the members
+    released(client, "PUT", "/updateProject", dialog(name, id=pid, description="again"))
+    detail = released(client, "GET", f"/projects/{pid}")["item"]
+    assert detail["description"] == "again" and detail["execUsers"] == "alice,bob"
+
     permission = released(client, "GET", f"/getProjectPermission/{pid}")["exchangisProjectUser"]
     assert permission["projectId"] == pid  # compared with === to the route's string id
 

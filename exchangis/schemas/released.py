@@ -27,6 +27,21 @@ class CommaList(fields.Field):
         return ",".join(value or [])
 
 
+class IdText(fields.Field):
+    """An id the UI sends as text or as a number (``"12"``, ``12``); empty: none."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> int | None:
+        if value in (None, ""):
+            return None
+        try:
+            number = int(str(value).strip())
+        except ValueError:
+            raise ValidationError("must be an id (a whole number)") from None
+        if not 1 <= number <= 2**31 - 1:
+            raise ValidationError("must be an id (a whole number)")
+        return number
+
+
 class ProjectPageQuerySchema(QuerySchema):
     """Query of the UI's project list (``POST /projects?name=&current=&size=``)."""
 
@@ -45,7 +60,7 @@ class LabelsBodySchema(BodySchema):
 class ProjectFormSchema(BodySchema):
     """Body of ``POST /createProject`` and ``PUT /updateProject`` (the UI's project dialog)."""
 
-    id = fields.Raw(load_default=None)
+    id = IdText(load_default=None)
     name = fields.String(data_key="projectName", required=True, validate=PROJECT_NAME)
     description = fields.String(load_default="", validate=validate.Length(max=2000))
     tags = fields.String(load_default="", validate=validate.Length(max=200))
@@ -74,21 +89,6 @@ class ProjectInfoSchema(BodySchema):
     privileges = fields.List(fields.String())
     data_sources = fields.Constant([], data_key="dataSources")
     source = fields.Constant({})
-
-
-class IdText(fields.Field):
-    """An id the UI sends as text or as a number (``"12"``, ``12``); empty: none."""
-
-    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> int | None:
-        if value in (None, ""):
-            return None
-        try:
-            number = int(str(value).strip())
-        except ValueError:
-            raise ValidationError("must be an id (a whole number)") from None
-        if not 1 <= number <= 2**31 - 1:
-            raise ValidationError("must be an id (a whole number)")
-        return number
 
 
 class JobPageQuerySchema(QuerySchema):

@@ -43,7 +43,7 @@ def _vo(job: Mapping[str, Any], project_ids: Mapping[str, int], content: Any = N
             {
                 **job,
                 "project_id": project_ids.get(job["project_name"]),
-                "proxy_user": job["execute_user"] or job["create_user"],
+                "proxy_user": job["execute_user"] or "",  # "": the UI sets it on opening
                 "job_params": json_text(job["job_params"]),
                 "content": content,
                 "modify_user": job["create_user"],

@@ -59,14 +59,16 @@ def create_project(body: dict[str, Any]) -> ResponseReturnValue:
 @blp.route("/updateProject", methods=["PUT"])
 @blp.arguments(ProjectFormSchema)
 def update_project(body: dict[str, Any]) -> ResponseReturnValue:
-    """Change a project's description and members; ``id`` names it, its name stays."""
+    """Change a project's description and members; ``id`` names it, its name stays. A member
+    list sent empty keeps the stored one (the released dialog sends its disabled inputs as
+    ``""``; an edit of the description must not drop every member)."""
     rt, caller = runtime(), current_user()
-    try:
-        project_id = int(body["id"])
-    except (TypeError, ValueError):
-        raise InvalidInputError.of("id", "must be the project's id") from None
-    name = service.name_of(rt, caller, project_id)
-    return _saved(service.update_project(rt, caller, name, body))
+    if body["id"] is None:
+        raise InvalidInputError.of("id", "is required: the project's id")
+    name = service.name_of(rt, caller, body["id"])
+    members = ("view_users", "edit_users", "exec_users")
+    changes = {k: v for k, v in body.items() if k not in members or v}
+    return _saved(service.update_project(rt, caller, name, changes))
 
 
 @blp.route(f"/projects/{PROJECT_ID}", methods=["DELETE"])
