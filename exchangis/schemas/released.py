@@ -87,8 +87,8 @@ class ProjectInfoSchema(BodySchema):
     owner = fields.String(data_key="createUser")
     create_time = WireTime(data_key="createTime")
     privileges = fields.List(fields.String())
-    data_sources = fields.Constant([], data_key="dataSources")
-    source = fields.Constant({})
+    data_sources: fields.Constant[list[Any]] = fields.Constant([], data_key="dataSources")
+    source: fields.Constant[dict[str, Any]] = fields.Constant({})
 
 
 class JobPageQuerySchema(QuerySchema):
@@ -161,7 +161,7 @@ class JobVoSchema(BodySchema):
     create_time = WireTime(data_key="createTime")
     modify_user = fields.String(data_key="modifyUser")
     modify_time = WireTime(data_key="modifyTime")
-    source = fields.Constant({})
+    source: fields.Constant[dict[str, Any]] = fields.Constant({})
 
 
 class ParamsUiQuerySchema(QuerySchema):

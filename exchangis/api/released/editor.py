@@ -45,7 +45,8 @@ def params_form(query: dict[str, Any], engine: str, ds_type: str) -> ResponseRet
 def types(query: dict[str, Any]) -> ResponseReturnValue:
     """The data source types, those that can be the side ``direct`` when it is given."""
     registry = runtime().registry
-    wanted = {"source": registry.sources, "sink": registry.sinks}.get(query.get("direct", ""))
+    sides: dict[str, set[str]] = {"source": set(registry.sources), "sink": set(registry.sinks)}
+    wanted = sides.get(query.get("direct", ""))
     names = sorted(n for n in registry.types if wanted is None or n in wanted)
     return envelope(
         {
