@@ -148,21 +148,26 @@ class JobUpdateSchema(JobCreateSchema):
     """Body of PUT /job/{id}: the whole definition, as for create."""
 
 
-class JobSchema(BodySchema):
-    """A job as returned."""
+class JobBasicsSchema(BodySchema):
+    """What every answer about a job says, in our dialect and the released server's."""
 
     id = fields.Integer()
     job_name = fields.String(data_key="jobName")
     job_desc = fields.String(data_key="jobDesc")
-    project_name = fields.String(data_key="projectName")
     engine_type = fields.String(data_key="engineType")
     job_type = fields.String(data_key="jobType")
     job_labels = fields.String(data_key="jobLabels")
+    create_user = fields.String(data_key="createUser")
+    create_time = WireTime(data_key="createTime")
+
+
+class JobSchema(JobBasicsSchema):
+    """A job as returned."""
+
+    project_name = fields.String(data_key="projectName")
     job_params = fields.Dict(data_key="jobParams")
     execute_user = fields.String(data_key="executeUser", allow_none=True)
     content = fields.List(fields.Dict())
-    create_user = fields.String(data_key="createUser")
-    create_time = WireTime(data_key="createTime")
     update_time = WireTime(data_key="updateTime")
 
 

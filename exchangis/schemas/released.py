@@ -8,7 +8,7 @@ from typing import Any
 from marshmallow import ValidationError, fields, validate
 
 from exchangis.schemas.common import PROJECT_NAME, USER_NAME, BodySchema, QuerySchema, WireTime
-from exchangis.schemas.job import JOB_TYPES, TEXT
+from exchangis.schemas.job import JOB_TYPES, TEXT, JobBasicsSchema
 
 
 class CommaList(fields.Field):
@@ -141,24 +141,16 @@ class JobConfigBodySchema(BodySchema):
     labels = fields.Raw(load_default=None)
 
 
-class JobVoSchema(BodySchema):
+class JobVoSchema(JobBasicsSchema):
     """A job as the released server answers it (``ExchangisJobVo``): ``content`` and
     ``jobParams`` are JSON text."""
 
-    id = fields.Integer()
     project_id = fields.Integer(data_key="projectId", allow_none=True)
-    job_name = fields.String(data_key="jobName")
-    job_desc = fields.String(data_key="jobDesc")
-    job_type = fields.String(data_key="jobType")
-    engine_type = fields.String(data_key="engineType")
-    job_labels = fields.String(data_key="jobLabels")
     proxy_user = fields.String(data_key="proxyUser")
     execute_node = fields.Constant("", data_key="executeNode")
     sync_type = fields.Constant("FULL", data_key="syncType")
     job_params = fields.String(data_key="jobParams")
     content = fields.String(allow_none=True)
-    create_user = fields.String(data_key="createUser")
-    create_time = WireTime(data_key="createTime")
     modify_user = fields.String(data_key="modifyUser")
     modify_time = WireTime(data_key="modifyTime")
     source: fields.Constant[dict[str, Any]] = fields.Constant({})
