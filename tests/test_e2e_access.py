@@ -252,6 +252,7 @@ RELEASED: dict[tuple[str, str], tuple[int, Any]] = {
     ("PUT", "/job/<job_id>/config"): (404, {"proxyUser": "admin"}),
     ("GET", "/job/engineType"): (200, None),
     ("GET", "/job/Executor"): (200, None),
+    ("GET", "/job/func/<func_type>"): (200, None),
     ("GET", "/jobs/engine/<engine>/settings/ui"): (200, None),
     ("GET", "/datasources/<engine>/<ds_type>/params/ui"): (200, "?dir=source"),
     ("GET", "/datasources/type"): (200, None),
@@ -316,6 +317,7 @@ def test_every_endpoint_refuses_the_other_users_ids(app: Flask, world: World) ->
             "kind": "FILE",
             "engine": "EXCHANGIS",
             "ds_type": "MEMORY",
+            "func_type": "verify",
         }
         cases = [(API, op, answer) for op, answer in REFUSALS.items()]
         cases += [(DSS, op, RELEASED.get(op, answer)) for op, answer in REFUSALS.items()]

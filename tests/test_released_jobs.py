@@ -98,6 +98,9 @@ def test_a_job_made_opened_saved_and_run_as_the_released_ui_does(
     assert fresh["content"] == "" and json.loads(fresh["jobParams"]) == {}
     assert fresh["proxyUser"] == ""  # the drawer then picks Executor's first and saves it
     assert released(client, "GET", "/job/Executor")["result"] == ["admin"]
+    for kind in ("verify", "transform"):  # no field functions: the mapping is by name
+        assert released(client, "GET", f"/job/func/{kind}")["data"] == []
+    call(client, "GET", "/job/func/other?labels=dev", prefix=DSS, expect=404)
     config = {
         "executeNode": "",
         "proxyUser": "admin",

@@ -40,6 +40,13 @@ def params_form(query: dict[str, Any], engine: str, ds_type: str) -> ResponseRet
     return envelope({"uis": option_elements(connector.options, side)})
 
 
+@blp.route("/job/func/<any(verify, transform):func_type>", methods=["GET"])
+def field_functions(func_type: str) -> ResponseReturnValue:
+    """The field functions the mapping editor offers: none (the engine maps fields by name,
+    with no validator or transformer), so the editor shows the mapping without them."""
+    return envelope({"data": []})
+
+
 @blp.route("/datasources/type", methods=["GET"])
 @blp.arguments(TypeQuerySchema, location="query")
 def types(query: dict[str, Any]) -> ResponseReturnValue:
