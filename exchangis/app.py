@@ -25,7 +25,14 @@ from exchangis.api import (
     schedule,
     user,
 )
-from exchangis.api.common import ALIAS_TAG, BASE, PREFIXES, authenticate, envelope
+from exchangis.api.common import (
+    ALIAS_TAG,
+    BASE,
+    PREFIXES,
+    authenticate,
+    envelope,
+    first_problem,
+)
 from exchangis.errors import (
     ExchangisError,
     InvalidInputError,
@@ -49,23 +56,6 @@ def _schema_errors(exc: HTTPException) -> dict[str, Any]:
         if isinstance(location_errors, dict):
             flat.update(location_errors)
     return flat
-
-
-def _first_problem(errors: Mapping[str, Any], path: str = "") -> str:
-    for key, value in errors.items():
-        where = (
-            f"{path}.{key}"
-            if path and not str(key).isdigit()
-            else (f"{path}[{key}]" if path else str(key))
-        )
-        if isinstance(value, Mapping):
-            return _first_problem(value, where)
-        if isinstance(value, list) and value:
-            first = value[0]
-            if isinstance(first, Mapping):
-                return _first_problem(first, where)
-            return f"{where}: {first}"
-    return "invalid input"
 
 
 def _reject_constant(name: str) -> None:
@@ -134,7 +124,7 @@ def register_error_handlers(app: Flask) -> None:
         if code == 422 or (code == 400 and _schema_errors(exc)):
             errors = _schema_errors(exc)
             return envelope(
-                {"errors": errors}, message=_first_problem(errors), status=1, http_status=400
+                {"errors": errors}, message=first_problem(errors), status=1, http_status=400
             )
         status = {401: -1, 403: 3}.get(code, 1)
         message = exc.description or exc.name

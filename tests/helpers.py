@@ -43,6 +43,17 @@ def call(
     return reply
 
 
+UI_ROUTE = {"labels": {"route": "dev"}}
+"""What the released web UI adds to every body."""
+
+
+def released(client: FlaskClient, method: str, path: str, body: Any = None, **kwargs: Any) -> Any:
+    """Call under the alias prefix as the released web UI does (``labels`` in the query, as in
+    its bodies), expecting success; return ``data``."""
+    sep = "&" if "?" in path else "?"
+    return call(client, method, f"{path}{sep}labels=dev", body, prefix=DSS, **kwargs)["data"]
+
+
 def ok(
     client: FlaskClient, method: str, path: str, body: Any = None, expect: int = 200, **kwargs: Any
 ) -> dict[str, Any]:

@@ -13,17 +13,9 @@ import pytest
 from flask.testing import FlaskClient
 
 from tests.conftest import WorkerProcess
-from tests.helpers import DSS, call, datasource, ok, wait_until_done
+from tests.helpers import DSS, UI_ROUTE, call, datasource, ok, released, wait_until_done
 
 pytestmark = pytest.mark.e2e
-
-ROUTE = {"labels": {"route": "dev"}}
-
-
-def released(client: FlaskClient, method: str, path: str, body: Any = None, **kw: Any) -> Any:
-    """Call under the alias prefix as the UI does; return ``data`` (status 0)."""
-    sep = "&" if "?" in path else "?"
-    return call(client, method, f"{path}{sep}labels=dev", body, prefix=DSS, **kw)["data"]
 
 
 def to_save_shape(view: dict[str, Any]) -> list[dict[str, Any]]:
@@ -59,7 +51,7 @@ def to_save_shape(view: dict[str, Any]) -> list[dict[str, Any]]:
 def test_a_job_made_opened_saved_and_run_as_the_released_ui_does(
     client: FlaskClient, worker: WorkerProcess, tmp_path: Path, run_id: str
 ) -> None:
-    made = released(client, "POST", "/createProject", {"projectName": f"uj{run_id}", **ROUTE})
+    made = released(client, "POST", "/createProject", {"projectName": f"uj{run_id}", **UI_ROUTE})
     pid, name = made["projectId"], made["projectName"]
     memory = datasource(client, f"mem-{run_id}", "MEMORY", {}, name)
     db = tmp_path / "ui.db"
@@ -74,7 +66,7 @@ def test_a_job_made_opened_saved_and_run_as_the_released_ui_does(
         "jobLabels": "nightly,ui",
         "jobDesc": "made by the dialog",
         "projectId": pid,
-        **ROUTE,
+        **UI_ROUTE,
     }
     result = released(client, "POST", "/job", dialog)["result"]
     assert result["jobLabels"] == "nightly,ui" and result["jobType"] == "OFFLINE"
@@ -92,7 +84,7 @@ def test_a_job_made_opened_saved_and_run_as_the_released_ui_does(
         ]
         == 0
     )
-    call(client, "POST", f"/job/{job_id}/execute", ROUTE, prefix=DSS, expect=400)  # no content
+    call(client, "POST", f"/job/{job_id}/execute", UI_ROUTE, prefix=DSS, expect=400)  # no content
 
     fresh = released(client, "GET", f"/job/{job_id}")["result"]
     assert fresh["content"] == "" and json.loads(fresh["jobParams"]) == {}
@@ -107,7 +99,7 @@ def test_a_job_made_opened_saved_and_run_as_the_released_ui_does(
         "syncType": "FULL",
         "jobParams": json.dumps({"run_for": "ui"}),
         "projectId": pid,
-        **ROUTE,
+        **UI_ROUTE,
     }
     released(client, "PUT", f"/job/{job_id}/config", config)
 
@@ -130,7 +122,7 @@ def test_a_job_made_opened_saved_and_run_as_the_released_ui_does(
         "settings": settings,
     }
     content = json.dumps(to_save_shape({"subJobs": [sub]}))
-    body = {"projectId": pid, "content": content, **ROUTE}
+    body = {"projectId": pid, "content": content, **UI_ROUTE}
     released(client, "PUT", f"/job/{job_id}/content", body, headers={"save-from": "execute"})
 
     opened = released(client, "GET", f"/job/{job_id}")["result"]
@@ -143,14 +135,14 @@ def test_a_job_made_opened_saved_and_run_as_the_released_ui_does(
     speed = next(e for e in shown["settings"] if e["key"] == "setting.speed.record")
     assert speed["value"] == "1000"
     # saving what the editor shows changes nothing
-    again = {"projectId": pid, "content": json.dumps(to_save_shape(view)), **ROUTE}
+    again = {"projectId": pid, "content": json.dumps(to_save_shape(view)), **UI_ROUTE}
     released(client, "PUT", f"/job/{job_id}/content", again)
     assert json.loads(released(client, "GET", f"/job/{job_id}")["result"]["content"]) == view
     # our primary prefix shows the same job in our shape
     ours = ok(client, "GET", f"/job/{job_id}")
     assert ours["jobLabels"] == "nightly,ui" and ours["content"][0]["subJobName"] == "copy"
 
-    eid = released(client, "POST", f"/job/{job_id}/execute", ROUTE)["jobExecutionId"]
+    eid = released(client, "POST", f"/job/{job_id}/execute", UI_ROUTE)["jobExecutionId"]
     assert wait_until_done(client, eid)["status"] == "Success"
     with sqlite3.connect(db) as conn:
         assert conn.execute("SELECT count(*) FROM landed").fetchone() == (50,)
@@ -158,17 +150,17 @@ def test_a_job_made_opened_saved_and_run_as_the_released_ui_does(
     edited = dict(dialog, id=job_id, jobName="ui-job-2", jobLabels="ui")
     assert released(client, "PUT", f"/job/{job_id}", edited)["result"]["jobName"] == "ui-job-2"
     assert ok(client, "GET", f"/job/{job_id}")["content"][0]["subJobName"] == "copy"  # kept
-    released(client, "DELETE", f"/job/{job_id}", ROUTE)
+    released(client, "DELETE", f"/job/{job_id}", UI_ROUTE)
     call(client, "GET", f"/job/{job_id}?labels=dev", prefix=DSS, expect=404)
 
 
 def test_bad_editor_saves_name_the_field_and_change_nothing(
     client: FlaskClient, tmp_path: Path, run_id: str
 ) -> None:
-    made = released(client, "POST", "/createProject", {"projectName": f"ub{run_id}", **ROUTE})
+    made = released(client, "POST", "/createProject", {"projectName": f"ub{run_id}", **UI_ROUTE})
     pid, name = made["projectId"], made["projectName"]
     memory = datasource(client, f"mem-{run_id}", "MEMORY", {}, name)
-    body = {"jobName": "bad", "projectId": pid, **ROUTE}
+    body = {"jobName": "bad", "projectId": pid, **UI_ROUTE}
     job_id = released(client, "POST", "/job", body)["result"]["id"]
     ends = {
         "source": {"type": "MEMORY", "id": str(memory), "table": "gen"},
@@ -187,7 +179,7 @@ def test_bad_editor_saves_name_the_field_and_change_nothing(
             client,
             "PUT",
             f"/job/{job_id}/content?labels=dev",
-            {"projectId": pid, "content": text, **ROUTE},
+            {"projectId": pid, "content": text, **UI_ROUTE},
             prefix=DSS,
             expect=400,
         )

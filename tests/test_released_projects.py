@@ -8,19 +8,7 @@ from flask.testing import FlaskClient
 
 from exchangis.runtime import Runtime
 from exchangis.services import user as users
-from tests.helpers import BASE, DSS, call, ok, signed_in
-
-ROUTE = {"labels": {"route": "dev"}}
-
-
-def released(
-    client: FlaskClient, method: str, path: str, body: object = None, **kw: object
-) -> dict:
-    """Call under the alias prefix as the UI does (``labels`` query and body); return ``data``."""
-    sep = "&" if "?" in path else "?"
-    reply = call(client, method, f"{path}{sep}labels=dev", body, prefix=DSS, **kw)
-    assert reply["status"] == 0
-    return dict(reply["data"])
+from tests.helpers import BASE, DSS, UI_ROUTE, call, ok, released, signed_in
 
 
 def dialog(name: str, **fields: object) -> dict[str, object]:
@@ -34,7 +22,7 @@ def dialog(name: str, **fields: object) -> dict[str, object]:
         "execUsers": "",
         "editUsers": "",
         "dataSources": [],
-        **ROUTE,
+        **UI_ROUTE,
         **fields,
     }
 
@@ -47,13 +35,13 @@ def test_the_project_page_lists_creates_opens_changes_and_deletes_by_id(
     assert made["projectName"] == name and isinstance(made["projectId"], str)
     pid = made["projectId"]
 
-    page = released(client, "POST", f"/projects?name={name}&current=1&size=10", ROUTE)
+    page = released(client, "POST", f"/projects?name={name}&current=1&size=10", UI_ROUTE)
     assert page["total"] == 1 and [p["id"] for p in page["list"]] == [pid]
     item = page["list"][0]
     assert item["name"] == name and item["description"] == "made by the UI"
     assert item["tags"] == "" and item["tags"].split(",") == [""]  # the card splits it
     assert isinstance(item["viewUsers"], str) and item["domain"] == "STANDALONE"
-    everything = released(client, "POST", "/projects?name=&current=1&size=1", ROUTE)
+    everything = released(client, "POST", "/projects?name=&current=1&size=1", UI_ROUTE)
     assert len(everything["list"]) == 1 and everything["total"] >= 1
 
     detail = released(client, "GET", f"/projects/{pid}")["item"]
@@ -80,7 +68,7 @@ def test_the_project_page_lists_creates_opens_changes_and_deletes_by_id(
     other = ok(client, "POST", "/projects", {"name": f"own{run_id}"}, expect=201)
     assert other["name"] == f"own{run_id}"
 
-    released(client, "DELETE", f"/projects/{pid}", ROUTE)
+    released(client, "DELETE", f"/projects/{pid}", UI_ROUTE)
     call(client, "GET", f"/projects/{pid}?labels=dev", prefix=DSS, expect=404)
 
 
@@ -100,7 +88,7 @@ def test_bad_project_dialogs_name_the_field_and_change_nothing(
             "errors"
         ]
     )
-    page = released(client, "POST", f"/projects?name={run_id}&current=1&size=10", ROUTE)
+    page = released(client, "POST", f"/projects?name={run_id}&current=1&size=10", UI_ROUTE)
     assert page["total"] == 0
     call(client, "GET", "/projects/2147483000?labels=dev", prefix=DSS, expect=404)
 
@@ -119,5 +107,5 @@ def test_project_permission_is_empty_for_a_viewer(
     ]
     them = signed_in(app, token)
     assert released(them, "GET", f"/getProjectPermission/{pid}") == {"exchangisProjectUser": {}}
-    listed = released(them, "POST", f"/projects?name=pv{run_id}&current=1&size=10", ROUTE)
+    listed = released(them, "POST", f"/projects?name=pv{run_id}&current=1&size=10", UI_ROUTE)
     assert [p["id"] for p in listed["list"]] == [pid]

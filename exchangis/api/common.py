@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -43,6 +43,31 @@ def envelope(
         "data": {} if data is None else data,
     }
     return jsonify(body), http_status
+
+
+def problem_at(errors: Mapping[Any, Any], path: str = "") -> tuple[str, str]:
+    """Return the path (``content[0].dataSources.sink.type``) and the message of the first
+    problem in marshmallow's nested error messages (``("", "invalid input")``: none)."""
+    for key, value in errors.items():
+        where = (
+            f"{path}.{key}"
+            if path and not str(key).isdigit()
+            else (f"{path}[{key}]" if path else str(key))
+        )
+        if isinstance(value, Mapping):
+            return problem_at(value, where)
+        if isinstance(value, list) and value:
+            first = value[0]
+            if isinstance(first, Mapping):
+                return problem_at(first, where)
+            return where, str(first)
+    return "", "invalid input"
+
+
+def first_problem(errors: Mapping[Any, Any]) -> str:
+    """Return ``"field: message"`` of the first problem in nested error messages."""
+    where, message = problem_at(errors)
+    return f"{where}: {message}" if where else message
 
 
 def released_dialect() -> bool:

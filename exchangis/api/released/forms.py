@@ -41,31 +41,52 @@ def text(value: Any) -> str:
 
 
 def _validation(kind: Kind) -> dict[str, Any]:
-    if kind in (Kind.INTEGER,):
+    if kind is Kind.INTEGER:
         return {"validateType": "REGEX", "validateRange": INTEGER, "validateMsg": "a whole number"}
     if kind in (Kind.NUMBER, Kind.DURATION):
         return {"validateType": "REGEX", "validateRange": NUMBER, "validateMsg": "a number"}
     return {}
 
 
-def option_element(option: Option, side: Side, sort: int, value: Any = None) -> dict[str, Any]:
-    """Return one connector option as a form element (``config_key`` is its ``field``)."""
-    values = list(option.values) or (["true", "false"] if option.kind is Kind.BOOLEAN else [])
+def _element(
+    key: str, field: str, label: str, sort: int, kind: Kind, **rest: Any
+) -> dict[str, Any]:
+    """Return one form element; ``rest``: ``id``, ``values``, ``value``, ``defaultValue``,
+    ``required``, ``description``."""
+    values = rest.get("values") or []
     return {
-        "id": f"{side.value}.{option.name}",
-        "key": f"{option.name}.{side.value}",
-        "field": option.name,
-        "label": option.name,
+        "id": rest.get("id", key),
+        "key": key,
+        "field": field,
+        "label": label,
         "sort": sort,
         "type": "OPTION" if values else "INPUT",
         "values": values,
-        "value": text(value),
-        "defaultValue": text(option.default),
+        "value": rest.get("value", ""),
+        "defaultValue": rest.get("defaultValue", ""),
         "unit": "",
-        "required": option.required,
-        "description": option.help,
-        **_validation(option.kind),
+        "required": rest.get("required", False),
+        "description": rest.get("description", ""),
+        **_validation(kind),
     }
+
+
+def option_element(option: Option, side: Side, sort: int, value: Any = None) -> dict[str, Any]:
+    """Return one connector option as a form element (``config_key`` is its ``field``)."""
+    values = list(option.values) or (["true", "false"] if option.kind is Kind.BOOLEAN else [])
+    return _element(
+        f"{option.name}.{side.value}",
+        option.name,
+        option.name,
+        sort,
+        option.kind,
+        id=f"{side.value}.{option.name}",
+        values=values,
+        value=text(value),
+        defaultValue=text(option.default),
+        required=option.required,
+        description=option.help,
+    )
 
 
 def option_elements(
@@ -81,35 +102,20 @@ def option_elements(
 def setting_elements(values: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
     """Return the sub-job settings as form elements (``config_key`` is its ``key``)."""
     given = values or {}
-    elements = []
-    for sort, (key, (label, default, help_text)) in enumerate(SETTING_LABELS.items(), 1):
-        integer = all(float(end).is_integer() for end in SETTING_RANGES[key])
-        elements.append(
-            {
-                "id": key,
-                "key": key,
-                "field": key.removeprefix("setting."),
-                "label": label,
-                "sort": sort,
-                "type": "INPUT",
-                "values": [],
-                "value": text(given.get(key)),
-                "defaultValue": default,
-                "unit": "",
-                "required": False,
-                "description": help_text,
-                **_validation(Kind.INTEGER if integer else Kind.NUMBER),
-            }
-        )
-    return elements
-
-
-def config_items(elements: Sequence[Mapping[str, Any]], key: str) -> list[dict[str, Any]]:
-    """Return form elements as saved items ``{config_key, config_value}`` (empties dropped)."""
     return [
-        {"config_key": e[key], "config_value": e["value"]}
-        for e in elements
-        if e.get("value") not in (None, "")
+        _element(
+            key,
+            key.removeprefix("setting."),
+            label,
+            sort,
+            Kind.INTEGER
+            if all(float(end).is_integer() for end in SETTING_RANGES[key])
+            else Kind.NUMBER,
+            value=text(given.get(key)),
+            defaultValue=default,
+            description=help_text,
+        )
+        for sort, (key, (label, default, help_text)) in enumerate(SETTING_LABELS.items(), 1)
     ]
 
 

@@ -10,7 +10,7 @@ from typing import Any
 from flask.typing import ResponseReturnValue
 from marshmallow import Schema, ValidationError, fields, validate
 
-from exchangis.api.common import current_user, envelope, runtime
+from exchangis.api.common import current_user, envelope, problem_at, runtime
 from exchangis.api.released import blp
 from exchangis.api.released.forms import json_text
 from exchangis.api.released.shapes import from_save_shape, to_view_shape
@@ -148,19 +148,7 @@ def _content(raw: Any) -> list[dict[str, Any]]:
     try:
         return list(CONTENT.load({"content": subs})["content"])
     except ValidationError as exc:
-        field, message = _first_error(exc.messages, "")
-        raise InvalidInputError.of(field.lstrip("."), message) from None
-
-
-def _first_error(messages: Any, path: str) -> tuple[str, str]:
-    """Return the first field path and message of marshmallow's nested error messages."""
-    if isinstance(messages, dict):
-        key, inner = next(iter(messages.items()))
-        step = f"{path}[{key}]" if isinstance(key, int) else f"{path}.{key}"
-        return _first_error(inner, step)
-    if isinstance(messages, list) and messages and not isinstance(messages[0], str):
-        return _first_error(messages[0], path)
-    return path, str(messages[0] if isinstance(messages, list) and messages else messages)
+        raise InvalidInputError.of(*problem_at(exc.normalized_messages())) from None
 
 
 @blp.route(f"/job/{JOB_ID}/content", methods=["PUT"])
