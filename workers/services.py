@@ -27,10 +27,10 @@ logger = logging.getLogger("exchangis")
 
 
 def call_server(settings: Settings) -> calls.CallServer:
-    """Return the thread that answers the API's calls a worker serves (connect, split)."""
-    return calls.CallServer(
-        Runtime(settings), {calls.PROBE: calls.probe, calls.SPLIT: channels.cut}
-    )
+    """Return the thread that answers the API's calls a worker serves (connect, split,
+    browse)."""
+    handlers = {calls.PROBE: calls.probe, calls.SPLIT: channels.cut, calls.CATALOG: calls.catalog}
+    return calls.CallServer(Runtime(settings), handlers)
 
 
 def run_services(settings: Settings) -> None:

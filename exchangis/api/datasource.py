@@ -9,11 +9,15 @@ from flask_smorest import Blueprint
 
 from exchangis.api.common import current_user, envelope, runtime
 from exchangis.schemas.datasource import (
+    CatalogQuerySchema,
+    ColumnSchema,
+    ColumnsQuerySchema,
     DataSourceCreateSchema,
     DataSourceListQuerySchema,
     DataSourceSchema,
     DataSourceTestSchema,
     DataSourceUpdateSchema,
+    TablesQuerySchema,
 )
 from exchangis.services import datasource as service
 
@@ -66,3 +70,31 @@ def test_datasource(ds_id: int) -> ResponseReturnValue:
     return envelope(
         DataSourceTestSchema().dump(service.check_datasource(runtime(), current_user(), ds_id))
     )
+
+
+def _listed(ds_id: int, what: str, query: dict[str, Any]) -> ResponseReturnValue:
+    found = service.browse(runtime(), current_user(), ds_id, what, query)
+    items = found["items"] if what != "columns" else ColumnSchema(many=True).dump(found["items"])
+    return envelope({"result": items, "total": found["total"]})
+
+
+@blp.route("/datasources/<int(max=2147483647):ds_id>/databases", methods=["GET"])
+@blp.arguments(CatalogQuerySchema, location="query")
+def list_databases(query: dict[str, Any], ds_id: int) -> ResponseReturnValue:
+    """List the databases of a data source (a worker connects; names, paged)."""
+    return _listed(ds_id, "databases", query)
+
+
+@blp.route("/datasources/<int(max=2147483647):ds_id>/tables", methods=["GET"])
+@blp.arguments(TablesQuerySchema, location="query")
+def list_tables(query: dict[str, Any], ds_id: int) -> ResponseReturnValue:
+    """List the tables of one of a data source's databases (a worker connects; names, paged)."""
+    return _listed(ds_id, "tables", query)
+
+
+@blp.route("/datasources/<int(max=2147483647):ds_id>/columns", methods=["GET"])
+@blp.arguments(ColumnsQuerySchema, location="query")
+def list_columns(query: dict[str, Any], ds_id: int) -> ResponseReturnValue:
+    """List a table's columns: name, type, nullable, part of the primary key (a worker
+    connects)."""
+    return _listed(ds_id, "columns", query)

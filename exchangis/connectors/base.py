@@ -20,6 +20,7 @@ from exchangis.errors import MASK, InvalidInputError
 if TYPE_CHECKING:
     import pyarrow as pa
 
+    from exchangis.connectors.catalog import Catalog
     from exchangis.connectors.ledger import Fence
 
 _SECRET_KEY = re.compile(r"(?i)pass|pwd|secret|token|credential|private|api_?key")
@@ -168,6 +169,8 @@ class DataSourceType:
     """Check that connect params reach the backend; raise ConnectorError (no secrets) if not."""
     source: type[Source] | None = field(default=None, compare=False)
     sink: type[Sink] | None = field(default=None, compare=False)
+    catalog: Catalog | None = field(default=None, compare=False)
+    """Lists the data source's databases, tables and columns (None: it cannot be browsed)."""
 
     @property
     def secret_params(self) -> frozenset[str]:

@@ -82,7 +82,11 @@ class Registry:
         if ds_type is None:
             raise NotFoundError(f"connector {name} does not exist")
         source, sink = ds_type.source, ds_type.sink
-        capabilities: dict[str, Any] = {"read": source is not None, "write": sink is not None}
+        capabilities: dict[str, Any] = {
+            "read": source is not None,
+            "write": sink is not None,
+            "browse": ds_type.catalog is not None,
+        }
         for side in (source, sink):
             if side is not None:  # a source declares read-side fields, a sink write-side ones
                 for key, value in side.capabilities.describe().items():

@@ -22,12 +22,15 @@ from typing import Any
 
 from redis.exceptions import RedisError
 
+from exchangis.connectors.base import DataSourceType
+from exchangis.connectors.catalog import page
 from exchangis.errors import (
     ConflictError,
     ConnectorError,
     ExchangisError,
     InvalidInputError,
     NotFoundError,
+    TransientConnectorError,
     UnavailableError,
     mask_secrets,
 )
@@ -40,6 +43,9 @@ PROBE = "probe"
 """Test a data source: ``{datasource_id}`` → ``{ok, message, elapsed_ms}``."""
 SPLIT = "split"
 """Cut a channelled sub-job's table: ``{plan, channels}`` → ``[key, bounds]``."""
+CATALOG = "catalog"
+"""List what a data source holds: ``{datasource_id, what: databases|tables|columns, db, table,
+name, offset, limit}`` → ``{total, items}`` (names, or columns ``{name, type, nullable, key}``)."""
 
 WAIT_STEP_SECONDS = 1.0
 """Longest single blocking read (under any Redis client socket timeout)."""
@@ -166,14 +172,19 @@ class CallServer(threading.Thread):
         self.stopped.set()
 
 
-def probe(rt: Runtime, args: Mapping[str, Any]) -> dict[str, Any]:
-    """Connect to a data source; report ``{ok, message, elapsed_ms}`` (never a secret)."""
+def _opened(rt: Runtime, args: Mapping[str, Any]) -> tuple[DataSource, DataSourceType]:
+    """Return the data source ``args`` name and its type (NotFoundError when it is gone)."""
     ds_id = int(args["datasource_id"])
     with rt.sessions() as session:
         ds = session.get(DataSource, ds_id)
         if ds is None:
             raise NotFoundError(f"data source {ds_id} does not exist")
-    ds_type = rt.registry.type(ds.type)
+    return ds, rt.registry.type(ds.type)
+
+
+def probe(rt: Runtime, args: Mapping[str, Any]) -> dict[str, Any]:
+    """Connect to a data source; report ``{ok, message, elapsed_ms}`` (never a secret)."""
+    ds, ds_type = _opened(rt, args)
     started = time.monotonic()
     secrets: list[str] = []
     try:
@@ -187,3 +198,35 @@ def probe(rt: Runtime, args: Mapping[str, Any]) -> dict[str, Any]:
     except Exception as exc:
         ok, message = False, mask_secrets(f"{type(exc).__name__}: {exc}", secrets)
     return {"ok": ok, "message": message, "elapsed_ms": int((time.monotonic() - started) * 1000)}
+
+
+def catalog(rt: Runtime, args: Mapping[str, Any]) -> dict[str, Any]:
+    """List a data source's databases, a database's tables or a table's columns, one page.
+
+    Raises:
+        InvalidInputError: the type cannot be browsed, or the data source refuses (bad
+            credentials, a root that is not a directory).
+        NotFoundError: no such data source, database or table.
+        UnavailableError: the data source cannot be reached now.
+    """
+    ds, ds_type = _opened(rt, args)
+    if ds_type.catalog is None:
+        raise InvalidInputError(f"a {ds.type} data source cannot be browsed")
+    what, db = str(args["what"]), args.get("db") or None
+    secrets: list[str] = []
+    try:
+        params = rt.connect_params(ds)
+        secrets = ds_type.secret_values(params)
+        found: list[Any]
+        if what == "databases":
+            found = ds_type.catalog.databases(params)
+        elif what == "tables":
+            found = ds_type.catalog.tables(params, db)
+        else:
+            columns = ds_type.catalog.columns(params, db, str(args["table"]))
+            found = [column.as_dict() for column in columns]
+    except ConnectorError as exc:
+        unreachable = isinstance(exc, TransientConnectorError)
+        error = UnavailableError if unreachable else InvalidInputError
+        raise error(f"data source {ds.name}: {mask_secrets(exc.message, secrets)}") from None
+    return page(found, args.get("name"), int(args.get("offset") or 0), int(args["limit"]))

@@ -33,6 +33,7 @@ class CapabilitiesSchema(Schema):
 
     read = fields.Boolean()
     write = fields.Boolean()
+    browse = fields.Boolean(metadata={"description": "lists databases, tables and columns"})
     write_modes = fields.List(fields.String(), data_key="writeModes")
     upsert = fields.Boolean()
     create_table = fields.Boolean(data_key="createTable")

@@ -57,3 +57,33 @@ class DataSourceListQuerySchema(QuerySchema):
     """Query of GET /datasources."""
 
     project_name = fields.String(data_key="projectName", validate=validate.Length(max=128))
+
+
+class CatalogQuerySchema(QuerySchema):
+    """Query of GET /datasources/{id}/databases: a name filter (any case) and a page."""
+
+    name = fields.String(load_default=None, validate=validate.Length(max=128))
+    current = fields.Integer(load_default=1, validate=validate.Range(min=1, max=1_000_000))
+    size = fields.Integer(load_default=100, validate=validate.Range(min=1, max=5000))
+
+
+class TablesQuerySchema(CatalogQuerySchema):
+    """Query of GET /datasources/{id}/tables: ``db`` (default: the data source's own)."""
+
+    db = fields.String(load_default=None, validate=validate.Length(max=128))
+
+
+class ColumnsQuerySchema(TablesQuerySchema):
+    """Query of GET /datasources/{id}/columns: one table's columns, in their order."""
+
+    table = fields.String(required=True, validate=validate.Length(min=1, max=512))
+    size = fields.Integer(load_default=5000, validate=validate.Range(min=1, max=5000))
+
+
+class ColumnSchema(BodySchema):
+    """A column as its data source declares it."""
+
+    name = fields.String()
+    type = fields.String()
+    nullable = fields.Boolean()
+    key = fields.Boolean()

@@ -184,3 +184,28 @@ def check_datasource(rt: Runtime, caller: Caller, ds_id: int) -> dict[str, Any]:
         fetch(session, caller, DataSource, ds_id, Privilege.EDIT)
     result: dict[str, Any] = calls.ask(rt, calls.PROBE, {"datasource_id": ds_id})
     return result
+
+
+def browse(
+    rt: Runtime,
+    caller: Caller,
+    ds_id: int,
+    what: str,
+    query: Mapping[str, Any],
+) -> dict[str, Any]:
+    """Have a worker list a data source's ``databases``, ``tables`` (of ``query["db"]``) or
+    ``columns`` (of ``query["table"]``): ``{total, items}``, the page ``current``/``size`` of the
+    names containing ``query["name"]``."""
+    with rt.sessions() as session:
+        fetch(session, caller, DataSource, ds_id, Privilege.VIEW)
+    args = {
+        "datasource_id": ds_id,
+        "what": what,
+        "db": query.get("db"),
+        "table": query.get("table"),
+        "name": query.get("name"),
+        "offset": (query["current"] - 1) * query["size"],
+        "limit": query["size"],
+    }
+    result: dict[str, Any] = calls.ask(rt, calls.CATALOG, args)
+    return result

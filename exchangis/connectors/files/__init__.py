@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from exchangis.connectors.base import DataSourceType, ParamSpec
+from exchangis.connectors.files.catalog import CATALOG
 from exchangis.connectors.files.common import (
     CODECS,
     FORMAT_MODULES,
@@ -43,6 +44,7 @@ from exchangis.connectors.files.source import FileSource
 from exchangis.errors import TerminalConnectorError
 
 __all__ = [
+    "CATALOG",
     "CODECS",
     "FORMATS",
     "FORMAT_MODULES",
@@ -93,5 +95,6 @@ TYPE = DataSourceType(
     tester=test_connection,
     source=FileSource,
     sink=FileSink,
+    catalog=CATALOG,
 )
 """The files connector's declaration (listed in :data:`exchangis.connectors.registry.MODULES`)."""

@@ -10,6 +10,7 @@ uses.
 from __future__ import annotations
 
 from exchangis.connectors.base import DataSourceType, ParamSpec, check_host
+from exchangis.connectors.catalog import STATEMENT_SECONDS, SqlCatalog
 from exchangis.connectors.postgres.adbc import ADBC_DATABASES, AdbcDatabases
 from exchangis.connectors.postgres.connection import (
     IDLE_IN_TRANSACTION_SECONDS,
@@ -27,6 +28,7 @@ from exchangis.connectors.postgres.source import PostgresSource
 
 __all__ = [
     "ADBC_DATABASES",
+    "CATALOG",
     "DIALECT",
     "IDLE_IN_TRANSACTION_SECONDS",
     "NAME",
@@ -54,7 +56,33 @@ PARAMS = (
 )
 
 
+CATALOG = SqlCatalog(
+    "postgresql",
+    open_connection,
+    classify,
+    session=(f"SET statement_timeout = '{STATEMENT_SECONDS}s'",),
+    databases="SELECT datname FROM pg_database WHERE NOT datistemplate AND datallowconn"
+    " AND has_database_privilege(datname, 'CONNECT')",
+    tables="SELECT CASE WHEN table_schema = 'public' THEN table_name"
+    " ELSE table_schema || '.' || table_name END FROM information_schema.tables"
+    " WHERE table_schema NOT IN ('pg_catalog', 'information_schema')",
+    columns="SELECT a.attname, format_type(a.atttypid, a.atttypmod), NOT a.attnotnull,"
+    " COALESCE(a.attnum = ANY(i.indkey), false) FROM pg_attribute a"
+    " LEFT JOIN pg_index i ON i.indrelid = a.attrelid AND i.indisprimary"
+    " WHERE a.attrelid = to_regclass(%s) AND a.attnum > 0 AND NOT a.attisdropped"
+    " ORDER BY a.attnum",
+    table_param=DIALECT.quote_table,
+)
+"""Databases are the server's databases the account may connect to; tables outside ``public``
+are named ``schema.table``."""
+
 TYPE = DataSourceType(
-    NAME, PARAMS, "PostgreSQL", tester=test_connection, source=PostgresSource, sink=PostgresSink
+    NAME,
+    PARAMS,
+    "PostgreSQL",
+    tester=test_connection,
+    source=PostgresSource,
+    sink=PostgresSink,
+    catalog=CATALOG,
 )
 """The PostgreSQL connector (listed in :data:`exchangis.connectors.registry.MODULES`)."""

@@ -13,6 +13,7 @@ re-exports the names other code uses.
 from __future__ import annotations
 
 from exchangis.connectors.base import DataSourceType, ParamSpec
+from exchangis.connectors.catalog import SqlCatalog
 from exchangis.connectors.sqlite.connection import NAME, classify, open_connection, test_connection
 from exchangis.connectors.sqlite.dialect import DIALECT, SqliteDialect
 from exchangis.connectors.sqlite.sink import SqliteSink
@@ -20,6 +21,7 @@ from exchangis.connectors.sqlite.source import SqliteSource
 from exchangis.connectors.sqlite.types import arrow_type, converter
 
 __all__ = [
+    "CATALOG",
     "DIALECT",
     "NAME",
     "PARAMS",
@@ -36,6 +38,18 @@ __all__ = [
 
 PARAMS = (ParamSpec("path", local_path=True),)
 
+CATALOG = SqlCatalog(
+    "sqlite",
+    lambda connect, _db: open_connection(connect, read_only=True),
+    classify,
+    databases="SELECT 'main'",
+    tables="SELECT name FROM sqlite_master WHERE type IN ('table', 'view')"
+    " AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'",
+    columns='SELECT name, type, "notnull" = 0 AND pk = 0, pk > 0'
+    " FROM pragma_table_info(?) ORDER BY cid",
+)
+"""One database, ``main``; SQLite's own tables left out."""
+
 TYPE = DataSourceType(
     NAME,
     PARAMS,
@@ -43,5 +57,6 @@ TYPE = DataSourceType(
     tester=test_connection,
     source=SqliteSource,
     sink=SqliteSink,
+    catalog=CATALOG,
 )
 """The sqlite connector's declaration (listed in :data:`exchangis.connectors.registry.MODULES`)."""
