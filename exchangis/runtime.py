@@ -8,7 +8,7 @@ import os
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -38,6 +38,8 @@ from exchangis.vault import Vault, key_file_keys
 
 if TYPE_CHECKING:
     from limits.strategies import MovingWindowRateLimiter
+
+    from exchangis.connectors.base import DataSourceType
 
 logger = logging.getLogger(__name__)
 P = ParamSpec("P")
@@ -192,17 +194,28 @@ class Runtime:
         Raises:
             RuntimeError: in the API process, which has workers connect for it.
         """
-        if not self.decrypts:
-            raise RuntimeError("the API process does not decrypt data source secrets")
         ds_type = self.registry.type(ds.type)
-        try:  # checked again where it is used: file_roots may have changed since it was saved
-            confine(self.settings, ds_type, ds.connect_params)
-        except InvalidInputError as exc:
-            raise TerminalConnectorError(f"data source {ds.name}: {exc.message}") from None
-        params = self.vault.open(ds_type, ds.connect_params)
+        params = self.open_connect(ds_type, ds.connect_params, f"data source {ds.name}")
         # before anyone connects with them: a changed password is masked from now on
         self._learn_secrets(ds.id, ds_type.secret_values(params))
         return params
+
+    def open_connect(
+        self, ds_type: DataSourceType, sealed: Mapping[str, Any], label: str
+    ) -> dict[str, Any]:
+        """Return sealed connect params in clear, local paths confined (``label`` names them).
+
+        Raises:
+            RuntimeError: in the API process, which has workers connect for it.
+            TerminalConnectorError: a path lies outside ``file_roots``.
+        """
+        if not self.decrypts:
+            raise RuntimeError("the API process does not decrypt data source secrets")
+        try:  # checked again where it is used: file_roots may have changed since it was saved
+            confine(self.settings, ds_type, sealed)
+        except InvalidInputError as exc:
+            raise TerminalConnectorError(f"{label}: {exc.message}") from None
+        return self.vault.open(ds_type, sealed)
 
     @cached_property
     def sign_in_limiter(self) -> MovingWindowRateLimiter:

@@ -13,6 +13,7 @@ from flask.testing import FlaskClient
 
 from exchangis.runtime import Runtime
 from tests.helpers import DSS, call, create_job, datasource, ok, same_caller, sub_job
+from tests.services import mysql_params, postgres_params
 
 
 def _name(prefix: str) -> str:
@@ -83,6 +84,27 @@ def test_datasource_test_reports_failure_without_the_password(client: FlaskClien
     # may well take under a millisecond, so 0 is a fair answer.
     assert type(result["elapsedMs"]) is int
     assert 0 <= result["elapsedMs"] <= waited_ms
+
+
+@pytest.mark.usefixtures("worker")
+def test_connect_params_can_be_tried_before_they_are_saved(client: FlaskClient) -> None:
+    good = {**postgres_params(), "port": "5432", "params": '{"connect_timeout": "5"}'}
+    before = _count(client, "/datasources")
+    body = {"type": "POSTGRESQL", "connectParams": good}
+    assert ok(client, "POST", "/datasources/test", body)["ok"] is True
+
+    wrong = {**mysql_params(), "password": "pw-untried-42"}
+    result = ok(client, "POST", "/datasources/test", {"type": "MYSQL", "connectParams": wrong})
+    assert result["ok"] is False
+    assert "Access denied" in result["message"]
+    assert "pw-untried-42" not in result["message"]
+    assert _count(client, "/datasources") == before  # nothing saved
+
+    reply = call(client, "POST", "/datasources/test", {"type": "NOPE", "connectParams": {}}, 400)
+    assert "NOPE" in reply["message"]
+    bad = {"type": "MYSQL", "connectParams": {**good, "port": "x"}}
+    reply = call(client, "POST", "/datasources/test", bad, 400)
+    assert "connectParams.port" in reply["data"]["errors"]
 
 
 @pytest.mark.parametrize(

@@ -170,6 +170,7 @@ def _path(template: str, values: dict[str, Any]) -> str:
 # the other's things are refused as bad input or get per-item refusals.
 REFUSALS: dict[tuple[str, str], tuple[int, Any]] = {
     ("POST", "/datasources"): (400, "ds_in_other_project"),
+    ("POST", "/datasources/test"): (400, "ds_in_other_project"),
     ("GET", "/datasources/<ds_id>"): (404, None),
     ("PUT", "/datasources/<ds_id>"): (404, {"description": "mine now"}),
     ("DELETE", "/datasources/<ds_id>"): (404, None),

@@ -14,6 +14,7 @@ from exchangis.schemas.datasource import (
     ColumnsQuerySchema,
     DataSourceCreateSchema,
     DataSourceListQuerySchema,
+    DataSourceProbeSchema,
     DataSourceSchema,
     DataSourceTestSchema,
     DataSourceUpdateSchema,
@@ -62,6 +63,15 @@ def delete_datasource(ds_id: int) -> ResponseReturnValue:
     """Delete a data source no job uses."""
     service.delete_datasource(runtime(), current_user(), ds_id)
     return envelope({"id": ds_id})
+
+
+@blp.route("/datasources/test", methods=["POST"])
+@blp.arguments(DataSourceProbeSchema)
+def test_unsaved(data: dict[str, Any]) -> ResponseReturnValue:
+    """Connect with params not saved yet (editing the project) and report how it went."""
+    return envelope(
+        DataSourceTestSchema().dump(service.check_unsaved(runtime(), current_user(), data))
+    )
 
 
 @blp.route("/datasources/<int(max=2147483647):ds_id>/test", methods=["POST"])

@@ -8,6 +8,7 @@ a sink writes them inside one transaction (or a temp file) that ``commit`` publi
 from __future__ import annotations
 
 import ipaddress
+import json
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -81,7 +82,8 @@ class ParamSpec:
     """A path on the workers' disks: it must lie inside one of ``file_roots``."""
 
     def parse(self, value: Any) -> Any:
-        """Return a given value checked; an integer may come as its text (``"3306"``).
+        """Return a given value checked; an integer may come as its text (``"3306"``), an
+        object as its JSON text (``'{"sslmode": "require"}'``).
 
         Raises:
             ValueError: the value's type or range is wrong (the message says what it must be).
@@ -96,6 +98,11 @@ class ParamSpec:
                 raise ValueError("must be 1..65535")
             return value
         if self.kind is dict:
+            if isinstance(value, str) and value.lstrip().startswith("{"):
+                try:
+                    value = json.loads(value)
+                except ValueError:
+                    raise ValueError("must be an object (its JSON text does not parse)") from None
             if not isinstance(value, dict):
                 raise ValueError("must be an object")
             return value

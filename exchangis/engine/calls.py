@@ -40,7 +40,8 @@ from exchangis.runtime import Runtime
 logger = logging.getLogger(__name__)
 
 PROBE = "probe"
-"""Test a data source: ``{datasource_id}`` → ``{ok, message, elapsed_ms}``."""
+"""Test a data source: ``{datasource_id}``, or params not saved yet ``{type, connect}`` (sealed
+by the API as a saved data source's are), → ``{ok, message, elapsed_ms}``."""
 SPLIT = "split"
 """Cut a channelled sub-job's table: ``{plan, channels}`` → ``[key, bounds]``."""
 CATALOG = "catalog"
@@ -184,11 +185,15 @@ def _opened(rt: Runtime, args: Mapping[str, Any]) -> tuple[DataSource, DataSourc
 
 def probe(rt: Runtime, args: Mapping[str, Any]) -> dict[str, Any]:
     """Connect to a data source; report ``{ok, message, elapsed_ms}`` (never a secret)."""
-    ds, ds_type = _opened(rt, args)
+    ds = _opened(rt, args)[0] if "datasource_id" in args else None
+    ds_type = rt.registry.type(ds.type if ds is not None else str(args["type"]))
     started = time.monotonic()
     secrets: list[str] = []
-    try:
-        params = rt.connect_params(ds)  # a key that does not open it, a path now out of bounds
+    try:  # a key that does not open them, a path now out of bounds: a failed test
+        if ds is not None:
+            params = rt.connect_params(ds)
+        else:
+            params = rt.open_connect(ds_type, args["connect"], "connect params")
         secrets = ds_type.secret_values(params)
         if ds_type.tester is not None:
             ds_type.tester(params)

@@ -23,6 +23,13 @@ class DataSourceCreateSchema(BodySchema):
     )
 
 
+class DataSourceProbeSchema(DataSourceCreateSchema):
+    """Body of POST /datasources/test: a data source to try before saving it (``name``
+    optional, nothing saved)."""
+
+    name = fields.String(load_default="", validate=validate.Length(max=128))
+
+
 class DataSourceUpdateSchema(BodySchema):
     """Body of PUT /datasources/{id}: every field optional; ``******`` keeps a secret."""
 

@@ -178,6 +178,18 @@ def referenced_datasources(content: list[Any]) -> set[int]:
     return ids
 
 
+def check_unsaved(rt: Runtime, caller: Caller, data: Mapping[str, Any]) -> dict[str, Any]:
+    """Have a worker connect with params not saved yet (a data source being created in the
+    project ``data["project_name"]``, which the caller may edit); report like
+    :func:`check_datasource`. The params travel sealed, as a saved data source's are kept."""
+    ds_type = rt.registry.type(data["type"])
+    params = rt.vault.seal(ds_type, check_connect_params(rt, ds_type, data["connect_params"]))
+    with rt.sessions() as session:
+        require_project(session, caller, data["project_name"], Privilege.EDIT)
+    result: dict[str, Any] = calls.ask(rt, calls.PROBE, {"type": ds_type.name, "connect": params})
+    return result
+
+
 def check_datasource(rt: Runtime, caller: Caller, ds_id: int) -> dict[str, Any]:
     """Have a worker connect to the data source; report ``{ok, message, elapsed_ms}``."""
     with rt.sessions() as session:
