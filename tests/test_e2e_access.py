@@ -261,6 +261,17 @@ RELEASED: dict[tuple[str, str], tuple[int, Any]] = {
     ("GET", "/datasources/<engine>/<ds_type>/params/ui"): (200, "?dir=source"),
     ("GET", "/datasources/type"): (200, None),
     ("POST", "/datasources/query"): (404, "released_query_other_project"),
+    ("POST", "/datasources"): (404, "released_ds_in_other_project"),
+    ("PUT", "/datasources/<ds_id>"): (404, "released_ds_form"),
+    ("POST", "/datasources/op/connect"): (404, "released_ds_in_other_project"),
+    ("PUT", "/datasources/<ds_id>/<version>/connect"): (404, {}),
+    ("PUT", "/datasources/<ds_id>/<version>/publish"): (404, {}),
+    ("PUT", "/datasources/<ds_id>/expire"): (404, {}),
+    ("GET", "/datasources/<ds_id>/versions"): (404, None),
+    ("GET", "/datasources/types/<type_id>/keydefines"): (200, None),
+    ("GET", "/datasources/<ds_type>/<ds_id>/dbs"): (404, None),
+    ("GET", "/datasources/<ds_type>/<ds_id>/dbs/<db>/tables"): (404, None),
+    ("POST", "/job/transform/settings"): (404, "released_transform_other"),
 }
 ONLY_RELEASED = set(RELEASED) - set(REFUSALS)
 
@@ -297,6 +308,21 @@ def _body(kind: Any, me: Owner, other: Owner) -> tuple[Any, str]:
         "released_same_project": {"projectName": other.project},
         "released_job_in_other_project": {"jobName": "stolen", "projectId": other.project_id},
         "released_query_other_project": {"projectId": str(other.project_id)},
+        "released_ds_in_other_project": {
+            "dataSourceTypeId": "99",
+            "dataSourceName": "sneaky",
+            "projectId": other.project_id,
+            "connectParams": {},
+        },
+        "released_ds_form": {"dataSourceName": "mine now", "connectParams": {}},
+        "released_transform_other": {
+            "sourceTypeId": "MEMORY",
+            "sourceDataSourceId": other_ds[0],
+            "sourceTable": "gen",
+            "sinkTypeId": "SQLITE",
+            "sinkDataSourceId": other_ds[1],
+            "sinkTable": "x",
+        },
     }
     return (bodies[kind] if isinstance(kind, str) else kind), ""
 
@@ -322,6 +348,9 @@ def test_every_endpoint_refuses_the_other_users_ids(app: Flask, world: World) ->
             "engine": "EXCHANGIS",
             "ds_type": "MEMORY",
             "func_type": "verify",
+            "version": 1,
+            "type_id": 1,
+            "db": "main",
         }
         cases = [(API, op, answer) for op, answer in REFUSALS.items()]
         cases += [(DSS, op, RELEASED.get(op, answer)) for op, answer in REFUSALS.items()]

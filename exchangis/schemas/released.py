@@ -42,6 +42,26 @@ class IdText(fields.Field):
         return number
 
 
+TYPE_IDS = {"MYSQL": 1, "POSTGRESQL": 2, "SQLITE": 3, "FILE": 4, "MEMORY": 99}
+"""The numbers the released UI knows our data source types by (Linkis numbers its types): fixed
+once given; a new connector takes a new number."""
+TYPE_NAMES = {number: name for name, number in TYPE_IDS.items()}
+
+
+class TypeRef(fields.Field):
+    """A data source type the UI names by its number (``"1"``, ``1``) or its name (``"MYSQL"``);
+    loads as the name."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str | None:
+        if value in (None, ""):
+            return None
+        text = str(value).strip()
+        name = TYPE_NAMES.get(int(text)) if text.isdigit() else text.upper()
+        if name not in TYPE_IDS:
+            raise ValidationError(f"unknown data source type {text[:32]!r}")
+        return name
+
+
 class ProjectPageQuerySchema(QuerySchema):
     """Query of the UI's project list (``POST /projects?name=&current=&size=``)."""
 
@@ -174,10 +194,51 @@ class DataSourceQueryBodySchema(BodySchema):
     """Body of ``POST /datasources/query`` (the editor's picker and the project page)."""
 
     name = fields.String(load_default="", validate=validate.Length(max=128))
-    type_id = fields.String(data_key="typeId", load_default=None, validate=validate.Length(max=32))
+    type_id = TypeRef(data_key="typeId", load_default=None)
     page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=1_000_000))
     page_size = fields.Integer(
         data_key="pageSize", load_default=100, validate=validate.Range(min=1, max=500)
     )
     project_id = IdText(data_key="projectId", load_default=None)
+    labels = fields.Raw(load_default=None)
+
+
+class DataSourceFormSchema(BodySchema):
+    """Body of the data source page's create, update and unsaved test (``POST /datasources``,
+    ``PUT /datasources/{id}``, ``POST /datasources/op/connect``)."""
+
+    data_source_type_id = TypeRef(data_key="dataSourceTypeId", load_default=None)
+    create_system = TypeRef(data_key="createSystem", load_default=None)
+    create_identify = fields.String(data_key="createIdentify", load_default="")
+    data_source_name = fields.String(
+        data_key="dataSourceName", load_default="", validate=validate.Length(max=128)
+    )
+    data_source_desc = fields.String(
+        data_key="dataSourceDesc", load_default="", validate=validate.Length(max=2000)
+    )
+    label = fields.String(
+        load_default="", validate=validate.Equal("", error="tags on data sources are not kept")
+    )
+    comment = fields.String(load_default="", validate=validate.Length(max=2000))
+    connect_params = fields.Dict(data_key="connectParams", required=True)
+    project_id = IdText(data_key="projectId", load_default=None)
+    labels = fields.Raw(load_default=None)
+
+
+class TransformSettingsBodySchema(BodySchema):
+    """Body of ``POST /job/transform/settings``: the two tables whose fields the mapping
+    editor shows (``…TblNotExist``: the table is to be created)."""
+
+    source_type_id = fields.String(data_key="sourceTypeId", required=True)
+    source_data_source_id = IdText(data_key="sourceDataSourceId", required=True)
+    source_data_base = fields.String(data_key="sourceDataBase", load_default=None)
+    source_table = fields.String(data_key="sourceTable", required=True)
+    sink_type_id = fields.String(data_key="sinkTypeId", required=True)
+    sink_data_source_id = IdText(data_key="sinkDataSourceId", required=True)
+    sink_data_base = fields.String(data_key="sinkDataBase", load_default=None)
+    sink_table = fields.String(data_key="sinkTable", required=True)
+    engine = fields.String(load_default="EXCHANGIS", validate=validate.Length(max=32))
+    src_tbl_not_exist = fields.Boolean(data_key="srcTblNotExist", load_default=False)
+    sink_tbl_not_exist = fields.Boolean(data_key="sinkTblNotExist", load_default=False)
+    operator = fields.String(load_default=None)
     labels = fields.Raw(load_default=None)

@@ -10,6 +10,7 @@ from flask_smorest import Blueprint
 blp = Blueprint("released", __name__, description="The released Exchangis server's dialect")
 
 from exchangis.api.released import (  # noqa: E402,F401  (routes register on import)
+    datasources,
     editor,
     jobs,
     projects,

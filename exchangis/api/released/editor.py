@@ -1,5 +1,5 @@
-"""The job editor's helper calls: the settings and parameter forms, the data source types and
-the data source picker (``exchangis-ui-calls.md`` §4), generated from our declarations."""
+"""The job editor's helper calls: the settings and parameter forms, generated from our
+declarations, the field functions and the field mapping (``exchangis-ui-calls.md`` §2, §4)."""
 
 from __future__ import annotations
 
@@ -11,15 +11,12 @@ from exchangis.api.common import current_user, envelope, runtime
 from exchangis.api.released import blp
 from exchangis.api.released.forms import option_elements, setting_elements
 from exchangis.connectors.options import Side
-from exchangis.errors import NotFoundError
-from exchangis.schemas.common import WireTime
+from exchangis.errors import InvalidInputError, NotFoundError
 from exchangis.schemas.released import (
-    DataSourceQueryBodySchema,
     ParamsUiQuerySchema,
-    TypeQuerySchema,
+    TransformSettingsBodySchema,
 )
 from exchangis.services import datasource as service
-from exchangis.services import project as projects
 
 
 @blp.route("/jobs/engine/<engine>/settings/ui", methods=["GET"])
@@ -47,60 +44,48 @@ def field_functions(func_type: str) -> ResponseReturnValue:
     return envelope({"data": []})
 
 
-@blp.route("/datasources/type", methods=["GET"])
-@blp.arguments(TypeQuerySchema, location="query")
-def types(query: dict[str, Any]) -> ResponseReturnValue:
-    """The data source types, those that can be the side ``direct`` when it is given."""
-    registry = runtime().registry
-    sides: dict[str, set[str]] = {"source": set(registry.sources), "sink": set(registry.sinks)}
-    wanted = sides.get(query.get("direct", ""))
-    names = sorted(n for n in registry.types if wanted is None or n in wanted)
+def _fields(side: str, body: dict[str, Any]) -> list[dict[str, Any]]:
+    """The fields of one side's table, in order (none when the table is to be created)."""
+    if body["sink_tbl_not_exist" if side == "sink" else "src_tbl_not_exist"]:
+        return []
+    rt, caller = runtime(), current_user()
+    ds_id = body[f"{side}_data_source_id"]
+    kind = service.get_datasource(rt, caller, ds_id)["type"]
+    if body[f"{side}_type_id"].upper() != kind:
+        raise InvalidInputError.of(f"{side}TypeId", f"data source {ds_id} is a {kind}")
+    query = {"db": body[f"{side}_data_base"], "table": body[f"{side}_table"]}
+    found = service.browse(rt, caller, ds_id, "columns", {**query, "current": 1, "size": 5000})
+    return [
+        {"name": column["name"], "type": column["type"], "fieldIndex": index}
+        for index, column in enumerate(found["items"])
+    ]
+
+
+@blp.route("/job/transform/settings", methods=["POST"])
+@blp.arguments(TransformSettingsBodySchema)
+def transform_settings(body: dict[str, Any]) -> ResponseReturnValue:
+    """The mapping editor's fields: both tables' columns (a worker reads them) and the default
+    mapping, by name (any case); to a table still to be created, every source field."""
+    sources, sinks = _fields("source", body), _fields("sink", body)
+    by_name = {field["name"].lower(): field for field in sinks}
+    deductions = []
+    for field in sources:
+        sink = dict(field) if body["sink_tbl_not_exist"] else by_name.get(field["name"].lower())
+        if sink is not None:
+            deductions.append(
+                {
+                    "source": {**field, "fieldEditable": False},
+                    "sink": {**sink, "fieldEditable": True},
+                    "deleteEnable": True,
+                }
+            )
     return envelope(
         {
-            "list": [
-                {
-                    "id": name,
-                    "name": name,
-                    "description": registry.types[name].description,
-                    "struct_classifier": "file" if name == "FILE" else "table",
-                    "classifier": name,
-                }
-                for name in names
-            ]
+            "types": ["MAPPING"],
+            "sourceFields": sources,
+            "sinkFields": sinks,
+            "deductions": deductions,
+            "addEnable": True,
+            "transformEnable": False,
         }
     )
-
-
-@blp.route("/datasources/query", methods=["POST"])
-@blp.arguments(DataSourceQueryBodySchema)
-def query_datasources(body: dict[str, Any]) -> ResponseReturnValue:
-    """A page of the data sources the caller may view (of a project, a type, by name)."""
-    rt, caller = runtime(), current_user()
-    project = None
-    if body["project_id"] is not None:
-        project = projects.name_of(rt, caller, body["project_id"])
-    needle = body["name"].lower()
-    found = [
-        ds
-        for ds in service.list_datasources(rt, caller, project)
-        if (body["type_id"] in (None, "", ds["type"])) and needle in ds["name"].lower()
-    ]
-    start = (body["page"] - 1) * body["page_size"]
-    time = WireTime()
-    items = [
-        {
-            "id": ds["id"],
-            "name": ds["name"],
-            "type": ds["type"],
-            "desc": ds["description"],
-            "readAble": ds["type"] in rt.registry.sources,
-            "writeAble": ds["type"] in rt.registry.sinks,
-            "authDbs": "",
-            "authTbls": "",
-            "createUser": ds["create_user"],
-            "createTime": time.serialize("create_time", ds),
-            "modifyTime": time.serialize("update_time", ds),
-        }
-        for ds in found[start : start + body["page_size"]]
-    ]
-    return envelope({"list": items, "total": len(found)})
