@@ -13,7 +13,7 @@ from tests import data
 from tests.helpers import DSS, call, datasource, ok
 from tests.services import mysql_params
 
-pytestmark = pytest.mark.usefixtures("worker")  # a worker connects: the API never decrypts
+pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("worker")]  # a worker connects
 
 
 def _columns(client: FlaskClient, ds_id: int, query: str) -> dict[str, tuple[str, bool, bool]]:

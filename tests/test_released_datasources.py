@@ -13,7 +13,7 @@ from tests import data
 from tests.helpers import DSS, UI_ROUTE, call, released
 from tests.services import mysql_params, postgres_params
 
-pytestmark = pytest.mark.usefixtures("worker")  # tests and pickers: a worker connects
+pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("worker")]  # a worker connects
 
 
 def _form(name: str, type_id: Any, system: str, params: dict[str, Any]) -> dict[str, Any]:

@@ -3,12 +3,26 @@ dialog send and the fields they read (docs/design/exchangis-ui-calls.md §1)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
 from exchangis.runtime import Runtime
 from exchangis.services import user as users
-from tests.helpers import BASE, DSS, UI_ROUTE, call, ok, released, signed_in
+from tests.helpers import (
+    BASE,
+    DSS,
+    UI_ROUTE,
+    call,
+    datasource,
+    ok,
+    released,
+    signed_in,
+    sub_job,
+    wait_until_done,
+)
 
 
 def dialog(name: str, **fields: object) -> dict[str, object]:
@@ -109,3 +123,85 @@ def test_project_permission_is_empty_for_a_viewer(
     assert released(them, "GET", f"/getProjectPermission/{pid}") == {"exchangisProjectUser": {}}
     listed = released(them, "POST", f"/projects?name=pv{run_id}&current=1&size=10", UI_ROUTE)
     assert [p["id"] for p in listed["list"]] == [pid]
+
+
+@pytest.mark.e2e
+@pytest.mark.usefixtures("worker")
+def test_data_sources_bound_in_the_dialog_are_shared_with_the_project(
+    app: Flask, client: FlaskClient, rt: Runtime, run_id: str, tmp_path: Path
+) -> None:
+    home = f"home{run_id}"
+    ok(client, "POST", "/projects", {"name": home}, expect=201)
+    gen = datasource(client, f"gen-{run_id}", "MEMORY", {}, project_name=home)
+    out = datasource(client, f"out-{run_id}", "SQLITE", {"path": str(tmp_path / "o.db")})
+    editor = f"e-{run_id}"
+    users.create_user(rt, editor, "a long password 1")
+
+    # the dialog sends back the rows it read from the data source list
+    rows = released(client, "POST", "/datasources/query", {"page": 1, "pageSize": 100})["list"]
+    row = next(r for r in rows if r["id"] == gen)
+    bound = [
+        {
+            "dataSourceType": row["type"],
+            "dataSourceName": row["name"],
+            "dataSourceDesc": row["desc"],
+            "dataSourceId": row["id"],
+            "modifyTime": row["modifyTime"],
+            "createTime": row["createTime"],
+            "createUser": row["createUser"],
+        }
+    ]
+    name = f"uses{run_id}"
+    made = released(
+        client,
+        "POST",
+        "/createProject",
+        dialog(name, editUsers=editor, execUsers=editor, dataSources=bound),
+    )
+    pid = made["projectId"]
+    item = released(client, "GET", f"/projects/{pid}")["item"]
+    assert [(d["dataSourceId"], d["dataSourceName"]) for d in item["dataSources"]] == [
+        (gen, f"gen-{run_id}")
+    ]
+
+    # a member of the project only: the picker lists it, a job uses it and runs
+    token = call(
+        app.test_client(),
+        "POST",
+        "/user/login",
+        {"userName": editor, "password": "a long password 1"},
+        prefix=BASE,
+    )["data"]["token"]
+    them = signed_in(app, token)
+    picked = released(them, "POST", "/datasources/query", {"projectId": pid, "page": 1})["list"]
+    assert [r["id"] for r in picked] == [gen]
+    content = [sub_job("s", ("MEMORY", gen, "gen"), ("SQLITE", out, "t"), sources={"rows": 5})]
+    job = call(
+        them,
+        "POST",
+        "/job",
+        {"jobName": f"j{run_id}", "projectName": name, "content": content},
+        400,
+    )
+    assert "sink.id" in str(job["data"]["errors"])  # the sink is not shared with it
+    released(
+        client,
+        "PUT",
+        "/updateProject",
+        dialog(name, id=pid, dataSources=[*bound, {"dataSourceId": out}]),
+    )
+    body = {"jobName": f"j{run_id}", "projectName": name, "content": content}
+    job_id = ok(them, "POST", "/job", body, expect=201)["id"]
+    eid = ok(them, "POST", f"/job/{job_id}/execute", {})["jobExecutionId"]
+    assert wait_until_done(them, eid)["status"] == "Success"
+
+    # the editor may not share what they cannot change; nothing used is unshared or deleted
+    reply = call(
+        them, "PUT", "/updateProject", dialog(name, id=pid, dataSources=[]), 409, prefix=DSS
+    )
+    assert "used by job" in reply["message"]
+    taken = dialog(f"take{run_id}", dataSources=bound)
+    reply = call(them, "POST", "/createProject", taken, 400, prefix=DSS)
+    assert "dataSources" in reply["data"]["errors"]
+    assert not [p for p in ok(them, "GET", "/projects")["result"] if p["name"] == f"take{run_id}"]
+    call(client, "DELETE", f"/datasources/{gen}", expect=409)

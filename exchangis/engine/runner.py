@@ -16,6 +16,7 @@ from typing import Any, Protocol, runtime_checkable
 import psutil
 import pyarrow as pa
 from redis.exceptions import RedisError
+from sqlalchemy import select
 
 from exchangis.connectors.base import Endpoint, Sink, Source
 from exchangis.connectors.ledger import Fence, FencedOffError
@@ -28,7 +29,7 @@ from exchangis.errors import (
     InvalidInputError,
     TransientConnectorError,
 )
-from exchangis.models import DataSource, TaskExecution
+from exchangis.models import DataSource, TaskExecution, usable_in
 from exchangis.runtime import Runtime, durable, sql_unavailable
 from exchangis.state.logs import LogWriter
 from exchangis.state.machine import (
@@ -90,9 +91,10 @@ def load_context(rt: Runtime, tid: int) -> TaskContext:
         endpoints = []
         for side in ("source", "sink"):
             spec = plan[side]
-            ds = session.get(DataSource, spec["datasource_id"])
-            # an id of a deleted data source may since name another project's one
-            if ds is None or ds.project_name != project:
+            ds = session.scalar(  # a deleted one's id may name another project's since
+                select(DataSource).where(DataSource.id == spec["datasource_id"], usable_in(project))
+            )
+            if ds is None:
                 raise InvalidInputError(
                     f"{side} data source {spec['datasource_id']} was deleted from project {project}"
                 )

@@ -1,6 +1,6 @@
 """SQLAlchemy models: the durable record."""
 
-from exchangis.models.datasource import DataSource
+from exchangis.models.datasource import DataSource, SharedDataSource, usable_in
 from exchangis.models.execution import JobExecution, TaskExecution
 from exchangis.models.job import Job
 from exchangis.models.log import LogLine
@@ -19,6 +19,8 @@ __all__ = [
     "PlanItem",
     "Project",
     "ProjectMember",
+    "SharedDataSource",
     "TaskExecution",
     "User",
+    "usable_in",
 ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from marshmallow import ValidationError, fields, validate
+from marshmallow import Schema, ValidationError, fields, validate
 
 from exchangis.schemas.common import PROJECT_NAME, USER_NAME, BodySchema, QuerySchema, WireTime
 from exchangis.schemas.job import JOB_TYPES, TEXT, JobBasicsSchema
@@ -77,6 +77,31 @@ class LabelsBodySchema(BodySchema):
     name = fields.String(load_default=None, validate=validate.Length(max=128))
 
 
+class BoundDataSourceSchema(BodySchema):
+    """A data source the project dialog binds to the project (shares with it): its id counts,
+    the rest is the list row the dialog read, sent back."""
+
+    data_source_id = IdText(data_key="dataSourceId", required=True)
+    data_source_type = fields.Raw(data_key="dataSourceType", load_default=None)
+    data_source_name = fields.Raw(data_key="dataSourceName", load_default=None)
+    data_source_desc = fields.Raw(data_key="dataSourceDesc", load_default=None)
+    create_user = fields.Raw(data_key="createUser", load_default=None)
+    create_time = fields.Raw(data_key="createTime", load_default=None)
+    modify_time = fields.Raw(data_key="modifyTime", load_default=None)
+
+
+class BoundDataSourceRowSchema(Schema):
+    """A data source shared with a project, as the project dialog reads it."""
+
+    id = fields.Integer(data_key="dataSourceId")
+    name = fields.String(data_key="dataSourceName")
+    type = fields.String(data_key="dataSourceType")
+    description = fields.String(data_key="dataSourceDesc")
+    create_user = fields.String(data_key="createUser")
+    create_time = WireTime(data_key="createTime")
+    update_time = WireTime(data_key="modifyTime")
+
+
 class ProjectFormSchema(BodySchema):
     """Body of ``POST /createProject`` and ``PUT /updateProject`` (the UI's project dialog)."""
 
@@ -87,7 +112,12 @@ class ProjectFormSchema(BodySchema):
     view_users = CommaList(data_key="viewUsers", load_default=list)
     edit_users = CommaList(data_key="editUsers", load_default=list)
     exec_users = CommaList(data_key="execUsers", load_default=list)
-    data_sources = fields.List(fields.Dict(), data_key="dataSources", load_default=list)
+    data_sources = fields.List(
+        fields.Nested(BoundDataSourceSchema),
+        data_key="dataSources",
+        load_default=list,
+        validate=validate.Length(max=1000),
+    )
     domain = fields.String(load_default=None, validate=validate.Length(max=32))
     labels = fields.Raw(load_default=None)
 
@@ -107,7 +137,9 @@ class ProjectInfoSchema(BodySchema):
     owner = fields.String(data_key="createUser")
     create_time = WireTime(data_key="createTime")
     privileges = fields.List(fields.String())
-    data_sources: fields.Constant[list[Any]] = fields.Constant([], data_key="dataSources")
+    data_sources = fields.List(
+        fields.Nested(BoundDataSourceRowSchema), data_key="dataSources", dump_default=list
+    )
     source: fields.Constant[dict[str, Any]] = fields.Constant({})
 
 

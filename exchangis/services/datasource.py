@@ -2,19 +2,27 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, or_, select, true
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from exchangis.confine import confine
 from exchangis.connectors.base import DataSourceType
 from exchangis.engine import calls
-from exchangis.errors import MASK, ConflictError, InvalidInputError
-from exchangis.models import DataSource, Job
+from exchangis.errors import MASK, ConflictError, ExchangisError, InvalidInputError, NotFoundError
+from exchangis.models import DataSource, Job, SharedDataSource, usable_in
 from exchangis.runtime import Runtime
-from exchangis.services.access import Caller, Privilege, fetch, require_project, visible
+from exchangis.services.access import (
+    Caller,
+    Privilege,
+    fetch,
+    require,
+    require_project,
+    visible_projects,
+)
 
 
 def check_connect_params(
@@ -103,21 +111,109 @@ def create_datasource(rt: Runtime, caller: Caller, data: Mapping[str, Any]) -> d
         return masked(rt, ds)
 
 
+def _viewable(session: Session, caller: Caller) -> ColumnElement[bool]:
+    """Return a filter on data sources: those of a project the caller may view, or shared with
+    one (the editor of a job that may use it must see and browse it; secrets stay masked)."""
+    names = visible_projects(session, caller)
+    if names is None:
+        return true()
+    shared = select(SharedDataSource.datasource_id).where(SharedDataSource.project_name.in_(names))
+    return or_(DataSource.project_name.in_(names), DataSource.id.in_(shared))
+
+
+def _view(session: Session, caller: Caller, ds_id: int) -> DataSource:
+    """Return a data source the caller may view (NotFoundError otherwise)."""
+    ds = session.scalar(
+        select(DataSource).where(DataSource.id == ds_id, _viewable(session, caller))
+    )
+    if ds is None:
+        raise NotFoundError(f"data source {ds_id} does not exist")
+    return ds
+
+
 def list_datasources(
     rt: Runtime, caller: Caller, project: str | None = None
 ) -> list[dict[str, Any]]:
-    """Return the data sources (masked) of the projects the caller may view, by id."""
+    """Return the data sources (masked) the caller may view, by id (``project``: those its jobs
+    may use)."""
     with rt.sessions() as session:
-        stmt = select(DataSource).where(visible(session, caller, DataSource.project_name))
+        stmt = select(DataSource).where(_viewable(session, caller))
         if project:
-            stmt = stmt.where(DataSource.project_name == project)
+            stmt = stmt.where(usable_in(project))
         return [masked(rt, ds) for ds in session.scalars(stmt.order_by(DataSource.id))]
 
 
 def get_datasource(rt: Runtime, caller: Caller, ds_id: int) -> dict[str, Any]:
-    """Return one data source (masked)."""
+    """Return one data source (masked): of a project the caller may view, or shared with
+    one."""
     with rt.sessions() as session:
-        return masked(rt, fetch(session, caller, DataSource, ds_id, Privilege.VIEW))
+        return masked(rt, _view(session, caller, ds_id))
+
+
+def shared_with(rt: Runtime, project: str) -> list[dict[str, Any]]:
+    """Return the data sources (masked) shared with ``project`` from other projects."""
+    with rt.sessions() as session:
+        shared = select(SharedDataSource.datasource_id).where(
+            SharedDataSource.project_name == project
+        )
+        stmt = select(DataSource).where(DataSource.id.in_(shared)).order_by(DataSource.id)
+        return [masked(rt, ds) for ds in session.scalars(stmt)]
+
+
+def check_shareable(rt: Runtime, caller: Caller, ds_ids: Iterable[int], field: str) -> None:
+    """Raise unless the caller may share every data source named (edit it).
+
+    Raises:
+        InvalidInputError: naming ``field`` and the first data source that cannot be shared.
+    """
+    with rt.sessions() as session:
+        for ds_id in ds_ids:
+            try:
+                fetch(session, caller, DataSource, ds_id, Privilege.EDIT)
+            except ExchangisError as exc:
+                raise InvalidInputError.of(field, exc.message) from None
+
+
+def share(rt: Runtime, caller: Caller, project: str, ds_ids: Iterable[int], field: str) -> None:
+    """Make exactly ``ds_ids`` the data sources shared with ``project`` (besides its own).
+
+    The caller edits the project and every data source newly shared (who may change a data
+    source decides who may use it). A data source that ``project``'s jobs use stays.
+
+    Raises:
+        InvalidInputError: naming ``field``: a data source the caller may not share.
+        ConflictError: one to unshare is used by a job of ``project``.
+    """
+    wanted = set(ds_ids)
+    check_shareable(rt, caller, wanted, field)
+    with rt.sessions.begin() as session:
+        require(session, caller, project, Privilege.EDIT, f"project {project}")
+        rows = session.scalars(
+            select(SharedDataSource).where(SharedDataSource.project_name == project)
+        )
+        held = {row.datasource_id: row for row in rows}
+        for ds_id in sorted(wanted - set(held)):
+            ds = session.get(DataSource, ds_id)
+            if ds is not None and ds.project_name != project:
+                session.add(
+                    SharedDataSource(
+                        project_name=project, datasource_id=ds_id, create_user=caller.name
+                    )
+                )
+        for ds_id in sorted(set(held) - wanted):
+            _refuse_used(session, ds_id, [project])
+            session.delete(held[ds_id])
+
+
+def _refuse_used(session: Session, ds_id: int, projects: list[str]) -> None:
+    """Raise ConflictError when a job of ``projects`` references data source ``ds_id``."""
+    users = [
+        job.job_name
+        for job in session.scalars(select(Job).where(Job.project_name.in_(projects)))
+        if ds_id in referenced_datasources(job.content)
+    ]
+    if users:
+        raise ConflictError(f"data source {ds_id} is used by job(s): {', '.join(users[:5])}")
 
 
 def update_datasource(
@@ -159,13 +255,12 @@ def delete_datasource(rt: Runtime, caller: Caller, ds_id: int) -> None:
     """Delete a data source unless a job references it (409)."""
     with rt.sessions.begin() as session:
         ds = fetch(session, caller, DataSource, ds_id, Privilege.EDIT)
-        users = [  # only the project's own jobs may reference it
-            job.job_name
-            for job in session.scalars(select(Job).where(Job.project_name == ds.project_name))
-            if ds_id in referenced_datasources(job.content)
-        ]
-        if users:
-            raise ConflictError(f"data source {ds_id} is used by job(s): {', '.join(users[:5])}")
+        shares = list(
+            session.scalars(select(SharedDataSource).where(SharedDataSource.datasource_id == ds_id))
+        )
+        _refuse_used(session, ds_id, [ds.project_name, *(s.project_name for s in shares)])
+        for row in shares:
+            session.delete(row)
         session.delete(ds)
 
 
@@ -209,7 +304,7 @@ def browse(
     ``columns`` (of ``query["table"]``): ``{total, items}``, the page ``current``/``size`` of the
     names containing ``query["name"]``."""
     with rt.sessions() as session:
-        fetch(session, caller, DataSource, ds_id, Privilege.VIEW)
+        _view(session, caller, ds_id)  # a job of a project it is shared with may use it
     args = {
         "datasource_id": ds_id,
         "what": what,

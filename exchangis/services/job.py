@@ -13,7 +13,7 @@ from exchangis.connectors.base import SQL_WRITE_MODES, Endpoint, Sink, Source
 from exchangis.engine.planner import VARIABLE as _VARIABLE
 from exchangis.engine.planner import options_of, setting_value
 from exchangis.errors import ForbiddenError, InvalidInputError
-from exchangis.models import DataSource, Job
+from exchangis.models import DataSource, Job, usable_in
 from exchangis.runtime import Runtime
 from exchangis.services.access import Caller, Privilege, fetch, require_project, visible
 
@@ -37,8 +37,8 @@ def check_endpoint(
     Raises:
         InvalidInputError: naming the field at fault (``options`` for a bad option value).
     """
-    ds = session.get(DataSource, ref["id"])
-    if ds is None or ds.project_name != project:  # a job uses its own project's data sources
+    ds = session.scalar(select(DataSource).where(DataSource.id == ref["id"], usable_in(project)))
+    if ds is None:  # a job uses its own project's data sources and those shared with it
         raise InvalidInputError.of(
             f"{where}.id", f"data source {ref['id']} does not exist in project {project}"
         )

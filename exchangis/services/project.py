@@ -5,12 +5,19 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from exchangis.errors import ConflictError, ForbiddenError, NotFoundError
-from exchangis.models import DataSource, Job, JobExecution, Project, ProjectMember
+from exchangis.models import (
+    DataSource,
+    Job,
+    JobExecution,
+    Project,
+    ProjectMember,
+    SharedDataSource,
+)
 from exchangis.runtime import Runtime
 from exchangis.services.access import Caller, Privilege, privileges, visible_projects
 
@@ -161,4 +168,5 @@ def delete_project(rt: Runtime, caller: Caller, name: str) -> None:
                 raise ConflictError(
                     f"project {name} still has {count} {what}(s): delete them first"
                 )
+        session.execute(delete(SharedDataSource).where(SharedDataSource.project_name == name))
         session.delete(project)
