@@ -10,6 +10,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 from flask.testing import FlaskClient
 
@@ -173,3 +174,70 @@ def flaky_postgres(client: FlaskClient, name: str, refuse: int) -> Iterator[int]
         )
     finally:
         proxy.close()
+
+
+class HostRewritingProxy:
+    """A reverse proxy as the UI's dev server or an nginx recipe runs it: every request goes to
+    ``target`` with ``Host`` rewritten to the target and ``X-Forwarded-Host``/``-Proto``/``-For``
+    naming what the browser asked for. It connects from ``source`` (a loopback address of its
+    own), so a server can tell a trusted proxy from any other peer."""
+
+    HOP = frozenset(
+        ("connection", "keep-alive", "transfer-encoding", "te", "upgrade", "proxy-connection")
+    )
+
+    def __init__(self, target: tuple[str, int], source: str = "127.0.0.1") -> None:
+        import http.server
+
+        proxy = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def _forward(self) -> None:
+                proxy.forward(self)
+
+            do_GET = do_POST = do_PUT = do_DELETE = _forward  # noqa: N815 (http.server names)
+
+            def log_message(self, *_: object) -> None:
+                return
+
+        self.target = target
+        self.source = source
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port: int = self.server.server_address[1]
+        self.origin = f"http://127.0.0.1:{self.port}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def forward(self, handler: Any) -> None:
+        """Send the handler's request on to the target and its answer back."""
+        import http.client
+
+        length = int(handler.headers.get("Content-Length") or 0)
+        body = handler.rfile.read(length) if length else None
+        headers = {k: v for k, v in handler.headers.items() if k.lower() not in self.HOP}
+        headers["Host"] = f"{self.target[0]}:{self.target[1]}"
+        headers["X-Forwarded-Host"] = handler.headers.get("Host", "")
+        headers["X-Forwarded-Proto"] = "http"
+        headers["X-Forwarded-For"] = handler.client_address[0]
+        upstream = http.client.HTTPConnection(
+            *self.target, timeout=60, source_address=(self.source, 0)
+        )
+        try:
+            upstream.request(handler.command, handler.path, body=body, headers=headers)
+            answer = upstream.getresponse()
+            data = answer.read()
+            handler.send_response(answer.status)
+            for key, value in answer.getheaders():
+                if key.lower() not in self.HOP and key.lower() != "content-length":
+                    handler.send_header(key, value)
+            handler.send_header("Content-Length", str(len(data)))
+            handler.end_headers()
+            handler.wfile.write(data)
+        finally:
+            upstream.close()
+
+    def close(self) -> None:
+        """Stop serving."""
+        self.server.shutdown()
+        self.server.server_close()
