@@ -173,3 +173,30 @@ def mysql_to_postgres_job(
             ),
         ],
     )
+
+
+def config_items(elements: list[dict[str, Any]], key: str) -> list[dict[str, Any]]:
+    """The released editor's saved form: each element's value under its ``key`` (``field`` for
+    connector options, ``key`` for settings), every one sent, empty ones too."""
+    return [
+        {
+            "config_key": e[key],
+            "config_name": e["label"],
+            "config_value": e["value"],
+            "sort": e["sort"],
+        }
+        for e in elements
+    ]
+
+
+def bound_data_source(row: dict[str, Any]) -> dict[str, Any]:
+    """The released project dialog's entry for a data source of the list it read."""
+    return {
+        "dataSourceType": row["type"],
+        "dataSourceName": row["name"],
+        "dataSourceDesc": row["desc"],
+        "dataSourceId": row["id"],
+        "modifyTime": row["modifyTime"],
+        "createTime": row["createTime"],
+        "createUser": row["createUser"],
+    }

@@ -13,7 +13,16 @@ import pytest
 from flask.testing import FlaskClient
 
 from tests.conftest import WorkerProcess
-from tests.helpers import DSS, UI_ROUTE, call, datasource, ok, released, wait_until_done
+from tests.helpers import (
+    DSS,
+    UI_ROUTE,
+    call,
+    config_items,
+    datasource,
+    ok,
+    released,
+    wait_until_done,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -21,28 +30,16 @@ pytestmark = pytest.mark.e2e
 def to_save_shape(view: dict[str, Any]) -> list[dict[str, Any]]:
     """Turn the editor's view shape into what it saves, as jobDetail.vue does: params keyed by
     each element's ``field``, settings by its ``key``, every field sent, empty ones too."""
-
-    def items(elements: list[dict[str, Any]], key: str) -> list[dict[str, Any]]:
-        return [
-            {
-                "config_key": e[key],
-                "config_name": e["label"],
-                "config_value": e["value"],
-                "sort": e["sort"],
-            }
-            for e in elements
-        ]
-
     return [
         {
             "subJobName": sub["subJobName"],
             "dataSources": sub["dataSourceIds"],
             "params": {
-                "sources": items(sub["params"]["sources"], "field"),
-                "sinks": items(sub["params"]["sinks"], "field"),
+                "sources": config_items(sub["params"]["sources"], "field"),
+                "sinks": config_items(sub["params"]["sinks"], "field"),
             },
             "transforms": sub["transforms"],
-            "settings": items(sub["settings"], "key"),
+            "settings": config_items(sub["settings"], "key"),
         }
         for sub in view["subJobs"]
     ]

@@ -15,6 +15,7 @@ from tests.helpers import (
     BASE,
     DSS,
     UI_ROUTE,
+    bound_data_source,
     call,
     datasource,
     ok,
@@ -138,19 +139,11 @@ def test_data_sources_bound_in_the_dialog_are_shared_with_the_project(
     users.create_user(rt, editor, "a long password 1")
 
     # the dialog sends back the rows it read from the data source list
-    rows = released(client, "POST", "/datasources/query", {"page": 1, "pageSize": 100})["list"]
+    rows = released(
+        client, "POST", "/datasources/query", {"page": 1, "pageSize": 100, "name": f"gen-{run_id}"}
+    )["list"]
     row = next(r for r in rows if r["id"] == gen)
-    bound = [
-        {
-            "dataSourceType": row["type"],
-            "dataSourceName": row["name"],
-            "dataSourceDesc": row["desc"],
-            "dataSourceId": row["id"],
-            "modifyTime": row["modifyTime"],
-            "createTime": row["createTime"],
-            "createUser": row["createUser"],
-        }
-    ]
+    bound = [bound_data_source(row)]
     name = f"uses{run_id}"
     made = released(
         client,

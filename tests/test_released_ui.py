@@ -27,7 +27,7 @@ from exchangis.services import user as users
 from exchangis.settings import Settings
 from tests import data
 from tests.conftest import ROOT, settings_file
-from tests.helpers import API, BASE, DSS, ok
+from tests.helpers import API, BASE, DSS, bound_data_source, config_items, ok
 from tests.proxy import HostRewritingProxy
 from tests.services import mysql_params, postgres_params
 
@@ -148,18 +148,6 @@ def _mapping(deductions: list[dict[str, Any]]) -> list[dict[str, Any]]:
     ]
 
 
-def _items(elements: list[dict[str, Any]], key: str) -> list[dict[str, Any]]:
-    return [
-        {
-            "config_key": e[key],
-            "config_name": e["label"],
-            "config_value": e["value"],
-            "sort": e["sort"],
-        }
-        for e in elements
-    ]
-
-
 def test_the_released_ui_end_to_end_through_a_host_rewriting_proxy(
     server: str, client: FlaskClient, rt: Runtime, run_id: str
 ) -> None:
@@ -198,18 +186,7 @@ def _replay(ui: Browser, run_id: str) -> None:
 
     # the project page: list, create (binding the data sources), permission, the job tabs
     ui("POST", "/projects?name=&current=1&size=10", {})
-    bound = [
-        {
-            "dataSourceType": row["type"],
-            "dataSourceName": row["name"],
-            "dataSourceDesc": row["desc"],
-            "dataSourceId": row["id"],
-            "modifyTime": row["modifyTime"],
-            "createTime": row["createTime"],
-            "createUser": row["createUser"],
-        }
-        for row in page["list"]
-    ]
+    bound = [bound_data_source(row) for row in page["list"]]
     project = {
         "id": None,
         "projectName": f"ui{run_id}",
@@ -301,11 +278,11 @@ def _replay(ui: Browser, run_id: str) -> None:
             "subJobName": "orders",
             "dataSources": {"source": ends["source"]["ids"], "sink": ends["sink"]["ids"]},
             "params": {
-                "sources": _items(ends["source"]["form"], "field"),
-                "sinks": _items(ends["sink"]["form"], "field"),
+                "sources": config_items(ends["source"]["form"], "field"),
+                "sinks": config_items(ends["sink"]["form"], "field"),
             },
             "transforms": {"type": "MAPPING", "mapping": _mapping(fields["deductions"]), "sql": ""},
-            "settings": _items(settings, "key"),
+            "settings": config_items(settings, "key"),
         }
     ]
     body = {"projectId": pid, "content": json.dumps(content)}

@@ -185,9 +185,9 @@ def test_unsaved(form: dict[str, Any]) -> ResponseReturnValue:
     return _tested(service.check_unsaved(runtime(), current_user(), _ours(form, new=True)))
 
 
-def _one_version(rt_ds: dict[str, Any], version: int) -> None:
+def _one_version(ds: dict[str, Any], version: int) -> None:
     if version != VERSION:
-        raise NotFoundError(f"data source {rt_ds['id']} has one version, {VERSION}")
+        raise NotFoundError(f"data source {ds['id']} has one version, {VERSION}")
 
 
 @blp.route(f"/datasources/{_ID}/{_VERSION}/connect", methods=["PUT"])
