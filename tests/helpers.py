@@ -121,6 +121,13 @@ def wait_until_done(
         time.sleep(0.1)
 
 
+def js_number(value: float) -> str:
+    """Return the text JavaScript's ``String(value)`` gives for a number in 0..100: the shortest
+    decimal that reads back as the same double (as Python's ``repr``), an integer without
+    ``.0``."""
+    return str(int(value)) if value.is_integer() else repr(value)
+
+
 def wait_for(predicate: Any, timeout: float = 30, interval: float = 0.1) -> Any:
     """Return the first truthy value of ``predicate()`` within ``timeout`` seconds."""
     deadline = time.monotonic() + timeout

@@ -12,6 +12,7 @@ from sqlalchemy import or_, update
 from exchangis.db import changed
 from exchangis.engine import stages
 from exchangis.engine.archive import archive_logs
+from exchangis.engine.progress import shown
 from exchangis.models import JobExecution, TaskExecution
 from exchangis.runtime import Runtime, durable
 from exchangis.state.machine import (
@@ -140,17 +141,17 @@ def decide(tasks: list[dict[str, str]], permit: bool, control: str) -> Execution
 
 
 def execution_progress(tasks: list[dict[str, str]]) -> float:
-    """Return the mean task progress; exactly 1.0 only when every task succeeded."""
+    """Return the mean task progress as published (:func:`~exchangis.engine.progress.shown`:
+    below 1, printing short as a percentage); exactly 1.0 only when every task succeeded."""
     if not tasks:
         return 0.0
+    if all(t.get("status") == TaskStatus.SUCCESS for t in tasks):
+        return 1.0
     values = [
-        1.0 if t.get("status") == TaskStatus.SUCCESS else min(float(t.get("progress") or 0), 0.99)
+        1.0 if t.get("status") == TaskStatus.SUCCESS else float(t.get("progress") or 0)
         for t in tasks
     ]
-    mean = sum(values) / len(values)
-    if mean >= 1.0 and any(t.get("status") != TaskStatus.SUCCESS for t in tasks):
-        return 0.99
-    return round(mean, 4)
+    return shown(sum(values) / len(values))
 
 
 def complete(rt: Runtime, eid: str) -> None:

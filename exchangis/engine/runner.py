@@ -22,6 +22,7 @@ from exchangis.connectors.base import Endpoint, Sink, Source
 from exchangis.connectors.ledger import Fence, FencedOffError
 from exchangis.engine import control, finalize, retry, sending
 from exchangis.engine.dirty import ErrorRecords
+from exchangis.engine.progress import shown
 from exchangis.engine.transform import ColumnMapping
 from exchangis.errors import (
     BulkRowRefusedError,
@@ -188,14 +189,15 @@ class Meter:
         self._last_records = 0
 
     def progress(self) -> float:
-        """Return the fraction done, below 1 until the task succeeds."""
+        """Return the fraction done as published (:func:`~exchangis.engine.progress.shown`:
+        below 1 until the task succeeds, printing short as a percentage)."""
         if self.source_progress is not None:
             value = self.source_progress
         elif self.estimate:
             value = self.read / self.estimate
         else:
             value = 0.0
-        return round(min(max(value, 0.0), 0.99), 4)
+        return shown(value)
 
     def fields(self) -> dict[str, Any]:
         """Return the metric fields as stored in the task hash."""
