@@ -150,7 +150,8 @@ class Capabilities:
     where: bool = False
     """Sources: rows can be filtered (option ``where``)."""
     estimate: bool = False
-    """Sources: progress knows how far the read is (a row estimate or the bytes read)."""
+    """Sources: progress knows how far the read is (a row count or estimate, the bytes or the
+    keys read)."""
 
     def describe(self) -> dict[str, Any]:
         """Return the capabilities as a dict (``upsert``: whether ``write_modes`` has it)."""
@@ -277,6 +278,16 @@ class Endpoint:
 
 
 @dataclass(frozen=True)
+class Estimate:
+    """The rows a read selects, as its source knows them before reading."""
+
+    rows: int
+    exact: bool = False
+    """Counted (or read from exact metadata, such as Parquet footers), not a statistic that
+    may be far off."""
+
+
+@dataclass(frozen=True)
 class Reject:
     """One row a sink refused (an error record): its values and the sink's reason."""
 
@@ -320,12 +331,15 @@ class Source(_Connector):
     def open(self) -> pa.Schema:
         """Connect and return the schema of the batches to come (after ``columns``)."""
 
-    def estimate(self) -> int | None:
-        """Return the expected row count for progress, or None when unknown (cheap estimate)."""
+    def estimate(self) -> Estimate | None:
+        """Return the rows the read selects, as known before reading (cheap), or None."""
         return None
 
     def progress(self) -> float | None:
-        """Return the fraction read so far when the source knows it better than rows/estimate."""
+        """Return the position of the rows yielded so far within everything the read selects
+        (0 to 1: the bytes of a file, the last key within the keys selected), or None when
+        the source has no such yardstick. The runner reckons progress from it and
+        :meth:`estimate` (:mod:`exchangis.engine.progress`)."""
         return None
 
     def batch_rows(self, batch_size: int) -> int:

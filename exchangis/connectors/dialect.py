@@ -156,12 +156,21 @@ class Dialect:
         condition = " AND ".join(parts) or "1 = 1"
         return f"({condition}) OR {key} IS NULL" if split.get("nulls") else condition
 
-    def count(
-        self, table: str, where: str | None, split: Mapping[str, Any] | None, most: int
+    def count(self, table: str, where: str | None, split: Mapping[str, Any] | None) -> str:
+        """Return the query counting the rows a read selects."""
+        return self._select(table, "count(*)", [where, self.range(split)])
+
+    def key_span(
+        self, table: str, key: str, where: str | None, split: Mapping[str, Any] | None
     ) -> str:
-        """Return the query counting the rows a read selects, stopping at ``most``."""
-        rows = self._select(table, "1", [where, self.range(split)])
-        return f"SELECT count(*) FROM ({rows} LIMIT {int(most)}) exg_n"
+        """Return the query of the first and last ``key`` a read selects, as one row (NULLs:
+        no rows). Each end is a ``LIMIT 1`` in key order: a descent of the key's index, which
+        stops at the first row the ``where`` takes (MariaDB's ``MIN`` and ``MAX`` under a
+        ``where`` would read every row)."""
+        quoted = self.quote(key)
+        rows = self._select(table, quoted, [where, self.range(split)])
+        first, last = (f"({rows} ORDER BY {quoted} {way} LIMIT 1)" for way in ("ASC", "DESC"))
+        return f"SELECT {first}, {last}"
 
     def bounds(self, table: str, key: str, where: str | None) -> str:
         """Return the query of the smallest and largest ``key`` of the rows ``where`` selects."""

@@ -20,6 +20,7 @@ from exchangis.connectors.base import (
     Capabilities,
     DataSourceType,
     Endpoint,
+    Estimate,
     Sink,
     Source,
 )
@@ -70,9 +71,9 @@ class MemorySource(Source):
         self._open = True
         return SCHEMA
 
-    def estimate(self) -> int | None:
-        """Return the configured row count."""
-        return self.rows
+    def estimate(self) -> Estimate | None:
+        """Return the configured row count (exact)."""
+        return Estimate(self.rows, exact=True)
 
     def batches(self, batch_size: int) -> Iterator[pa.RecordBatch]:
         """Yield generated batches; raise at ``failAtRow`` after yielding the rows before it."""

@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 import pyarrow as pa
 
 from exchangis.connectors import bulk
-from exchangis.connectors.base import Capabilities, Endpoint, Source
+from exchangis.connectors.base import Capabilities, Endpoint, Estimate, Source
 from exchangis.connectors.dialect import Dialect
 from exchangis.connectors.driver import ErrorClass, fetch_all, scrub, translate_errors
 from exchangis.connectors.naming import validate_column, validate_columns, validate_table
@@ -45,9 +45,10 @@ def _inner_bounds(lower: Any, upper: Any, channels: int) -> list[Any]:
     return [p if isinstance(p, int) else str(p) for p in unique]
 
 
-COUNT_CAP = 1_000_000
-"""Most rows an estimate counts when the catalog cannot say (about a second of a database's
-time at worst); past it the estimate is the catalog's, or unknown."""
+COUNT_SECONDS = 2.0
+"""Longest the count of the rows a read selects may run (the server cuts it: a statement
+timeout) before progress does without it; the query of a keyset read's first and last keys
+too. Every task pays it at most once, before its first row."""
 
 
 class SqlSource(Source):
@@ -71,6 +72,8 @@ class SqlSource(Source):
     )
     capabilities: ClassVar[Capabilities] = Capabilities(channels=True, where=True, estimate=True)
     dialect: ClassVar[Dialect]
+    count_seconds: ClassVar[float] = COUNT_SECONDS
+    """Longest a count (or the first and last keys) may take (:data:`COUNT_SECONDS`)."""
 
     def __init__(self, endpoint: Endpoint) -> None:
         super().__init__(endpoint)
@@ -79,10 +82,14 @@ class SqlSource(Source):
         self._conn: Any = None
         self._schema: pa.Schema | None = None
         self._converters: list[ColumnConverter | None] = []
-        self._estimate: int | None = None
+        self._estimate: Estimate | None = None
         self._estimated = False
         self._rows_read = 0
         self._bulk_reader: Iterator[pa.RecordBatch] | None = None
+        self._span: tuple[float, float] | None = None
+        """The first and last keys a keyset read selects (None: not known, or not needed)."""
+        self._last_key: Any = None
+        """The key of the last row yielded by a keyset read."""
 
     # hooks -------------------------------------------------------------------------------------
     @abstractmethod
@@ -96,6 +103,11 @@ class SqlSource(Source):
     @abstractmethod
     def _query_estimate(self) -> int | None:
         """Return the cheap row estimate of the table (connection open, no cursor streaming)."""
+
+    @abstractmethod
+    def _timed(self, sql: str) -> list[tuple[Any, ...]] | None:
+        """Return the rows of ``sql``, or None when it ran past :attr:`count_seconds` (the
+        server, or the driver, cut it; the caller ends the transaction)."""
 
     @abstractmethod
     def _start(self, sql: str) -> tuple[pa.Schema, list[ColumnConverter | None]]:
@@ -176,19 +188,19 @@ class SqlSource(Source):
         )
 
     def _keyset(self, url: str, key: str, keyed: pa.Schema) -> Iterator[pa.RecordBatch]:
-        """Yield the rows in chunks of ``CHUNK_ROWS`` in key order, one connectorx query each.
+        """Yield the rows in chunks of ``CHUNK_ROWS`` in key order, one connectorx query each,
+        with the key as the last column (``keyed``).
 
         connectorx reads ahead of a slower consumer without bound; a chunk bounds that to
         ``CHUNK_ROWS`` rows whatever the table's size. Each chunk is its own snapshot.
         """
         after: Any = None
-        schema = pa.schema(list(keyed)[:-1])
         while True:
             got = 0
             for batch in bulk.stream(url, self._chunk_sql(key, after), keyed, self._bulk_error):
                 got += batch.num_rows
                 after = batch.column(batch.num_columns - 1)[batch.num_rows - 1].as_py()
-                yield pa.RecordBatch.from_arrays(batch.columns[:-1], schema=schema)
+                yield batch
             if got < bulk.CHUNK_ROWS:
                 return
 
@@ -228,9 +240,13 @@ class SqlSource(Source):
         return key, _inner_bounds(lower, upper, channels)
 
     def open(self) -> pa.Schema:
-        """Connect, take the estimate, start streaming and return the schema."""
+        """Connect, take the estimate, start streaming and return the schema.
+
+        A keyset read whose rows were not counted also takes its first and last keys: its
+        progress is the position of the last key read between them (:meth:`progress`).
+        """
         self._ensure_connection()
-        self.estimate()
+        estimate = self.estimate()
         sql = self.select_sql()
         with self._errors(f"read {self.endpoint.describe()}"):
             url = self._bulk_url()
@@ -239,52 +255,89 @@ class SqlSource(Source):
                 keyed, exact = self._describe(self._chunk_sql(key, None, limit=0))
                 if exact and _numeric(keyed.field(len(keyed) - 1).type):
                     self._schema = pa.schema(list(keyed)[:-1])
+                    if estimate is None or not estimate.exact:
+                        self._span = self._key_span(key)
                     self._bulk_reader = self._keyset(url, key, keyed)
                     return self._schema
             self._schema, self._converters = self._start(sql)
         return self._schema
 
-    def _count(self) -> int | None:
-        """Return the rows the read selects, counted up to :data:`COUNT_CAP` (None: more)."""
-        sql = self.dialect.count(
-            self.endpoint.table, self.opts["where"], self.endpoint.split, COUNT_CAP + 1
-        )
+    def _bounded(self, sql: str, what: str) -> tuple[Any, ...] | None:
+        """Return the first row of ``sql`` run for at most :attr:`count_seconds`, or None
+        when it ran longer or failed (progress does without it; the read goes on)."""
         try:
-            found = fetch_all(self._conn, sql)
-        finally:
-            self._end_read()
-        count = int(found[0][0])
-        return count if count <= COUNT_CAP else None
+            with self._errors(what):
+                try:
+                    found = self._timed(sql)
+                finally:
+                    self._end_read()
+        except ConnectorError as exc:
+            log.info("%s failed table=%s error=%s", what, self.endpoint.table, exc)
+            return None
+        if found is None:
+            log.info("%s took over %gs table=%s", what, self.count_seconds, self.endpoint.table)
+            return None
+        return found[0]
 
-    def estimate(self) -> int | None:
-        """Return the rows the read selects: the catalog's estimate for a whole table, else (a
-        ``where``, a channel's range, or a catalog that knows nothing: a table never analysed)
-        a count bounded by :data:`COUNT_CAP` rows (None when unknown)."""
+    def _count(self) -> Estimate | None:
+        """Return the rows the read selects, counted in :attr:`count_seconds` at most."""
+        sql = self.dialect.count(self.endpoint.table, self.opts["where"], self.endpoint.split)
+        found = self._bounded(sql, "count the rows")
+        return None if found is None else Estimate(int(found[0]), exact=True)
+
+    def _key_span(self, key: str) -> tuple[float, float] | None:
+        """Return the first and last ``key`` the read selects (None: no rows, a single key,
+        or the query ran past :attr:`count_seconds`)."""
+        sql = self.dialect.key_span(
+            self.endpoint.table, key, self.opts["where"], self.endpoint.split
+        )
+        found = self._bounded(sql, "find the first and last keys")
+        if found is None or found[0] is None or found[1] is None:
+            return None
+        low, high = float(found[0]), float(found[1])
+        return (low, high) if high > low else None
+
+    def estimate(self) -> Estimate | None:
+        """Return the rows the read selects: the catalog's figure for a whole table (a
+        statistic), else (a ``where``, a channel's range, or a catalog that knows nothing: a
+        table never analysed) a count that the server cuts after :attr:`count_seconds`
+        (then None)."""
         if not self._estimated:
             self._ensure_connection()
             try:
                 with self._errors("estimate"):
                     whole = not self.opts["where"] and not self.endpoint.split
-                    self._estimate = self._query_estimate() if whole else None
-                    if self._estimate is None:
-                        self._estimate = self._count()
+                    rows = self._query_estimate() if whole else None
+                self._estimate = Estimate(rows) if rows is not None else self._count()
             except ConnectorError as exc:
                 log.info("estimate unavailable table=%s error=%s", self.endpoint.table, exc)
                 self._estimate = None
             self._estimated = True
         return self._estimate
 
+    def progress(self) -> float | None:
+        """Return the position of the last key read between the first and last keys the read
+        selects: keyset reads whose rows were not counted (None otherwise)."""
+        if self._span is None:
+            return None
+        if self._last_key is None:
+            return 0.0
+        low, high = self._span
+        return min(max((float(self._last_key) - low) / (high - low), 0.0), 1.0)
+
     def batches(self, batch_size: int) -> Iterator[pa.RecordBatch]:
         """Yield batches of at most ``batch_size`` rows (or ``batchSize`` when smaller)."""
         if self._schema is None:
             raise TerminalConnectorError("source is not open")
         size = self.batch_rows(batch_size)
-        if self._bulk_reader is not None:
+        if self._bulk_reader is not None:  # keyed batches: the key is the last column
             for batch in self._bulk_reader:
                 for start in range(0, batch.num_rows, size):
                     part = batch.slice(start, size)
+                    key = part.column(part.num_columns - 1)
+                    self._last_key = key[part.num_rows - 1].as_py()
                     self._rows_read += part.num_rows
-                    yield part
+                    yield pa.RecordBatch.from_arrays(part.columns[:-1], schema=self._schema)
             return
         while True:
             with self._errors(f"read {self.endpoint.describe()}"):

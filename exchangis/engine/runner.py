@@ -18,11 +18,11 @@ import pyarrow as pa
 from redis.exceptions import RedisError
 from sqlalchemy import select
 
-from exchangis.connectors.base import Endpoint, Sink, Source
+from exchangis.connectors.base import Endpoint, Estimate, Sink, Source
 from exchangis.connectors.ledger import Fence, FencedOffError
 from exchangis.engine import control, finalize, retry, sending
 from exchangis.engine.dirty import ErrorRecords
-from exchangis.engine.progress import shown
+from exchangis.engine.progress import describe, fraction, shown
 from exchangis.engine.transform import ColumnMapping
 from exchangis.errors import (
     BulkRowRefusedError,
@@ -172,8 +172,11 @@ class Meter:
         self.errors = 0
         self.ignored = 0
         self.bytes = 0
-        self.estimate: int | None = None
-        self.source_progress: float | None = None
+        self.estimate: Estimate | None = None
+        """What the source knew of its rows before reading."""
+        self.position: float | None = None
+        """Where the source's read stands (``Source.progress``), after the last batch."""
+        self._shown = 0.0
         self.traffic: dict[str, str] = {}
         self._process = this_process()
         self._process.cpu_percent(None)  # the first figure counts from here
@@ -185,19 +188,16 @@ class Meter:
     def reset(self) -> None:
         """Forget the rows counted so far (the transfer starts again from the first row)."""
         self.read = self.written = self.errors = self.ignored = self.bytes = 0
-        self.source_progress = None
+        self.position = None
+        self._shown = 0.0
         self._last_records = 0
 
     def progress(self) -> float:
-        """Return the fraction done as published (:func:`~exchangis.engine.progress.shown`:
-        below 1 until the task succeeds, printing short as a percentage)."""
-        if self.source_progress is not None:
-            value = self.source_progress
-        elif self.estimate:
-            value = self.read / self.estimate
-        else:
-            value = 0.0
-        return shown(value)
+        """Return the progress to publish: the fraction done by the source's best yardstick,
+        below 1 until the task succeeds, never below a value returned before
+        (:mod:`exchangis.engine.progress`)."""
+        self._shown = max(self._shown, shown(fraction(self.read, self.estimate, self.position)))
+        return self._shown
 
     def fields(self) -> dict[str, Any]:
         """Return the metric fields as stored in the task hash."""
@@ -566,7 +566,8 @@ class TaskRunner:
             schema = source.open()
             mapping = ColumnMapping(schema, ctx.plan.get("mapping") or [])
             log.info(f"Columns: {mapping.describe(schema)}")
-            meter.estimate = source.estimate()
+            meter.estimate, meter.position = source.estimate(), source.progress()
+            log.info(f"Progress follows {describe(meter.estimate, meter.position)}")
             sink.open(mapping.schema)
             dirty = ErrorRecords(settings, log)
             log.info(f"Error records: {dirty.describe()}")
@@ -640,7 +641,7 @@ class TaskRunner:
             meter.bytes += batch.nbytes
             meter.written += sink.write(mapping.apply(batch))
             self._take_rejects(sink, meter, dirty)
-            meter.source_progress = source.progress()
+            meter.position = source.progress()
             self._check(eid, meter, timeout)
             meter.publish()
             if speed or speed_bytes:

@@ -8,7 +8,7 @@ from decimal import Decimal
 import pyarrow as pa
 import pytest
 
-from exchangis.connectors.base import Endpoint, Sink, Source
+from exchangis.connectors.base import Endpoint, Estimate, Sink, Source
 from exchangis.connectors.memory import SCHEMA, MemorySink, MemorySource
 from exchangis.connectors.registry import Registry
 from exchangis.errors import TerminalConnectorError
@@ -24,7 +24,7 @@ def test_source_generates_rows_in_bounded_batches(registry: Registry) -> None:
 
     assert isinstance(source, MemorySource) and isinstance(source, Source)
     assert source.open() == SCHEMA
-    assert source.estimate() == 25
+    assert source.estimate() == Estimate(25, exact=True)
     batches = list(source.batches(10))
     assert [b.num_rows for b in batches] == [10, 10, 5]
     assert batches[0].to_pylist()[1] == {"id": 2, "name": "name-2", "amount": Decimal("0.02")}

@@ -232,7 +232,7 @@ def test_estimate_and_progress_are_bounded_and_rise(
     with REGISTRY.source(endpoint) as source:
         source.open()
         estimate = source.estimate()
-        assert estimate is None or estimate >= 0
+        assert estimate is None or estimate.rows >= 0
         rows = 0
         for batch in source.batches(10):
             rows += batch.num_rows

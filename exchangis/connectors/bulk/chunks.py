@@ -120,7 +120,8 @@ class Chunks:
         *,
         cut: bool = False,
     ) -> Iterator[pa.RecordBatch]:
-        """Yield the rows of a keyset read (without the key), one connectorx query a chunk.
+        """Yield the rows of a keyset read (``keyed``: the key last), one connectorx query a
+        chunk.
 
         ``chunk_sql(after, limit)`` is the query of the next chunk: the rows after key value
         ``after`` (None: from the start) in key order, at most ``limit``, the key last. With
@@ -129,7 +130,6 @@ class Chunks:
         whose last row has nothing after it.
         """
         fields = list(self.keyed)
-        out = pa.schema(fields[:-1])
         schema = (
             pa.schema([*fields[:-1], pa.field(MORE, pa.bool_()), fields[-1]]) if cut else self.keyed
         )
@@ -142,9 +142,12 @@ class Chunks:
                 size += batch.nbytes
                 widest = max(widest, batch.nbytes / batch.num_rows)
                 after = batch.column(batch.num_columns - 1)[batch.num_rows - 1].as_py()
-                if cut:
-                    more = bool(batch.column(batch.num_columns - 2)[batch.num_rows - 1].as_py())
-                yield pa.RecordBatch.from_arrays(batch.columns[: len(out)], schema=out)
+                if not cut:
+                    yield batch
+                    continue
+                more = bool(batch.column(batch.num_columns - 2)[batch.num_rows - 1].as_py())
+                columns = batch.columns  # the batch without the flag
+                yield pa.RecordBatch.from_arrays([*columns[:-2], columns[-1]], schema=self.keyed)
             self.count += 1
             self.largest = max(self.largest, size)
             if widest:

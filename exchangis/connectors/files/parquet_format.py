@@ -31,7 +31,7 @@ from typing import Any, BinaryIO, ClassVar
 
 import pyarrow as pa
 
-from exchangis.connectors.base import Endpoint
+from exchangis.connectors.base import Endpoint, Estimate
 from exchangis.connectors.files.paths import is_glob, matching_files, name_suffixes
 from exchangis.connectors.files.row_groups import (
     ROW_GROUP_BYTES,
@@ -148,9 +148,9 @@ class ParquetSource(FileSource):
         self._restore = None if written.equals(schema) else written
         return written
 
-    def estimate(self) -> int | None:
-        """Return the row count the files' footers give (None before :meth:`open`)."""
-        return self._rows
+    def estimate(self) -> Estimate | None:
+        """Return the row count the files' footers give, exact (None before :meth:`open`)."""
+        return None if self._rows is None else Estimate(self._rows, exact=True)
 
     def progress(self) -> float | None:
         """Return None: rows read over :meth:`estimate` is exact."""

@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 
 import pyarrow as pa
 
-from exchangis.connectors.base import Capabilities, Endpoint, Source
+from exchangis.connectors.base import Capabilities, Endpoint, Estimate, Source
 from exchangis.connectors.files.common import (
     NAME,
     SHARED_OPTIONS,
@@ -80,7 +80,7 @@ class FileSource(FileConnector, Source):
         schema: pa.Schema = self._reader.schema
         return schema
 
-    def estimate(self) -> int | None:
+    def estimate(self) -> Estimate | None:
         """Return None: a file's row count is unknown until read (see :meth:`progress`)."""
         return None
 

@@ -11,7 +11,7 @@ import pyarrow as pa
 
 from exchangis.connectors import bulk
 from exchangis.connectors.base import Endpoint
-from exchangis.connectors.driver import ErrorClass
+from exchangis.connectors.driver import ErrorClass, fetch_all
 from exchangis.connectors.mysql.connection import NAME, classify, open_connection
 from exchangis.connectors.mysql.dialect import DIALECT
 from exchangis.connectors.mysql.types import _bulk_exact, arrow_field
@@ -21,6 +21,10 @@ from exchangis.connectors.sql_source import SqlSource
 from exchangis.connectors.values import ColumnConverter
 
 log = logging.getLogger(__name__)
+
+_TIMED_OUT = frozenset({1969, 3024})
+"""Server errors of a statement cut at its time limit (MariaDB ``max_statement_time``, MySQL
+``MAX_EXECUTION_TIME``)."""
 
 
 class MySqlSource(SqlSource):
@@ -60,6 +64,23 @@ class MySqlSource(SqlSource):
             row = cur.fetchone()
         self._conn.commit()  # end the snapshot so the SELECT sees current data
         return int(row[0]) if row and row[0] is not None else None
+
+    def _timed(self, sql: str) -> list[tuple[Any, ...]] | None:
+        import pymysql
+
+        seconds = max(self.count_seconds, 0.001)  # 0 would mean no limit
+        if "mariadb" in str(self._conn.get_server_info()).lower():
+            sql = f"SET STATEMENT max_statement_time = {seconds:.3f} FOR {sql}"
+        else:  # MySQL: an optimizer hint of the top SELECT
+            sql = sql.replace(
+                "SELECT", f"SELECT /*+ MAX_EXECUTION_TIME({int(seconds * 1000)}) */", 1
+            )
+        try:
+            return fetch_all(self._conn, sql)
+        except pymysql.err.OperationalError as exc:
+            if exc.args and exc.args[0] in _TIMED_OUT:
+                return None
+            raise
 
     def _start(self, sql: str) -> tuple[pa.Schema, list[ColumnConverter | None]]:
         import pymysql.cursors

@@ -87,6 +87,16 @@ class PostgresSource(SqlSource):
             return None
         return int(row[0])
 
+    def _timed(self, sql: str) -> list[tuple[Any, ...]] | None:
+        from psycopg.errors import QueryCanceled
+
+        milliseconds = max(1, int(self.count_seconds * 1000))
+        try:  # for this transaction only
+            self._conn.execute(f"SET LOCAL statement_timeout = {milliseconds}")
+            return [tuple(row) for row in self._conn.execute(sql).fetchall()]
+        except QueryCanceled:
+            return None
+
     def _start(self, sql: str) -> tuple[pa.Schema, list[ColumnConverter | None]]:
         from psycopg.types.string import TextLoader
 

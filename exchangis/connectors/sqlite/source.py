@@ -4,6 +4,7 @@ the columns' declared types."""
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -19,6 +20,9 @@ from exchangis.connectors.values import ColumnConverter
 from exchangis.errors import TerminalConnectorError
 
 log = logging.getLogger(__name__)
+
+_CHECK_EVERY = 10_000
+"""Virtual machine instructions between two looks at a timed query's clock."""
 
 
 class SqliteSource(SqlSource):
@@ -43,6 +47,20 @@ class SqliteSource(SqlSource):
             f"SELECT max(rowid) FROM {self.dialect.quote_table(self.endpoint.table)}"
         ).fetchone()
         return int(row[0]) if row and isinstance(row[0], int) else 0
+
+    def _timed(self, sql: str) -> list[tuple[Any, ...]] | None:
+        import sqlite3
+
+        deadline = time.monotonic() + self.count_seconds
+        self._conn.set_progress_handler(lambda: time.monotonic() > deadline, _CHECK_EVERY)
+        try:
+            return [tuple(row) for row in self._conn.execute(sql).fetchall()]
+        except sqlite3.OperationalError as exc:
+            if "interrupted" in str(exc):
+                return None
+            raise
+        finally:
+            self._conn.set_progress_handler(None, 0)
 
     def _declared_types(self) -> dict[str, str]:
         pragma, table = _qualified(self.endpoint.table, "table_info")
