@@ -188,6 +188,11 @@ def test_data_sources_bound_in_the_dialog_are_shared_with_the_project(
     eid = ok(them, "POST", f"/job/{job_id}/execute", {})["jobExecutionId"]
     assert wait_until_done(them, eid)["status"] == "Success"
 
+    # the owner of a project sends back what an admin shared with it: nothing more is needed
+    mine = released(them, "POST", "/createProject", dialog(f"mine{run_id}"))["projectId"]
+    released(client, "PUT", "/updateProject", dialog(f"mine{run_id}", id=mine, dataSources=bound))
+    again = dialog(f"mine{run_id}", id=mine, description="d", dataSources=bound)
+    released(them, "PUT", "/updateProject", again)
     # the editor may not share what they cannot change; nothing used is unshared or deleted
     reply = call(
         them, "PUT", "/updateProject", dialog(name, id=pid, dataSources=[]), 409, prefix=DSS

@@ -167,31 +167,36 @@ def check_shareable(rt: Runtime, caller: Caller, ds_ids: Iterable[int], field: s
         InvalidInputError: naming ``field`` and the first data source that cannot be shared.
     """
     with rt.sessions() as session:
-        for ds_id in ds_ids:
-            try:
-                fetch(session, caller, DataSource, ds_id, Privilege.EDIT)
-            except ExchangisError as exc:
-                raise InvalidInputError.of(field, exc.message) from None
+        _check_shareable(session, caller, ds_ids, field)
+
+
+def _check_shareable(session: Session, caller: Caller, ds_ids: Iterable[int], field: str) -> None:
+    for ds_id in ds_ids:
+        try:
+            fetch(session, caller, DataSource, ds_id, Privilege.EDIT)
+        except ExchangisError as exc:
+            raise InvalidInputError.of(field, exc.message) from None
 
 
 def share(rt: Runtime, caller: Caller, project: str, ds_ids: Iterable[int], field: str) -> None:
     """Make exactly ``ds_ids`` the data sources shared with ``project`` (besides its own).
 
     The caller edits the project and every data source newly shared (who may change a data
-    source decides who may use it). A data source that ``project``'s jobs use stays.
+    source decides who may use it; those shared already may be sent back by anyone editing the
+    project). A data source that ``project``'s jobs use stays.
 
     Raises:
         InvalidInputError: naming ``field``: a data source the caller may not share.
         ConflictError: one to unshare is used by a job of ``project``.
     """
     wanted = set(ds_ids)
-    check_shareable(rt, caller, wanted, field)
     with rt.sessions.begin() as session:
         require(session, caller, project, Privilege.EDIT, f"project {project}")
         rows = session.scalars(
             select(SharedDataSource).where(SharedDataSource.project_name == project)
         )
         held = {row.datasource_id: row for row in rows}
+        _check_shareable(session, caller, sorted(wanted - set(held)), field)
         for ds_id in sorted(wanted - set(held)):
             ds = session.get(DataSource, ds_id)
             if ds is not None and ds.project_name != project:
