@@ -4,6 +4,7 @@ cursor); backends fill in the driver hooks."""
 from __future__ import annotations
 
 import logging
+import time
 from abc import abstractmethod
 from collections.abc import Iterator, Sequence
 from decimal import Decimal
@@ -48,7 +49,10 @@ def _inner_bounds(lower: Any, upper: Any, channels: int) -> list[Any]:
 COUNT_SECONDS = 2.0
 """Longest the count of the rows a read selects may run (the server cuts it: a statement
 timeout) before progress does without it; the query of a keyset read's first and last keys
-too. Every task pays it at most once, before its first row."""
+too. Every task pays each at most once."""
+SPAN_AFTER_SECONDS = 0.2
+"""How long a keyset read whose rows were not counted runs before it takes its first and last
+keys (its progress is 0 until then): tiny reads, done sooner, never run that query."""
 
 
 class SqlSource(Source):
@@ -74,6 +78,9 @@ class SqlSource(Source):
     dialect: ClassVar[Dialect]
     count_seconds: ClassVar[float] = COUNT_SECONDS
     """Longest a count (or the first and last keys) may take (:data:`COUNT_SECONDS`)."""
+    span_after_seconds: ClassVar[float] = SPAN_AFTER_SECONDS
+    """How long a keyset read runs before it takes its first and last keys
+    (:data:`SPAN_AFTER_SECONDS`)."""
 
     def __init__(self, endpoint: Endpoint) -> None:
         super().__init__(endpoint)
@@ -88,6 +95,9 @@ class SqlSource(Source):
         self._bulk_reader: Iterator[pa.RecordBatch] | None = None
         self._span: tuple[float, float] | None = None
         """The first and last keys a keyset read selects (None: not known, or not needed)."""
+        self._span_key: str | None = None
+        """The key whose first and last values are still to be taken (at ``_span_due``)."""
+        self._span_due = 0.0
         self._last_key: Any = None
         """The key of the last row yielded by a keyset read."""
 
@@ -242,7 +252,8 @@ class SqlSource(Source):
     def open(self) -> pa.Schema:
         """Connect, take the estimate, start streaming and return the schema.
 
-        A keyset read whose rows were not counted also takes its first and last keys: its
+        A keyset read whose rows were not counted also takes its first and last keys once it
+        has run :attr:`span_after_seconds` (a read done sooner never pays for that query): its
         progress is the position of the last key read between them (:meth:`progress`).
         """
         self._ensure_connection()
@@ -255,8 +266,9 @@ class SqlSource(Source):
                 keyed, exact = self._describe(self._chunk_sql(key, None, limit=0))
                 if exact and _numeric(keyed.field(len(keyed) - 1).type):
                     self._schema = pa.schema(list(keyed)[:-1])
-                    if estimate is None or not estimate.exact:
-                        self._span = self._key_span(key)
+                    if estimate is None or not estimate.exact:  # its span, once it has lasted
+                        self._span_key = key
+                        self._span_due = time.monotonic() + self.span_after_seconds
                     self._bulk_reader = self._keyset(url, key, keyed)
                     return self._schema
             self._schema, self._converters = self._start(sql)
@@ -318,6 +330,11 @@ class SqlSource(Source):
     def progress(self) -> float | None:
         """Return the position of the last key read between the first and last keys the read
         selects: keyset reads whose rows were not counted (None otherwise)."""
+        if self._span_key is not None:
+            if time.monotonic() < self._span_due:
+                return 0.0  # no other yardstick in the meantime: it would be left behind
+            key, self._span_key = self._span_key, None
+            self._span = self._key_span(key)
         if self._span is None:
             return None
         if self._last_key is None:

@@ -565,9 +565,9 @@ class TaskRunner:
                     raise Committed(earlier)
             schema = source.open()
             mapping = ColumnMapping(schema, ctx.plan.get("mapping") or [])
-            log.info(f"Columns: {mapping.describe(schema)}")
             meter.estimate, meter.position = source.estimate(), source.progress()
-            log.info(f"Progress follows {describe(meter.estimate, meter.position)}")
+            yardstick = describe(meter.estimate, meter.position)  # one line: each costs a task
+            log.info(f"Columns: {mapping.describe(schema)}; progress follows {yardstick}")
             sink.open(mapping.schema)
             dirty = ErrorRecords(settings, log)
             log.info(f"Error records: {dirty.describe()}")

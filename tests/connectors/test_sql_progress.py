@@ -146,6 +146,7 @@ def test_a_count_past_its_time_gives_way_to_the_key_position(
 ) -> None:
     table = keyed_table(server, 2000)
     monkeypatch.setattr(SqlSource, "count_seconds", 0.3)
+    monkeypatch.setattr(SqlSource, "span_after_seconds", 0)  # the span at the first batch
     endpoint = server.endpoint(table, where=SLOW_ROW[server.kind])
 
     with server.registry.source(endpoint) as source:
@@ -162,9 +163,11 @@ def test_a_count_past_its_time_gives_way_to_the_key_position(
     assert [p for _, p in seen] == pytest.approx(dense_positions(seen, 2000))
 
 
-def test_rows_past_a_stale_catalog_figure_follow_the_key_position(server: Backend) -> None:
+def test_rows_past_a_stale_catalog_figure_follow_the_key_position(
+    server: Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
     table = keyed_table(server, 1000, analysed_at=20)
-
+    monkeypatch.setattr(SqlSource, "span_after_seconds", 0)
     with server.registry.source(server.endpoint(table)) as source:
         source.open()
         estimate = source.estimate()
@@ -190,3 +193,23 @@ def test_a_sqlite_count_past_its_time_is_given_up(
 
     assert seen[-1][0] == sum("9" in f"row {i}" for i in range(20_000))  # the read is not cut
     assert {p for _, p in seen} == {None}  # no keyset read: progress reckons by rows
+
+
+def test_a_keyset_read_done_before_its_span_is_due_never_queries_it(
+    server: Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    table = keyed_table(server, 1000, analysed_at=20)
+    asked: list[str] = []
+    monkeypatch.setattr(SqlSource, "_key_span", lambda self, key: asked.append(key))
+    monkeypatch.setattr(SqlSource, "span_after_seconds", 60)  # the read is done long before
+    with server.registry.source(server.endpoint(table)) as source:
+        source.open()
+        seen = read_positions(source, 50)
+    assert seen[-1][0] == 1000 and {p for _, p in seen} == {0.0}  # no yardstick left behind
+    assert asked == []
+
+    monkeypatch.setattr(SqlSource, "span_after_seconds", 0)
+    with server.registry.source(server.endpoint(table)) as source:
+        source.open()
+        read_positions(source, 50)
+    assert asked == ["id"]  # once, at the first batch past the delay
