@@ -8,7 +8,7 @@ import traceback
 from collections.abc import Mapping
 from typing import Any
 
-from flask import Flask, make_response, request
+from flask import Flask, make_response, request, send_from_directory
 from flask.typing import ResponseReturnValue
 from flask_smorest import Api
 from redis.exceptions import RedisError
@@ -28,6 +28,8 @@ from exchangis.api import (
 from exchangis.api.common import (
     ALIAS_TAG,
     BASE,
+    DOCS_ASSETS,
+    DOCS_ASSETS_ENDPOINT,
     PREFIXES,
     authenticate,
     envelope,
@@ -151,6 +153,13 @@ SECURITY: list[dict[str, list[str]]] = [{name: []} for name in SECURITY_SCHEMES]
 """Every operation takes any one of them, but the sign-in (marked ``security: []``)."""
 
 
+def docs_asset(filename: str) -> ResponseReturnValue:
+    """Serve a file of the API page (Swagger UI, from the ``swagger-ui-bundle`` package)."""
+    from swagger_ui_bundle import swagger_ui_path
+
+    return send_from_directory(swagger_ui_path, filename, max_age=3600)
+
+
 def create_app(config: Mapping[str, Any] | Settings | None = None) -> Flask:
     """Build the API app; ``config`` is a Settings object or setting overrides."""
     settings = config if isinstance(config, Settings) else load_settings(config)
@@ -161,6 +170,9 @@ def create_app(config: Mapping[str, Any] | Settings | None = None) -> Flask:
         OPENAPI_VERSION="3.0.3",
         OPENAPI_URL_PREFIX=PREFIXES[0],
         OPENAPI_JSON_PATH="openapi.json",
+        # the interactive page, its assets served by us from a PyPI package: it works offline
+        OPENAPI_SWAGGER_UI_PATH="docs",
+        OPENAPI_SWAGGER_UI_URL=f"{PREFIXES[0]}{DOCS_ASSETS}/",
         JSON_SORT_KEYS=False,
         MAX_CONTENT_LENGTH=settings.max_request_bytes,
     )
@@ -179,6 +191,9 @@ def create_app(config: Mapping[str, Any] | Settings | None = None) -> Flask:
         for module in (user, project, datasource, connector, job, execution, schedule):
             api.register_blueprint(module.blp, url_prefix=prefix, name=tag + module.blp.name)
         api.register_blueprint(user.session_blp, url_prefix=prefix, name=tag + "session")
+    app.add_url_rule(
+        f"{PREFIXES[0]}{DOCS_ASSETS}/<path:filename>", DOCS_ASSETS_ENDPOINT, docs_asset
+    )
     register_error_handlers(app)
     install_log_masking()
 

@@ -218,6 +218,8 @@ REFUSALS: dict[tuple[str, str], tuple[int, Any]] = {
     ("POST", "/user/logout"): (200, "skip"),
     ("GET", "/user/userInfo"): (200, None),
     ("GET", "/openapi.json"): (200, "skip"),  # not in the envelope: the public spec
+    ("GET", "/docs"): (200, "skip"),  # the API page and its files, public
+    ("GET", "/docs/assets/<filename>"): (200, "skip"),
     ("GET", "/connectors"): (200, None),  # forms of the connectors: the same for everyone
     ("GET", "/connectors/<kind>"): (200, None),
     ("POST", "/schedules"): (404, "plan_body"),

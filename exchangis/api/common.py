@@ -26,8 +26,14 @@ USER_HEADER = "X-Exchangis-User"
 COOKIE = "exchangis_token"
 """The session cookie: the bearer token of a login, HttpOnly."""
 
-PUBLIC_ENDPOINTS = frozenset({"api-docs.openapi_json"})
-"""Endpoints of other packages that need no credentials (ours are marked :func:`public`)."""
+DOCS_ASSETS = "/docs/assets"
+"""Where the API page's files are served, below the primary prefix."""
+DOCS_ASSETS_ENDPOINT = "api_docs_assets"
+PUBLIC_ENDPOINTS = frozenset(
+    {"api-docs.openapi_json", "api-docs.openapi_swagger_ui", DOCS_ASSETS_ENDPOINT}
+)
+"""Endpoints that need no credentials: the API's description, its page and the page's files
+(ours elsewhere are marked :func:`public`)."""
 
 View = TypeVar("View", bound=Callable[..., Any])
 

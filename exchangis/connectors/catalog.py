@@ -131,8 +131,13 @@ class SqlCatalog(Catalog):
         return [Column(str(n), str(t), bool(null), bool(key)) for n, t, null, key in rows]
 
 
-def page(names: Sequence[Any], name: str | None, offset: int, limit: int) -> dict[str, Any]:
-    """Return ``{total, items}``: the names containing ``name`` (any case), one page of them."""
+def page(items: Sequence[Any], name: str | None, offset: int, limit: int) -> dict[str, Any]:
+    """Return ``{total, items}``: the names (or columns, by their ``name``) containing ``name``
+    (any case), one page of them."""
     wanted = (name or "").lower()
-    matching = [n for n in names if wanted in str(getattr(n, "name", n)).lower()]
+    matching = [
+        item
+        for item in items
+        if wanted in str(item["name"] if isinstance(item, dict) else item).lower()
+    ]
     return {"total": len(matching), "items": list(matching[offset : offset + limit])}
