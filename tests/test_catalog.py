@@ -47,7 +47,7 @@ def test_mariadb_and_postgresql_list_databases_tables_and_columns(
         "note": ("text", True, False),
         "ratio": ("double", True, False),
     }
-    assert list(_columns(client, my, f"table={tables['my_src']}&name=AM")) == ["amount"]
+    assert list(_columns(client, my, f"table={tables['my_src']}&name=AMO")) == ["amount"]
     pg_columns = _columns(client, pg, f"db=test&table={tables['pg_src']}")
     assert list(pg_columns) == ["id", "name", "amount", "created", "day", "flag", "note", "ratio"]
     assert pg_columns["id"] == ("bigint", False, True)
