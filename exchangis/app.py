@@ -15,6 +15,7 @@ from redis.exceptions import RedisError
 from sqlalchemy.exc import InterfaceError, OperationalError
 from werkzeug.exceptions import HTTPException
 
+from exchangis import process_log
 from exchangis.api import (
     connector,
     datasource,
@@ -200,6 +201,8 @@ def create_app(config: Mapping[str, Any] | Settings | None = None) -> Flask:
     @app.before_request
     def set_zone() -> None:
         wire_zone.set(rt.zone)
+        named = request.view_args or {}  # the process's log lines name what the request does
+        process_log.only(execution=named.get("eid"), task=named.get("task_id"))
 
     app.before_request(authenticate)
 

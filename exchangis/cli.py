@@ -8,11 +8,13 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from types import FrameType
 
-from exchangis.errors import install_log_masking
+from exchangis import process_log
+from exchangis.errors import SettingsError
 from exchangis.settings import ADMIN_PASSWORD_FILE, EMBEDDED_REDIS_DIR, load_settings
 
 logger = logging.getLogger("exchangis")
@@ -88,8 +90,13 @@ def cmd_worker(args: argparse.Namespace) -> int:
     # No libpq or MySQL client defaults (a password or file a data source would use).
     inherited = {k: v for k, v in os.environ.items() if not k.startswith(("PG", "MYSQL_"))}
     env = {**WORKER_MEMORY_ENV, **inherited}
-    for name, command in commands.items():
-        children[name] = subprocess.Popen(command, env=env)
+    relayed = load_settings().log_format == "json"
+
+    def start(name: str) -> subprocess.Popen[bytes]:
+        return _start(commands[name], env, name if relayed else None)
+
+    for name in commands:
+        children[name] = start(name)
     while not stopping:
         time.sleep(0.5)
         for name, child in list(children.items()):
@@ -97,10 +104,33 @@ def cmd_worker(args: argparse.Namespace) -> int:
             if code is not None and not stopping:
                 logger.error("worker %s exited with code %s: starting a new one", name, code)
                 time.sleep(1)
-                children[name] = subprocess.Popen(commands[name], env=env)
+                children[name] = start(name)
     for child in children.values():
         child.wait()
     return 0
+
+
+def _start(command: list[str], env: dict[str, str], relayed: str | None) -> subprocess.Popen[bytes]:
+    """Start a child; ``relayed``: its output goes through :func:`_relay` under that name."""
+    if relayed is None:
+        return subprocess.Popen(command, env=env)
+    child = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    threading.Thread(target=_relay, args=(child, relayed), daemon=True).start()
+    return child
+
+
+def _relay(child: subprocess.Popen[bytes], name: str) -> None:
+    """Pass a child's output on as JSON lines: its own log lines as they are, anything else
+    it prints (a library's message at shutdown) as a line of the logger ``exchangis.<name>``."""
+    assert child.stdout is not None
+    said = logging.getLogger(f"exchangis.{name}")
+    for raw in child.stdout:
+        line = raw.decode(errors="replace").rstrip()
+        if line.startswith("{") and line.endswith("}"):
+            sys.stderr.write(line + "\n")
+            sys.stderr.flush()
+        elif line:
+            said.info(line)
 
 
 def cmd_secrets_rotate(_: argparse.Namespace) -> int:
@@ -317,8 +347,11 @@ def _stop_children(children: list[subprocess.Popen[bytes]]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Parse the command line and run one command."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    install_log_masking()
+    try:
+        log_format = load_settings().log_format
+    except SettingsError:  # the command says what is wrong with the settings
+        log_format = "text"
+    process_log.configure(log_format)
     parser = argparse.ArgumentParser(prog="exchangis")
     sub = parser.add_subparsers(dest="command", required=True)
     db = sub.add_parser("db", help="metadata schema")

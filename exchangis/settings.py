@@ -71,6 +71,9 @@ class Settings:
     """Largest request body the API reads; a larger one is a 413 in the envelope."""
     timezone: str = "UTC"
     """Zone of the ``YYYY-MM-DD HH:MM:SS`` times on the wire."""
+    log_format: str = "text"
+    """The processes' own log lines on standard error: ``text``, or ``json`` (one object a
+    line, with the execution and task a line is about)."""
     data_dir: str = "var"
     """Where the embedded default keeps its SQLite file, Redis files and demo data."""
     batch_size: int = 10000
@@ -276,6 +279,8 @@ def _validate(settings: Settings) -> None:
     ]
     if not 0 < settings.port < 65536:
         problems.append(f"port={settings.port}: must be 1..65535")
+    if settings.log_format not in ("text", "json"):
+        problems.append(f"log_format={settings.log_format!r}: must be text or json")
     if settings.heartbeat_timeout_seconds <= settings.heartbeat_seconds:
         problems.append("heartbeat_timeout_seconds: must exceed heartbeat_seconds")
     problems += [

@@ -24,6 +24,7 @@ def worker_argv(settings: Settings, extra: list[str] | None = None) -> list[str]
     """Return the ``worker`` command line that consumes the default and the routed queues."""
     queues = ",".join(dict.fromkeys([settings.task_queue, *settings.queues]))
     return [
+        *(["--quiet"] if settings.log_format == "json" else []),  # no banner: JSON lines only
         "worker",
         "--loglevel=INFO",
         f"--concurrency={settings.worker_concurrency}",

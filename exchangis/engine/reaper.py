@@ -22,6 +22,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from exchangis import process_log
 from exchangis.engine import archive, control, finalize, retry, sending, stages
 from exchangis.models import JobExecution
 from exchangis.runtime import Runtime
@@ -100,12 +101,13 @@ def _drive_executions(rt: Runtime) -> None:
     """Drive every unfinished execution one step (see the module's docstring)."""
     grace = rt.settings.heartbeat_timeout_seconds
     for eid, sql_control in _unfinished(rt):
-        execution = rt.store.execution(eid)
-        if execution is None:
-            if rt.store.missing_for(eid) >= grace:
-                _step(f"adopt {eid}", _adopt, rt, eid)
-            continue
-        _step(f"drive {eid}", _drive, rt, eid, execution, sql_control)
+        with process_log.about(execution=eid):
+            execution = rt.store.execution(eid)
+            if execution is None:
+                if rt.store.missing_for(eid) >= grace:
+                    _step(f"adopt {eid}", _adopt, rt, eid)
+                continue
+            _step(f"drive {eid}", _drive, rt, eid, execution, sql_control)
     rt.store.forget_missing_older_than(grace * 4)
 
 
@@ -159,6 +161,11 @@ def _reap_task(rt: Runtime, tid: int) -> bool:
     if task is None or task.get("status") != TaskStatus.RUNNING:
         rt.store.drop_heartbeat(tid)
         return False
+    with process_log.about(execution=task["execution_id"], task=tid):
+        return _reap_running(rt, tid, task)
+
+
+def _reap_running(rt: Runtime, tid: int, task: dict[str, str]) -> bool:
     eid = task["execution_id"]
     execution = rt.store.execution(eid) or {}
     timeout = rt.settings.heartbeat_timeout_seconds

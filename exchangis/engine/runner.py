@@ -18,6 +18,7 @@ import pyarrow as pa
 from redis.exceptions import RedisError
 from sqlalchemy import select
 
+from exchangis import process_log
 from exchangis.connectors.base import Endpoint, Estimate, Sink, Source
 from exchangis.connectors.ledger import Fence, FencedOffError
 from exchangis.engine import control, finalize, retry, sending
@@ -339,10 +340,17 @@ class TaskRunner:
 
     def run(self) -> TaskStatus | None:
         """Claim and run the task; return its final status, or None when the claim failed."""
-        task = self.store.task(self.tid)
-        if task is None:
-            logger.warning("task=%s has no live state; message dropped", self.tid)
-            return None
+        with process_log.about(task=self.tid):
+            task = self.store.task(self.tid)
+            if task is None:
+                logger.warning("task=%s has no live state; message dropped", self.tid)
+                return None
+            with process_log.about(execution=task["execution_id"]):
+                status = self._run(task)
+                logger.info("task=%s attempt ended: %s", self.tid, status or "not run here")
+                return status
+
+    def _run(self, task: dict[str, str]) -> TaskStatus | None:
         eid = task["execution_id"]
         attempts = int(task.get("attempts") or 0) + 1
         self.claim = uuid.uuid4().hex  # this attempt's token: every later move must match it
