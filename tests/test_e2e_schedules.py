@@ -18,7 +18,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -196,6 +196,7 @@ def test_a_scheduler_stopped_for_20_seconds_obeys_each_misfire_policy(
     }
     time.sleep(4)
     (worker,) = s.own.workers
+    stopped_at = datetime.now(UTC).replace(tzinfo=None)
     _group(worker, signal.SIGSTOP)
     time.sleep(20)
     _group(worker, signal.SIGCONT)
@@ -214,7 +215,14 @@ def test_a_scheduler_stopped_for_20_seconds_obeys_each_misfire_policy(
     assert_every_2s(fire_times(nothing))  # every fire is recorded: run or skipped
     catch_up = s.settled(plans["CATCH_UP_ALL"])
     assert_every_2s(fire_times(catch_up))
-    assert all(c.job_status == "SUCCESSFUL" for c in catch_up)
+    # every catch-up runs; only a run caught in flight by the stop may end otherwise (its
+    # heartbeat and the reaper come back together: it may be reaped as its worker lost)
+    failed = [
+        (c.scheduled_at, c.job_status, c.execution_status, c.error)
+        for c in catch_up
+        if c.job_status != "SUCCESSFUL"
+    ]
+    assert len(failed) <= 1 and all(at < stopped_at for at, *_ in failed), failed
 
 
 def test_a_scheduler_killed_after_committing_a_fire_leaves_it_to_the_sweep(

@@ -6,14 +6,12 @@ from __future__ import annotations
 import io
 import json
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
-from flask.testing import FlaskClient
-
 from exchangis import process_log
-from exchangis.settings import Settings
-from tests.conftest import WorkerProcess
-from tests.helpers import create_job, datasource, sub_job, tasks_by_name, wait_until_done
+from tests.conftest import OwnDeployment
+from tests.helpers import create_job, datasource, execute, sub_job, tasks_by_name, wait_until_done
 
 
 def _logged(log_format: str, *, raising: bool = False) -> list[str]:
@@ -59,30 +57,18 @@ def test_text_lines_end_with_the_ids() -> None:
 
 
 def test_a_worker_in_json_writes_json_lines_only_and_its_task_lines_name_both(
-    client: FlaskClient, migrated: Settings, tmp_path: Path
+    own_deployment: Callable[..., OwnDeployment], tmp_path: Path
 ) -> None:
-    worker = WorkerProcess(
-        migrated.with_overrides({"log_format": "json", "queues": ("json-logs",)}),
-        tmp_path / "worker",
-    )
-    worker.start()
-    try:
-        memory = datasource(client, f"mem-{tmp_path.name}", "MEMORY", {})
-        lite = datasource(
-            client, f"lite-{tmp_path.name}", "SQLITE", {"path": str(tmp_path / "l.db")}
-        )
-        content = [
-            sub_job("s", ("MEMORY", memory, "gen"), ("SQLITE", lite, "t"), sources={"rows": 5})
-        ]
-        job_id = create_job(client, f"json-logs-{tmp_path.name}", content)
-        body = {"labels": {"route": "json-logs"}}
-        eid = client.post(f"/api/rest_j/v1/exchangis/job/{job_id}/execute", json=body).get_json()[
-            "data"
-        ]["jobExecutionId"]
-        assert wait_until_done(client, eid)["status"] == "Success"
-        (task,) = tasks_by_name(client, eid).values()
-    finally:
-        worker.stop()
+    own = own_deployment(log_format="json")  # its own queue: no other worker takes the task
+    worker = own.worker()
+    client = own.client
+    memory = datasource(client, f"mem-{tmp_path.name}", "MEMORY", {})
+    lite = datasource(client, f"lite-{tmp_path.name}", "SQLITE", {"path": str(tmp_path / "l.db")})
+    content = [sub_job("s", ("MEMORY", memory, "gen"), ("SQLITE", lite, "t"), sources={"rows": 5})]
+    eid = execute(client, create_job(client, f"json-logs-{tmp_path.name}", content))
+    assert wait_until_done(client, eid)["status"] == "Success"
+    (task,) = tasks_by_name(client, eid).values()
+    worker.stop()
     lines = [line for line in worker.logfile.read_text().splitlines() if line.strip()]
     parsed = [json.loads(line) for line in lines]  # every line: a JSON object
     about = [p for p in parsed if p.get("task") == str(task["taskId"])]
