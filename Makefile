@@ -40,7 +40,7 @@ test: $(STAMP)  ## run the whole test suite (real Redis, PostgreSQL, MariaDB, Ce
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 test-pg: $(STAMP)  ## the end-to-end tests again, on PostgreSQL as the metadata database
-	EXCHANGIS_TEST_METADATA=postgresql $(PY) -m pytest -m "e2e and not drill" $(PYTEST_ARGS)
+	EXCHANGIS_TEST_METADATA=postgresql $(PY) -m pytest -m "e2e and not drill and not data_path" $(PYTEST_ARGS)
 
 drills: $(STAMP)  ## fault drills: real faults against private deployments (docs/running.md)
 	$(PY) -m pytest tests/drills -m drill $(PYTEST_ARGS)

@@ -22,7 +22,7 @@ from tests.conftest import WorkerProcess
 from tests.helpers import create_job, datasource, execute, js_number, ok, sub_job, tasks_by_name
 from tests.services import mysql_params, postgres_params
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.data_path]
 
 MIN_SECONDS = 10
 BIG_ROWS = 1_000_500

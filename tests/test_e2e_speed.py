@@ -33,7 +33,7 @@ from tests.helpers import (
 )
 from tests.services import postgres_params
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.data_path]
 
 RECORDS_PER_S = 1000
 RECORD_ROWS = 21_000  # 21 s at the limit
