@@ -174,10 +174,12 @@ class WorkerProcess:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
+                self.stop()  # its children too: nothing of a failed start stays running
                 raise RuntimeError("worker exited:\n" + self.logfile.read_text()[-3000:])
             if " ready." in self.logfile.read_text(errors="replace"):
                 return
             time.sleep(0.2)
+        self.stop()
         raise RuntimeError("worker not ready:\n" + self.logfile.read_text()[-3000:])
 
     def stop(self) -> None:
