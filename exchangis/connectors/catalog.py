@@ -7,10 +7,11 @@ session, runs one bounded query and closes it; a statement that runs past
 :data:`STATEMENT_SECONDS` is cancelled by the server.
 
 SQL catalogs share :class:`SqlCatalog` and differ only in their three queries and how they open
-a session. MySQL/MariaDB databases are schemas; PostgreSQL databases are databases, and a table
-outside ``public`` is named ``schema.table`` (as a sub-job names it); SQLite has one database,
-``main``. The files connector's one "database" is its root (``.``), its tables are the files
-below it whose name tells their format, and their columns are what the format reader sees.
+a session; the engine's own ledger table (``exg_ledger``) is not listed. MySQL/MariaDB
+databases are schemas; PostgreSQL databases are databases, and a table outside ``public`` is
+named ``schema.table`` (as a sub-job names it); SQLite has one database, ``main``. The files
+connector's one "database" is its root (``.``), its tables are the files below it whose name
+tells their format, and their columns are what the format reader sees.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from exchangis.connectors.driver import Classifier, translate_errors
+from exchangis.connectors.ledger import TABLE as LEDGER_TABLE
 from exchangis.errors import NotFoundError
 
 STATEMENT_SECONDS = 10
@@ -120,7 +122,8 @@ class SqlCatalog(Catalog):
 
     def tables(self, connect: Mapping[str, Any], db: str | None) -> list[str]:
         found = self._query(connect, db, self.tables_sql, [db] if self.per_db else [])
-        return sorted(str(row[0]) for row in found)
+        names = (str(row[0]) for row in found)
+        return sorted(name for name in names if name.rsplit(".", 1)[-1] != LEDGER_TABLE)
 
     def columns(self, connect: Mapping[str, Any], db: str | None, table: str) -> list[Column]:
         params = [db, self.table_param(table)] if self.per_db else [self.table_param(table)]
