@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import sqlite3
+import time
 from pathlib import Path
 
 import pytest
 from flask.testing import FlaskClient
 
+from exchangis.connectors.catalog import STATEMENT_SECONDS, SqlCatalog
+from exchangis.connectors.registry import default_registry
+from exchangis.errors import ConnectorError
 from exchangis.runtime import Runtime
 from tests import data
 from tests.helpers import DSS, call, datasource, ok
-from tests.services import mysql_params
+from tests.services import mysql_params, postgres_params
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("worker")]  # a worker connects
 
@@ -126,3 +130,31 @@ def test_a_refusing_server_is_reported_without_its_password(
     assert browse == {"MYSQL": True, "POSTGRESQL": True, "SQLITE": True, "FILE": True} | {
         "MEMORY": False
     }
+
+
+@pytest.mark.parametrize("kind", ["MYSQL", "POSTGRESQL"])
+def test_a_catalog_statement_past_its_bound_is_cut_by_the_server(kind: str) -> None:
+    declared = default_registry().type(kind).catalog
+    assert isinstance(declared, SqlCatalog)
+    # the declared catalog's own session bound, tightened, on a query that would take 5 s
+    bound, tighter = {
+        "MYSQL": (f"= {STATEMENT_SECONDS} ", "= 0.3 "),
+        "POSTGRESQL": (f"'{STATEMENT_SECONDS}s'", "'300ms'"),
+    }[kind]
+    tight = [statement.replace(bound, tighter) for statement in declared.session]
+    assert tight != list(declared.session)
+    slow = "SELECT SLEEP(5)" if kind == "MYSQL" else "SELECT pg_sleep(5)"
+    catalog = SqlCatalog(
+        declared.label,
+        declared.opener,
+        declared.classify,
+        session=tight,
+        databases=slow,
+        tables=declared.tables_sql,
+        columns=declared.columns_sql,
+    )
+    connect = mysql_params() if kind == "MYSQL" else postgres_params()
+    began = time.monotonic()
+    with pytest.raises(ConnectorError):
+        catalog.databases(connect)
+    assert 0.25 < time.monotonic() - began < 3  # it ran, then the server cut it, before 5 s

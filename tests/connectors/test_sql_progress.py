@@ -11,6 +11,7 @@ import pytest
 
 from exchangis.connectors.base import Estimate, Source
 from exchangis.connectors.sql_source import SqlSource
+from tests import data
 from tests.connectors.conftest import Backend
 from tests.connectors.test_sql_connectors import numbered
 
@@ -25,36 +26,15 @@ SLOW_ROW = {
 
 
 def _execute(backend: Backend, *statements: str) -> list[tuple[object, ...]]:
-    """Run ``statements`` on ``backend`` (autocommit); return the last one's rows."""
-    connect = backend.connect
+    """Run ``statements`` on ``backend``'s test database (autocommit); return the last one's
+    rows."""
     rows: list[tuple[object, ...]] = []
-    if backend.kind == "postgres":
-        import psycopg
-
-        with psycopg.connect(
-            host=connect["host"], user=connect["username"], dbname=connect["database"]
-        ) as conn:
-            conn.autocommit = True
-            for statement in statements:
-                cursor = conn.execute(statement)
-                rows = list(cursor.fetchall()) if cursor.description else []
-        return rows
-    import pymysql
-
-    conn = pymysql.connect(
-        host=connect["host"],
-        port=int(connect["port"]),
-        user=connect["username"],
-        database=connect["database"],
-        autocommit=True,
-    )
-    try:
-        with conn.cursor() as cur:
-            for statement in statements:
-                cur.execute(statement)
-                rows = list(cur.fetchall())
-    finally:
-        conn.close()
+    with (data.postgres if backend.kind == "postgres" else data.mysql)() as conn:
+        cursor = conn.cursor()
+        for statement in statements:
+            cursor.execute(statement)
+            rows = list(cursor.fetchall()) if cursor.description else []
+        cursor.close()
     return rows
 
 

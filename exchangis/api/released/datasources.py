@@ -20,6 +20,7 @@ from exchangis.errors import InvalidInputError, NotFoundError
 from exchangis.schemas.common import WireTime
 from exchangis.schemas.released import (
     TYPE_IDS,
+    TYPE_NAMES,
     DataSourceFormSchema,
     DataSourceQueryBodySchema,
     TypeQuerySchema,
@@ -89,8 +90,7 @@ def types(query: dict[str, Any]) -> ResponseReturnValue:
 @blp.route("/datasources/types/<int(max=2147483647):type_id>/keydefines", methods=["GET"])
 def key_definitions(type_id: int) -> ResponseReturnValue:
     """The create form of a type: one field per connect parameter we declare."""
-    name = next((n for n, number in TYPE_IDS.items() if number == type_id), None)
-    ds_type = runtime().registry.types.get(name or "")
+    ds_type = runtime().registry.types.get(TYPE_NAMES.get(type_id, ""))
     if ds_type is None:
         raise NotFoundError(f"data source type {type_id} does not exist")
     kinds = {int: "NUMBER", dict: "TEXTAREA"}
@@ -246,20 +246,24 @@ def expire(ds_id: int) -> ResponseReturnValue:
 @blp.route(f"/datasources/<ds_type>/{_ID}/dbs", methods=["GET"])
 def databases(ds_type: str, ds_id: int) -> ResponseReturnValue:
     """The editor's database picker: every database name (a worker lists them)."""
-    found = _browse(ds_type, ds_id, "databases", {})
-    return envelope({"dbs": found})
+    return envelope({"dbs": browse_all(ds_id, ds_type, "databases", {})})
 
 
 @blp.route(f"/datasources/<ds_type>/{_ID}/dbs/<db>/tables", methods=["GET"])
 def tables(ds_type: str, ds_id: int, db: str) -> ResponseReturnValue:
     """The editor's table picker: every table name of ``db`` (a worker lists them)."""
-    return envelope({"tbs": _browse(ds_type, ds_id, "tables", {"db": db})})
+    return envelope({"tbs": browse_all(ds_id, ds_type, "tables", {"db": db})})
 
 
-def _browse(ds_type: str, ds_id: int, what: str, query: dict[str, Any]) -> list[Any]:
+def browse_all(
+    ds_id: int, claimed: str, what: str, query: dict[str, Any], field: str | None = None
+) -> list[Any]:
+    """Every name (or column) a worker lists of data source ``ds_id``, which the UI says is of
+    type ``claimed`` (else a 404, or a 400 naming ``field`` of a body)."""
     rt, caller = runtime(), current_user()
-    kept = service.get_datasource(rt, caller, ds_id)
-    if ds_type.upper() != kept["type"]:
-        raise NotFoundError(f"data source {ds_id} is not a {ds_type[:32]} data source")
+    kind = service.get_datasource(rt, caller, ds_id)["type"]
+    if claimed.upper() != kind:
+        message = f"data source {ds_id} is a {kind}, not {claimed[:32]}"
+        raise NotFoundError(message) if field is None else InvalidInputError.of(field, message)
     found = service.browse(rt, caller, ds_id, what, {**query, "current": 1, "size": MOST_NAMES})
     return list(found["items"])

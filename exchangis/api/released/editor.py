@@ -7,16 +7,16 @@ from typing import Any
 
 from flask.typing import ResponseReturnValue
 
-from exchangis.api.common import current_user, envelope, runtime
+from exchangis.api.common import envelope, runtime
 from exchangis.api.released import blp
+from exchangis.api.released.datasources import browse_all
 from exchangis.api.released.forms import option_elements, setting_elements
 from exchangis.connectors.options import Side
-from exchangis.errors import InvalidInputError, NotFoundError
+from exchangis.errors import NotFoundError
 from exchangis.schemas.released import (
     ParamsUiQuerySchema,
     TransformSettingsBodySchema,
 )
-from exchangis.services import datasource as service
 
 
 @blp.route("/jobs/engine/<engine>/settings/ui", methods=["GET"])
@@ -48,16 +48,13 @@ def _fields(side: str, body: dict[str, Any]) -> list[dict[str, Any]]:
     """The fields of one side's table, in order (none when the table is to be created)."""
     if body["sink_tbl_not_exist" if side == "sink" else "src_tbl_not_exist"]:
         return []
-    rt, caller = runtime(), current_user()
-    ds_id = body[f"{side}_data_source_id"]
-    kind = service.get_datasource(rt, caller, ds_id)["type"]
-    if body[f"{side}_type_id"].upper() != kind:
-        raise InvalidInputError.of(f"{side}TypeId", f"data source {ds_id} is a {kind}")
     query = {"db": body[f"{side}_data_base"], "table": body[f"{side}_table"]}
-    found = service.browse(rt, caller, ds_id, "columns", {**query, "current": 1, "size": 5000})
+    columns = browse_all(
+        body[f"{side}_data_source_id"], body[f"{side}_type_id"], "columns", query, f"{side}TypeId"
+    )
     return [
         {"name": column["name"], "type": column["type"], "fieldIndex": index}
-        for index, column in enumerate(found["items"])
+        for index, column in enumerate(columns)
     ]
 
 
