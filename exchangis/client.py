@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -26,17 +27,29 @@ class ApiClient:
         self.token = token
         self.timeout = timeout
 
-    def call(self, method: str, path: str, body: Any = None, ok: Sequence[int] = (0,)) -> Any:
-        """Send one request; return the envelope's ``data``.
+    def call(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        ok: Sequence[int] = (0,),
+        params: Mapping[str, Any] | None = None,
+    ) -> Any:
+        """Send one request; return the envelope's ``data``. ``params`` go in the query string
+        (those that are ``None`` are left out, booleans as ``true``/``false``).
 
         Raises:
-            ApiError: the envelope's ``status`` is not in ``ok`` (or the answer is no envelope).
+            ApiError: the envelope's ``status`` is not in ``ok`` (or the answer is no envelope),
+                or the server cannot be reached.
         """
+        given = {k: v for k, v in (params or {}).items() if v is not None}
+        query = urllib.parse.urlencode(
+            {k: str(v).lower() if isinstance(v, bool) else v for k, v in given.items()}
+        )
+        url = self.base + path + (("&" if "?" in path else "?") + query if query else "")
         data = None if body is None else json.dumps(body).encode()
         headers = {"Content-Type": "application/json", "Authorization": f"Bearer {self.token}"}
-        request = urllib.request.Request(
-            self.base + path, data=data, method=method, headers=headers
-        )
+        request = urllib.request.Request(url, data=data, method=method, headers=headers)
         try:
             with urllib.request.urlopen(request, timeout=self.timeout) as response:
                 answer = json.load(response)
@@ -46,19 +59,25 @@ class ApiClient:
                 answer = json.loads(raw)
             except ValueError:
                 raise ApiError(f"{method} {path}: HTTP {exc.code}: {raw[:2000]!r}") from None
+        except urllib.error.URLError as exc:  # refused, unknown host: no answer at all
+            raise ApiError(f"{method} {path}: cannot reach {self.base}: {exc.reason}") from None
         if not isinstance(answer, dict) or answer.get("status") not in ok:
             message = answer.get("message") if isinstance(answer, dict) else answer
             detail = answer.get("data") if isinstance(answer, dict) else ""
             raise ApiError(f"{method} {path}: {message} {detail or ''}".rstrip())
         return answer["data"]
 
-    def get(self, path: str) -> Any:
-        """GET ``path``."""
-        return self.call("GET", path)
+    def get(self, path: str, params: Mapping[str, Any] | None = None) -> Any:
+        """GET ``path`` (``params``: the query string)."""
+        return self.call("GET", path, params=params)
 
     def post(self, path: str, body: Any) -> Any:
         """POST ``body`` as JSON to ``path``."""
         return self.call("POST", path, body)
+
+    def delete(self, path: str) -> Any:
+        """DELETE ``path``."""
+        return self.call("DELETE", path)
 
 
 def sub_job(
