@@ -22,7 +22,7 @@ $(STAMP): setup.cfg pyproject.toml
 install: $(STAMP)  ## create .venv and install the package with test and lint tools
 
 run: $(STAMP)  ## embedded default: SQLite + embedded Redis + a worker + the API + a demo job
-	$(PY) -m exchangis.cli run --demo
+	$(PY) -m exchangis.cli up --demo
 
 api: $(STAMP)  ## the API alone (needs EXCHANGIS_REDIS_URL or a running embedded Redis)
 	$(PY) -m exchangis.cli api

@@ -1,4 +1,5 @@
-"""``exchangis`` command line: db upgrade, api, worker, reap, and ``run`` (the embedded default)."""
+"""``exchangis`` command line: db upgrade, api, worker, reap, secrets, users, and ``up`` (the
+embedded default)."""
 
 from __future__ import annotations
 
@@ -270,7 +271,7 @@ def _embedded_admin(data_dir: Path) -> str:
     return token
 
 
-def cmd_run(args: argparse.Namespace) -> int:
+def cmd_up(args: argparse.Namespace) -> int:
     """Start the embedded default: Redis (unless configured), a worker, the API, a demo job."""
     from exchangis.embedded import EmbeddedRedis
     from exchangis.migrations import upgrade
@@ -393,10 +394,10 @@ def main(argv: list[str] | None = None) -> int:
     token = users_sub.add_parser("token", help="print a new bearer token of a user")
     token.add_argument("name")
     token.set_defaults(func=cmd_users_token)
-    run = sub.add_parser("run", help="embedded default: redis, worker, API (and a demo)")
-    run.add_argument("--demo", action="store_true", help="submit a demo job that moves rows")
-    run.add_argument("--exit-after-demo", action="store_true", help="stop after the demo")
-    run.set_defaults(func=cmd_run)
+    up = sub.add_parser("up", help="embedded default: redis, worker, API (and a demo)")
+    up.add_argument("--demo", action="store_true", help="submit a demo job that moves rows")
+    up.add_argument("--exit-after-demo", action="store_true", help="stop after the demo")
+    up.set_defaults(func=cmd_up)
     args = parser.parse_args(argv)
     code: int = args.func(args)
     return code

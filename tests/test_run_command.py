@@ -1,4 +1,4 @@
-"""`exchangis run --demo` (what `make run` starts): embedded Redis, worker, API, demo job."""
+"""`exchangis up --demo` (what `make run` starts): embedded Redis, worker, API, demo job."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ def test_embedded_run_moves_the_demo_rows_and_stops_what_it_started(tmp_path: Pa
         }
     )
     done = subprocess.run(
-        [sys.executable, "-m", "exchangis.cli", "run", "--demo", "--exit-after-demo"],
+        [sys.executable, "-m", "exchangis.cli", "up", "--demo", "--exit-after-demo"],
         cwd=ROOT,
         env=env,
         capture_output=True,
