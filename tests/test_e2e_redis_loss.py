@@ -59,6 +59,18 @@ def _status(client: FlaskClient, eid: str) -> dict[str, Any] | None:
     return response.get_json()["data"] if response.status_code == 200 else None
 
 
+def _final(client: FlaskClient, eid: str) -> dict[str, Any] | None:
+    """Return the status of an execution once it is completed (or the last one after 90 s)."""
+    final = None
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        final = _status(client, eid)
+        if final and final["allTaskStatus"]:
+            break
+        time.sleep(0.2)
+    return final
+
+
 def test_an_execution_survives_a_redis_restart_that_lost_everything(
     private: tuple[FlaskClient, Callable[[], None], Settings], tmp_path: Path
 ) -> None:
@@ -94,13 +106,7 @@ def test_an_execution_survives_a_redis_restart_that_lost_everything(
     else:
         raise AssertionError("the slow task never got going")
     restart_empty()  # everything in Redis is gone: live state, logs, queued messages
-    final = None
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        final = _status(client, eid)
-        if final and final["allTaskStatus"]:
-            break
-        time.sleep(0.2)
+    final = _final(client, eid)
     assert final == {"status": "Success", "progress": 1.0, "allTaskStatus": True}
     with sqlite3.connect(tmp_path / "loss.db") as conn:
         assert conn.execute("SELECT count(*) FROM fast").fetchone()[0] == 10
@@ -109,3 +115,43 @@ def test_an_execution_survives_a_redis_restart_that_lost_everything(
     assert "Live state missing" in log["logs"]["all"]
     assert "the live state was rebuilt from the durable record" in log["logs"]["all"]
     assert log["isEnd"] is True
+
+
+def _until(client: FlaskClient, eid: str, done: Callable[[dict[str, Any]], bool]) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        task = client.get(f"{API}/job/execution/{eid}/tasklist").get_json()["data"]["tasks"][0]
+        metrics = client.post(
+            f"{API}/task/execution/{task['taskId']}/metrics", json={"jobExecutionId": eid}
+        ).get_json()["data"]["task"]["metrics"]
+        if done({**task, **metrics}):
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"execution {eid}: not there in 30 s")
+
+
+def test_a_restarted_execution_survives_a_redis_restart_that_lost_everything(
+    private: tuple[FlaskClient, Callable[[], None], Settings], tmp_path: Path
+) -> None:
+    """A restart makes its tasks' durable rows unfinished again: an adoption runs them (it ran
+    none, and ended the run Failed, while they still read Cancelled from the first run)."""
+    client, restart_empty, _ = private
+    memory = datasource(client, "mem-again", "MEMORY", {})
+    lite = datasource(client, "lite-again", "SQLITE", {"path": str(tmp_path / "again.db")})
+    options = {"rows": 60, "batchSize": 5, "sleepPerBatch": 0.3}
+    job_id = create_job(
+        client,
+        "again",
+        [sub_job("slow", ("MEMORY", memory, "gen"), ("SQLITE", lite, "t"), sources=options)],
+    )
+    eid = execute(client, job_id)
+    _until(client, eid, lambda t: t["status"] == "Running" and t["readRecords"] > 0)
+    assert client.post(f"{API}/job/execution/{eid}/kill").status_code == 200
+    assert (_final(client, eid) or {}).get("status") == "Cancelled"
+    assert client.post(f"{API}/job/execution/{eid}/restart").status_code == 200
+    _until(client, eid, lambda t: t["status"] == "Running" and t["readRecords"] > 0)
+    restart_empty()
+    final = _final(client, eid)
+    assert final == {"status": "Success", "progress": 1.0, "allTaskStatus": True}
+    with sqlite3.connect(tmp_path / "again.db") as conn:
+        assert conn.execute("SELECT count(*), count(DISTINCT id) FROM t").fetchone() == (60, 60)
