@@ -1,5 +1,5 @@
-"""``exchangis`` command line: db upgrade, api, worker, reap, secrets, users, and ``up`` (the
-embedded default)."""
+"""``exchangis`` command line: db upgrade, api, worker, reap, secrets, users, ``up`` (the embedded
+default), and the user commands that talk to a server (:mod:`exchangis.usercli`)."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from types import FrameType
 from exchangis import process_log
 from exchangis.errors import SettingsError
 from exchangis.settings import ADMIN_PASSWORD_FILE, EMBEDDED_REDIS_DIR, load_settings
+from exchangis.usercli.parser import register as register_user_commands
 
 logger = logging.getLogger("exchangis")
 
@@ -398,6 +399,7 @@ def main(argv: list[str] | None = None) -> int:
     up.add_argument("--demo", action="store_true", help="submit a demo job that moves rows")
     up.add_argument("--exit-after-demo", action="store_true", help="stop after the demo")
     up.set_defaults(func=cmd_up)
+    register_user_commands(sub)
     args = parser.parse_args(argv)
     code: int = args.func(args)
     return code
