@@ -21,6 +21,7 @@ from exchangis.api import (
     datasource,
     execution,
     job,
+    metrics,
     project,
     released,
     schedule,
@@ -195,6 +196,7 @@ def create_app(config: Mapping[str, Any] | Settings | None = None) -> Flask:
     app.add_url_rule(
         f"{PREFIXES[0]}{DOCS_ASSETS}/<path:filename>", DOCS_ASSETS_ENDPOINT, docs_asset
     )
+    app.add_url_rule(metrics.PATH, "metrics", metrics.metrics_view)
     register_error_handlers(app)
     install_log_masking()
 

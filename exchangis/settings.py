@@ -32,6 +32,10 @@ EMBEDDED_REDIS_DIR = "redis"
 """The embedded Redis server's files."""
 
 
+METRICS_ACCESS = ("loopback", "token", "open")
+"""The values of ``metrics_access``."""
+
+
 @dataclass(frozen=True)
 class Settings:
     """Every setting of the API and the workers; see docs/configuration.md."""
@@ -74,6 +78,9 @@ class Settings:
     log_format: str = "text"
     """The processes' own log lines on standard error: ``text``, or ``json`` (one object a
     line, with the execution and task a line is about)."""
+    metrics_access: str = "loopback"
+    """Who may read ``/metrics``: ``loopback`` (anyone connecting from this host without a
+    proxy header; others need a token), ``token`` (a valid token always), ``open``."""
     data_dir: str = "var"
     """Where the embedded default keeps its SQLite file, Redis files and demo data."""
     batch_size: int = 10000
@@ -281,6 +288,10 @@ def _validate(settings: Settings) -> None:
         problems.append(f"port={settings.port}: must be 1..65535")
     if settings.log_format not in ("text", "json"):
         problems.append(f"log_format={settings.log_format!r}: must be text or json")
+    if settings.metrics_access not in METRICS_ACCESS:
+        problems.append(
+            f"metrics_access={settings.metrics_access!r}: must be " + " or ".join(METRICS_ACCESS)
+        )
     if settings.heartbeat_timeout_seconds <= settings.heartbeat_seconds:
         problems.append("heartbeat_timeout_seconds: must exceed heartbeat_seconds")
     problems += [

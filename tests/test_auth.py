@@ -257,6 +257,7 @@ def test_every_endpoint_but_the_sign_in_and_the_api_description_needs_credential
     app: Flask,
 ) -> None:
     anonymous = app.test_client()
+    anonymous.environ_base["REMOTE_ADDR"] = "192.0.2.10"  # /metrics is open from loopback only
     checked = 0
     for rule in app.url_map.iter_rules():
         for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):

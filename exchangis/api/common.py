@@ -156,6 +156,12 @@ def authenticate() -> None:
     view = current_app.view_functions.get(request.endpoint or "")
     if request.endpoint in PUBLIC_ENDPOINTS or getattr(view, "exchangis_public", False):
         return
+    require_caller()
+
+
+def require_caller() -> None:
+    """Find the caller of this request (``g.caller``) or refuse it with a 401 (see
+    :func:`authenticate`; a public view that needs a caller only sometimes calls it)."""
     rt = runtime()
     g.token = None
     proxied = request.headers.get(USER_HEADER)

@@ -13,7 +13,7 @@ from exchangis.db import changed
 from exchangis.engine import stages
 from exchangis.engine.archive import archive_logs
 from exchangis.engine.progress import shown
-from exchangis.models import JobExecution, TaskExecution
+from exchangis.models import JobExecution, TaskExecution, counter
 from exchangis.runtime import Runtime, durable
 from exchangis.state.machine import (
     EXECUTION_FINAL,
@@ -306,6 +306,9 @@ def persist(
         if row is None:
             logger.error("execution=%s has no SQL row to complete", eid)
             return []
+        counts = final_counts(
+            row.status, execution["status"], EXECUTION_FINAL, "exchangis_executions_total"
+        )
         row.status = execution["status"]
         row.progress = progress
         row.error = execution.get("error") or None
@@ -320,12 +323,46 @@ def persist(
         for task_row in row.tasks:
             live = by_id.get(task_row.id)
             if live is not None:
-                _copy_task(task_row, live)
+                counts += _copy_task(task_row, live)
+        counter.add(session, counts)
         return [dict(t.plan) for t in row.tasks]
 
 
-def _copy_task(row: TaskExecution, live: dict[str, str]) -> None:
-    """Copy a task's live state onto its row."""
+def final_counts(
+    before: str, after: str, final: frozenset[Any], name: str
+) -> list[counter.Increment]:
+    """Return the count of a record's first final status (none when it was final already or
+    is not now): ``name{status}`` (a restart makes its row unfinished again: it counts anew)."""
+    if before in final or after not in final:
+        return []
+    return [(name, {"status": after}, 1.0)]
+
+
+def _task_counts(before: str, live: dict[str, str]) -> list[counter.Increment]:
+    """Return the counters a task's first final status adds to: by status, its rows and bytes,
+    how long its last attempt ran and waited for a worker (when one was launched)."""
+    counts = final_counts(before, live["status"], TASK_FINAL, "exchangis_tasks_total")
+    if not counts:
+        return []
+    metrics = task_metrics(live)
+    counts += [
+        ("exchangis_rows_total", {"direction": "read"}, metrics["read_records"]),
+        ("exchangis_rows_total", {"direction": "written"}, metrics["written_records"]),
+        ("exchangis_bytes_total", {}, metrics["bytes"]),
+    ]
+    launched, ended, sent = (
+        int(live.get(k) or 0) for k in ("launch_time", "last_update_time", "sent_time")
+    )
+    if launched:
+        counts += counter.TASK_DURATION.observe(max(ended - launched, 0) / 1000)
+        if sent and sent <= launched:
+            counts += counter.QUEUE_WAIT.observe((launched - sent) / 1000)
+    return counts
+
+
+def _copy_task(row: TaskExecution, live: dict[str, str]) -> list[counter.Increment]:
+    """Copy a task's live state onto its row; return what its first final status counts."""
+    counts = _task_counts(row.status, live)
     row.status = live["status"]
     row.progress = 1.0 if live["status"] == TaskStatus.SUCCESS else float(live.get("progress") or 0)
     row.error = live.get("error") or None
@@ -335,6 +372,7 @@ def _copy_task(row: TaskExecution, live: dict[str, str]) -> None:
     row.metrics = task_metrics(live)
     row.launch_time = _time(live.get("launch_time"))
     row.last_update_time = _time(live.get("last_update_time")) or row.last_update_time
+    return counts
 
 
 @durable
@@ -346,4 +384,4 @@ def persist_task(rt: Runtime, tid: int) -> None:
     with rt.sessions.begin() as session:
         row = session.get(TaskExecution, tid)
         if row is not None:
-            _copy_task(row, live)
+            counter.add(session, _copy_task(row, live))

@@ -24,7 +24,7 @@ from sqlalchemy import select
 
 from exchangis import process_log
 from exchangis.engine import archive, control, finalize, retry, sending, stages
-from exchangis.models import JobExecution
+from exchangis.models import JobExecution, counter
 from exchangis.runtime import Runtime
 from exchangis.state.machine import (
     CONTROL_OUTCOME,
@@ -114,6 +114,7 @@ def _drive_executions(rt: Runtime) -> None:
 def _adopt(rt: Runtime, eid: str) -> None:
     if control.adopt(rt, eid, "Live state missing (the API died at submit, or Redis lost it)"):
         logger.warning("adopted execution=%s: its live state was missing", eid)
+        _count(rt, "adopt")
     rt.store.forget_missing(eid)
 
 
@@ -122,6 +123,7 @@ def _drive(rt: Runtime, eid: str, execution: dict[str, str], sql_control: Contro
     if sql_control in STOPPING and live_control is not sql_control:
         logger.warning("execution=%s: applying the %s SQL holds", eid, sql_control)
         finalize.stop(rt, eid, sql_control, f"{sql_control.title()} (recorded, not yet applied)")
+        _count(rt, "apply_" + sql_control.value)
         execution = rt.store.execution(eid) or execution
         live_control = control_of(execution.get("control"))
     if live_control in STOPPING:
@@ -132,6 +134,7 @@ def _drive(rt: Runtime, eid: str, execution: dict[str, str], sql_control: Contro
         if quiet_ms >= rt.settings.heartbeat_timeout_seconds * 1000:
             logger.warning("completing execution=%s: every task ended, it did not", eid)
             finalize.complete(rt, eid)
+            _count(rt, "complete")
         return
     resumed = control.resumed(execution)
     resend_ms = rt.store.now_ms() - int(rt.settings.resend_after_seconds * 1000)
@@ -145,7 +148,8 @@ def _drive(rt: Runtime, eid: str, execution: dict[str, str], sql_control: Contro
             and int(task.get("last_update_time") or 0) <= resend_ms
         ):
             logger.warning("task=%s waited too long in %s: sending it again", task["id"], status)
-            sending.send(rt, eid, int(task["id"]), {TaskStatus.SCHEDULED, TaskStatus.INITED})
+            if sending.send(rt, eid, int(task["id"]), {TaskStatus.SCHEDULED, TaskStatus.INITED}):
+                _count(rt, "resend")
 
 
 def _reap_stale(rt: Runtime) -> list[int]:
@@ -178,6 +182,7 @@ def _reap_running(rt: Runtime, tid: int, task: dict[str, str]) -> bool:
         error = f"worker lost: no heartbeat for {timeout:g}s (last on {task.get('worker_info')})"
         if retry.try_retry(rt, eid, tid, task.get("claim", ""), error):
             rt.task_log(tid, eid).error(f"Attempt lost: {error}")
+            _count(rt, "reap_lost_task")
             return True
     move = rt.store.transition_task(
         tid,
@@ -190,6 +195,7 @@ def _reap_running(rt: Runtime, tid: int, task: dict[str, str]) -> bool:
         rt.store.drop_heartbeat(tid)
         return False
     logger.warning("reaped task=%s execution=%s as %s", tid, eid, target)
+    _count(rt, "reap_lost_task")
     rt.task_log(tid, eid).error(f"Task is {target}: {error}")
     finalize.task_finished(rt, eid, tid, target, error)
     return True
@@ -202,6 +208,7 @@ def _time_out_executions(rt: Runtime) -> None:
         if not rt.store.drop_deadline(eid):
             continue  # another reaper has it
         finalize.stop(rt, eid, Control.TIMEOUT, "Execution timed out")
+        _count(rt, "timeout")
 
 
 def _terminate_ignored_kills(rt: Runtime) -> None:
@@ -229,6 +236,12 @@ def _terminate_ignored_kills(rt: Runtime) -> None:
                 f"Task ignored the {stopping} request: terminating its process"
             )
             rt.dispatcher.terminate([message])
+            _count(rt, "terminate")
+
+
+def _count(rt: Runtime, action: str) -> None:
+    """Count one action of a reaper (``exchangis_reaper_actions_total{action}``)."""
+    counter.add_apart(rt.sessions, [("exchangis_reaper_actions_total", {"action": action}, 1)])
 
 
 class Reaper(threading.Thread):

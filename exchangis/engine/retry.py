@@ -12,6 +12,7 @@ import logging
 from typing import Any
 
 from exchangis.engine import sending
+from exchangis.models import counter
 from exchangis.runtime import Runtime
 from exchangis.state.machine import TaskStatus
 
@@ -54,6 +55,7 @@ def try_retry(
     if not move.moved:
         return False
     rt.store.schedule_retry(tid, delay)
+    counter.add_apart(rt.sessions, [("exchangis_task_retries_total", {}, 1)])
     rt.job_log(eid).warn(
         f"Task {task.get('name')} (id {tid}) attempt {attempts} of {allowed} failed: {error}; "
         f"it is WaitForRetry, next attempt in {delay:g}s"

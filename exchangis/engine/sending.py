@@ -33,14 +33,16 @@ def send(
     this caller sent it (False: the task was elsewhere, or could not be queued and is Failed).
 
     ``Scheduled`` among ``sources`` resends a task that stays Scheduled (its old message may be
-    lost); ``countdown`` delays the message.
+    lost); ``countdown`` delays the message. ``sent_time`` is when the task began to wait for
+    a worker (``exchangis_task_queue_wait_seconds``).
     """
     celery_id = str(uuid.uuid4())
+    sources = set(sources)
+    more: dict[str, Any] = {"celery_id": celery_id}
+    if TaskStatus.SCHEDULED not in sources:  # a resend or a deferral keeps waiting from then
+        more["sent_time"] = rt.store.now_ms()
     move = rt.store.transition_task(
-        tid,
-        TaskStatus.SCHEDULED,
-        sources=set(sources),
-        fields={**(fields or {}), "celery_id": celery_id},
+        tid, TaskStatus.SCHEDULED, sources=sources, fields={**(fields or {}), **more}
     )
     if not move.moved:
         return False

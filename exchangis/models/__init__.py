@@ -1,5 +1,6 @@
 """SQLAlchemy models: the durable record."""
 
+from exchangis.models.counter import Counter
 from exchangis.models.datasource import DataSource, SharedDataSource, usable_in
 from exchangis.models.execution import JobExecution, TaskExecution
 from exchangis.models.job import Job
@@ -11,6 +12,7 @@ from exchangis.models.user import ApiToken, User
 __all__ = [
     "ApiToken",
     "Context",
+    "Counter",
     "DataSource",
     "Job",
     "JobExecution",

@@ -31,7 +31,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
 from exchangis import faults
-from exchangis.models import Context, JobExecution, Plan, PlanItem
+from exchangis.models import Context, JobExecution, Plan, PlanItem, counter
 from exchangis.runtime import Runtime
 from exchangis.schedule import contexts, cron, notify
 from exchangis.schedule.contexts import aware, clock, naive
@@ -275,6 +275,7 @@ def _commit(rt: Runtime, plan_id: int, item_id: int, build: Build) -> None:
             session.add_all(new)
             session.flush()
             made = [c.id for c in new if c.skip_reason is None]
+            counter.add(session, _fire_counts(item.trigger_type, new))
     except IntegrityError:
         logger.info("item=%s fired by another scheduler", item_id)
         return
@@ -283,6 +284,16 @@ def _commit(rt: Runtime, plan_id: int, item_id: int, build: Build) -> None:
         return
     faults.die_at(faults.FIRE_COMMITTED)  # a drill: the sweep sends what this committed
     _start(rt, kill, made)
+
+
+def _fire_counts(trigger: str, new: list[Context]) -> list[counter.Increment]:
+    """Return what a batch of fires counts: its runs by trigger type, its skips by reason."""
+    return [
+        ("exchangis_scheduler_skips_total", {"reason": c.skip_reason}, 1)
+        if c.skip_reason
+        else ("exchangis_scheduler_fires_total", {"trigger": trigger}, 1)
+        for c in new
+    ]
 
 
 def _start(rt: Runtime, kill: list[Context], made: list[int]) -> None:

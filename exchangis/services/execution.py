@@ -24,12 +24,13 @@ from exchangis.errors import (
     NotFoundError,
     UnavailableError,
 )
-from exchangis.models import Job, JobExecution, TaskExecution
+from exchangis.models import Job, JobExecution, TaskExecution, counter
 from exchangis.runtime import Runtime
 from exchangis.services.access import Caller, Privilege, fetch, privileges, require_execution
 from exchangis.services.job import check_endpoint
 from exchangis.state.machine import (
     EXECUTION_FINAL,
+    TASK_FINAL,
     Control,
     ExecutionStatus,
     TaskStatus,
@@ -255,9 +256,16 @@ def _fail_unstarted(rt: Runtime, eid: str, error: str) -> None:
             return
         row.status = ExecutionStatus.FAILED
         row.error = error
+        counts: list[counter.Increment] = [
+            ("exchangis_executions_total", {"status": row.status}, 1.0)
+        ]
         for task in row.tasks:
+            counts += finalize.final_counts(
+                task.status, TaskStatus.FAILED, TASK_FINAL, "exchangis_tasks_total"
+            )
             task.status = TaskStatus.FAILED
             task.error = error
+        counter.add(session, counts)
         task_ids = [task.id for task in row.tasks]
     try:  # a message already queued then finds no task to claim
         rt.store.drop_execution(eid, task_ids, logs=False)

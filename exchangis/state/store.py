@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 import uuid
@@ -176,6 +177,27 @@ def _strings(fields: Mapping[str, Any] | None) -> dict[Any, Any]:
 
 def _flat(fields: Mapping[str, Any] | None) -> list[str]:
     return [part for item in _strings(fields).items() for part in item]
+
+
+@dataclass(frozen=True)
+class Gauges:
+    """The live state's figures at one moment (``StateStore.gauges``)."""
+
+    running: int
+    heartbeat_age: dict[str, float]
+    """Running tasks' worker (``host:pid``) → age in seconds of its oldest task heartbeat."""
+    queued: int
+    retrying: int
+    unpersisted: int
+
+
+def _worker_name(info: str | None) -> str:
+    """Return ``host:pid`` of a task's ``worker_info`` JSON (``unknown`` when unreadable)."""
+    try:
+        data = json.loads(info or "")
+        return f"{data['host']}:{data['pid']}"
+    except (ValueError, KeyError, TypeError):
+        return "unknown"
 
 
 class StateStore:
@@ -496,6 +518,35 @@ class StateStore:
         self._heartbeat(
             keys=[self.keys.heartbeats(), self.keys.running_user(user)], args=[str(tid)]
         )
+
+    def gauges(self, eids: Iterable[str], waiting: Iterable[str]) -> Gauges:
+        """Return what the live state holds now: running tasks by worker with their oldest
+        heartbeat, tasks of executions ``eids`` in a status of ``waiting`` (for a worker),
+        tasks waiting for a retry, and completed executions whose record is not written yet
+        (two round trips)."""
+        waiting = frozenset(waiting)
+        now = self.clock()
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.zrange(self.keys.heartbeats(), 0, -1, withscores=True)
+        pipe.zcard(self.keys.retries())
+        pipe.scard(self.keys.unpersisted())
+        eids = list(eids)
+        for eid in eids:
+            pipe.lrange(self.keys.execution_tasks(eid), 0, -1)
+        beats, retrying, unpersisted, *task_lists = pipe.execute()
+        pipe = self.redis.pipeline(transaction=False)
+        for tid, _ in beats:
+            pipe.hget(self.keys.task(tid), "worker_info")
+        ids = [tid for ids in task_lists for tid in ids]
+        for tid in ids:
+            pipe.hget(self.keys.task(tid), "status")
+        answers = pipe.execute()
+        oldest: dict[str, float] = {}
+        for (_, beat), info in zip(beats, answers[: len(beats)], strict=True):
+            worker = _worker_name(info)
+            oldest[worker] = max(oldest.get(worker, 0.0), now - float(beat), 0.0)
+        queued = sum(1 for status in answers[len(beats) :] if status in waiting)
+        return Gauges(len(beats), oldest, queued, int(retrying), int(unpersisted))
 
     def drop_heartbeat(self, tid: int | str) -> None:
         """Forget a task's heartbeat (it is no longer running)."""
