@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from exchangis.client import ApiClient
+from exchangis.client import ApiClient, ApiError
 from exchangis.usercli.connection import UsageError
 from exchangis.usercli.watch import (
     EXIT_FAILED,
@@ -124,6 +124,11 @@ def cmd_run(api: ApiClient, args: argparse.Namespace, screen: Screen) -> int:
         return exit_code(status)
     except KeyboardInterrupt:
         return offer_kill(api, eid, screen.err)
+    except ApiError as exc:  # the server went away mid-watch: the execution did not
+        raise ApiError(
+            f"{exc}; stopped following execution {eid}, which may still run"
+            f" (exchangis executions show {eid})"
+        ) from None
 
 
 def wait_done(api: ApiClient, eid: str) -> dict[str, Any]:
