@@ -14,7 +14,6 @@ import sqlite3
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -446,10 +445,11 @@ BIG_SPEED = 200_000
 
 
 class Terminal:
-    """A detached tmux session of a fixed size on a server of its own, running one command."""
+    """A detached tmux session of a fixed size on a server of its own (its socket in
+    ``workdir``), running one command."""
 
     def __init__(self, workdir: Path, env: Mapping[str, str]) -> None:
-        self.socket = f"exg-cli-{uuid.uuid4().hex[:8]}"
+        self.socket = str(workdir / "tmux.sock")
         self.config = workdir / "tmux.conf"
         self.config.write_text("set -g remain-on-exit on\nset -g history-limit 5000\n")
         self.env = dict(env)
@@ -457,7 +457,7 @@ class Terminal:
     def tmux(self, *args: str) -> str:
         """Run one tmux command on this server; return what it printed."""
         done = subprocess.run(
-            [TMUX, "-L", self.socket, "-f", str(self.config), *args],
+            [TMUX, "-S", self.socket, "-f", str(self.config), *args],
             env=self.env,
             capture_output=True,
             text=True,
@@ -475,10 +475,23 @@ class Terminal:
         return self.tmux("capture-pane", "-p", "-t", "cli", *(["-S", "-"] if history else []))
 
     def exit_status(self) -> int | None:
-        """Return the command's exit status once it ended, else None."""
-        shown = self.tmux("display-message", "-p", "-t", "cli", "#{pane_dead} #{pane_dead_status}")
-        dead, _, status = shown.strip().partition(" ")
-        return int(status) if dead == "1" else None
+        """Return the command's exit status once it ended, else None.
+
+        Raises:
+            AssertionError: it was killed by a signal (no status), naming the signal.
+        """
+        shown = self.tmux(
+            "display-message",
+            "-p",
+            "-t",
+            "cli",
+            "#{pane_dead}:#{pane_dead_status}:#{pane_dead_signal}",
+        )
+        dead, status, killed_by = shown.strip().split(":")
+        if dead != "1" or not (status or killed_by):  # tmux saw the terminal close before
+            return None  # it reaped the process: no status yet
+        assert status, f"the command was killed by signal {killed_by}:\n{self.screen()}"
+        return int(status)
 
     def wait(self, predicate: Any, timeout: float = 60) -> Any:
         """Return the first truthy ``predicate(screen)``, polling every 0.2 s."""
@@ -492,7 +505,7 @@ class Terminal:
             time.sleep(0.2)
 
     def close(self) -> None:
-        subprocess.run([TMUX, "-L", self.socket, "kill-server"], capture_output=True, check=False)
+        subprocess.run([TMUX, "-S", self.socket, "kill-server"], capture_output=True, check=False)
 
 
 @pytest.fixture
