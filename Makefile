@@ -7,7 +7,7 @@ HOST ?= 127.0.0.1
 EXCHANGIS_PORT ?= 8080
 export EXCHANGIS_PORT
 
-.PHONY: help install run test test-pg drills lint api worker migrate services-up bench-logs \
+.PHONY: help install run test test-pg drills test-deploy lint api worker migrate services-up bench-logs \
 	bench-history bench-gen bench-transfer fuzz clean
 
 help:  ## list the targets
@@ -44,6 +44,9 @@ test-pg: $(STAMP)  ## the end-to-end tests again, on PostgreSQL as the metadata 
 
 drills: $(STAMP)  ## fault drills: real faults against private deployments (docs/running.md)
 	$(PY) -m pytest tests/drills -m drill $(PYTEST_ARGS)
+
+test-deploy: $(STAMP)  ## docs/deploy.md's recipe on 3 hosts (network namespaces; root), a host lost
+	$(PY) -m pytest tests/deploy -m deploy $(PYTEST_ARGS)
 
 lint: $(STAMP)  ## ruff and mypy
 	$(VENV)/bin/ruff check exchangis workers tests bench scripts

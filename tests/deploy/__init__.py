@@ -1,0 +1,1 @@
+"""The production layout on this machine: hosts in network namespaces (make test-deploy)."""
