@@ -8,7 +8,7 @@ EXCHANGIS_PORT ?= 8080
 export EXCHANGIS_PORT
 
 .PHONY: help install run test test-pg drills test-deploy lint api worker migrate services-up bench-logs \
-	bench-history bench-gen bench-transfer fuzz clean
+	bench-history bench-gen bench-deploy bench-transfer fuzz clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -61,6 +61,9 @@ bench-history: $(STAMP)  ## execution history list: 10k vs 100 executions over H
 
 bench-gen: $(STAMP)  ## generate bench_mixed (1M rows) in MariaDB and PostgreSQL, and its CSV
 	$(PY) bench/gen_mixed.py --csv var/bench/bench_mixed.csv $(BENCH_ARGS)
+
+bench-deploy: $(STAMP)  ## throughput of docs/deploy.md's layout on 1, 2, 3 hosts (root; BENCH_ARGS=...)
+	$(PY) bench/deploy.py $(BENCH_ARGS)
 
 bench-transfer: $(STAMP)  ## transfers vs mariadb/psql pipes, channels, orchestration (BENCH_ARGS=...)
 	$(PY) bench/transfer.py $(BENCH_ARGS)

@@ -123,7 +123,7 @@ class Lab:
     """Settings beyond the recipe's (fast timers for a test)."""
     hosts: list[Host] = field(default_factory=list)
     run: str = field(default_factory=lambda: uuid.uuid4().hex[:4])
-    _processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
     _database: str = ""
     _dummy: str = ""
 
@@ -157,7 +157,7 @@ class Lab:
             self._kill(host)
             _quiet("ip", "netns", "del", host.netns)
             _quiet("ip", "link", "del", host.link)  # gone with its peer, unless still held
-        for process in reversed(self._processes):
+        for process in reversed(self.processes):
             if process.poll() is None:
                 process.send_signal(signal.SIGTERM)
                 try:
@@ -212,7 +212,7 @@ class Lab:
         process = subprocess.Popen(
             argv, cwd=ROOT, env=env or self.env(), stdout=out, stderr=subprocess.STDOUT
         )
-        self._processes.append(process)
+        self.processes.append(process)
         return process
 
     def _stores(self) -> None:
