@@ -119,6 +119,7 @@ def _run(lab: Lab, source: str, rows: int) -> dict[str, Any]:
         now = _cpu(processes)
         spent = sum(now[pid] - before[name].get(pid, 0.0) for pid in now)
         usage[name] = spent / wall
+    usage["workers (all hosts)"] = sum(usage[f"host {h.name}"] for h in lab.hosts)
     busy = sum(getattr(after_machine, f) - getattr(machine, f) for f in ("user", "system", "nice"))
     usage["machine"] = busy / wall
     with postgres() as conn:
@@ -165,17 +166,22 @@ def main() -> int:
         )
     base = results[0]["rows_per_s"]
     print(f"\n{args.rows:,} rows MariaDB → PostgreSQL, {CHANNELS_PER_HOST} channels per host")
-    names = list(results[0]["usage"])
-    print("hosts  rows/s     vs 1 host" + "  ".join(f"{n[:14]:>14}" for n in names))
+    names = [n for n in results[0]["usage"] if not n.startswith("host ")]
+    print("CPU of each part over the run (100% = one core):")
+    print(f"{'hosts':>5} {'rows/s':>9} {'vs 1':>5}  " + "  ".join(f"{n:>19}" for n in names))
     for result in results:
-        cells = "  ".join(f"{result['usage'].get(n, 0) * 100:13.0f}%" for n in names)
+        cells = "  ".join(f"{result['usage'].get(n, 0) * 100:18.0f}%" for n in names)
         ratio = result["rows_per_s"] / base
-        print(f"{result['hosts']:>5}  {result['rows_per_s']:>9,.0f}  {ratio:6.2f}   {cells}")
+        print(f"{result['hosts']:>5} {result['rows_per_s']:>9,.0f} {ratio:5.2f}  {cells}")
     for result in results:
         usage = result["usage"]
-        worst = max(usage, key=lambda n: usage[n] / _ceiling(n))
+        hosts = ", ".join(
+            f"{n[5:]} {v * 100:.0f}%" for n, v in usage.items() if n.startswith("host ")
+        )
+        parts = [n for n in usage if not n.startswith("host ")]
+        worst = max(parts, key=lambda n: usage[n] / _ceiling(n))
         print(
-            f"{result['hosts']} host(s): saturates first: {worst} at "
+            f"{result['hosts']} host(s): per host {hosts}; saturates first: {worst} at "
             f"{usage[worst] * 100:.0f}% of {_ceiling(worst) * 100:.0f}%"
         )
     return 0 if all(r["status"] == "Success" and r["exact"] for r in results) else 1
