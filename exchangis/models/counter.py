@@ -9,13 +9,14 @@ anything off. Design: docs/design/metrics.md.
 from __future__ import annotations
 
 import bisect
+import functools
 import json
 import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from sqlalchemy import Double, String, select
-from sqlalchemy.dialects import mysql, postgresql, sqlite
+from sqlalchemy import Double, Executable, String, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
 from exchangis.db import Base
@@ -79,28 +80,25 @@ def label_key(labels: Mapping[str, str]) -> str:
 
 
 def add(session: Session, increments: Iterable[Increment]) -> None:
-    """Add to counters in ``session``'s transaction (one statement: an upsert per dialect)."""
+    """Add to counters in ``session``'s transaction (one upsert statement, run for each row)."""
     summed: dict[tuple[str, str], float] = {}
     for name, labels, amount in increments:
         key = (name, label_key(labels))
         summed[key] = summed.get(key, 0.0) + float(amount)
-    if not summed:
-        return
-    rows = [{"name": n, "labels": ls, "value": v} for (n, ls), v in sorted(summed.items())]
-    dialect = session.get_bind().dialect.name
-    if dialect == "mysql":
-        statement = mysql.insert(Counter).values(rows)
-        session.execute(
-            statement.on_duplicate_key_update(value=Counter.value + statement.inserted.value)
-        )
-        return
-    module = postgresql if dialect == "postgresql" else sqlite
-    upsert = module.insert(Counter).values(rows)
-    session.execute(
-        upsert.on_conflict_do_update(
-            index_elements=[Counter.name, Counter.labels],
-            set_={"value": Counter.value + upsert.excluded.value},
-        )
+    if summed:
+        rows = [{"name": n, "labels": ls, "value": v} for (n, ls), v in sorted(summed.items())]
+        session.execute(_upsert(session.get_bind().dialect.name), rows)
+
+
+@functools.cache
+def _upsert(dialect: str) -> Executable:
+    """Return the statement that adds ``value`` to a counter row, inserting it when missing:
+    one object per dialect, so that it is compiled once (a new statement per call cost more
+    than the writes themselves on SQLite). The metadata database is SQLite or PostgreSQL."""
+    insert = (postgresql if dialect == "postgresql" else sqlite).insert(Counter)
+    return insert.on_conflict_do_update(
+        index_elements=[Counter.name, Counter.labels],
+        set_={"value": Counter.value + insert.excluded.value},
     )
 
 
