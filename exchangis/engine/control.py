@@ -207,13 +207,13 @@ def reopen(rt: Runtime, eid: str, rerun: list[int], reason: str) -> str:
 def _next_run(rt: Runtime, tids: list[int]) -> None:
     """Count a new run of tasks whose rows a user asked to move again: it gets a new entry in
     its sink's ledger (an adopted execution keeps its runs: their ledger entries say what is
-    in already). Their rows are unfinished again (an adoption runs them; their next final
-    status is counted anew)."""
+    in already). Their rows are unfinished again (an adoption runs them) and not counted (the
+    run's end is counted anew)."""
     with rt.sessions.begin() as session:
         session.execute(
             update(TaskExecution)
             .where(TaskExecution.id.in_(tids))
-            .values(run=TaskExecution.run + 1, status=TaskStatus.INITED.value)
+            .values(run=TaskExecution.run + 1, status=TaskStatus.INITED.value, counted=False)
         )
 
 

@@ -306,9 +306,9 @@ def persist(
         if row is None:
             logger.error("execution=%s has no SQL row to complete", eid)
             return []
-        counts = final_counts(
-            row.status, execution["status"], EXECUTION_FINAL, "exchangis_executions_total"
-        )
+        counts: list[counter.Increment] = []
+        if row.status not in EXECUTION_FINAL:  # its first final status (a restart reopens it)
+            counts.append(("exchangis_executions_total", {"status": execution["status"]}, 1.0))
         row.status = execution["status"]
         row.progress = progress
         row.error = execution.get("error") or None
@@ -323,29 +323,21 @@ def persist(
         for task_row in row.tasks:
             live = by_id.get(task_row.id)
             if live is not None:
-                counts += _copy_task(task_row, live)
-        counter.add(session, counts)
+                _copy_task(task_row, live)
+                if not task_row.counted and live["status"] in TASK_FINAL:
+                    counts += _task_counts(live)
+                    task_row.counted = True
+        counter.add(session, counts)  # one statement for the execution and all its tasks
         return [dict(t.plan) for t in row.tasks]
 
 
-def final_counts(
-    before: str, after: str, final: frozenset[Any], name: str
-) -> list[counter.Increment]:
-    """Return the count of a record's first final status (none when it was final already or
-    is not now): ``name{status}`` (a restart makes its row unfinished again: it counts anew)."""
-    if before in final or after not in final:
-        return []
-    return [(name, {"status": after}, 1.0)]
-
-
-def _task_counts(before: str, live: dict[str, str]) -> list[counter.Increment]:
-    """Return the counters a task's first final status adds to: by status, its rows and bytes,
-    how long its last attempt ran and waited for a worker (when one was launched)."""
-    counts = final_counts(before, live["status"], TASK_FINAL, "exchangis_tasks_total")
-    if not counts:
-        return []
+def _task_counts(live: dict[str, str]) -> list[counter.Increment]:
+    """Return the counters the end of a task's run adds to: by status, its rows and bytes,
+    how long its last attempt ran and waited for a worker (when one was launched). Counted
+    with its execution's record (``persist``): one statement per execution, not per task."""
     metrics = task_metrics(live)
-    counts += [
+    counts: list[counter.Increment] = [
+        ("exchangis_tasks_total", {"status": live["status"]}, 1.0),
         ("exchangis_rows_total", {"direction": "read"}, metrics["read_records"]),
         ("exchangis_rows_total", {"direction": "written"}, metrics["written_records"]),
         ("exchangis_bytes_total", {}, metrics["bytes"]),
@@ -360,9 +352,8 @@ def _task_counts(before: str, live: dict[str, str]) -> list[counter.Increment]:
     return counts
 
 
-def _copy_task(row: TaskExecution, live: dict[str, str]) -> list[counter.Increment]:
-    """Copy a task's live state onto its row; return what its first final status counts."""
-    counts = _task_counts(row.status, live)
+def _copy_task(row: TaskExecution, live: dict[str, str]) -> None:
+    """Copy a task's live state onto its row."""
     row.status = live["status"]
     row.progress = 1.0 if live["status"] == TaskStatus.SUCCESS else float(live.get("progress") or 0)
     row.error = live.get("error") or None
@@ -372,7 +363,6 @@ def _copy_task(row: TaskExecution, live: dict[str, str]) -> list[counter.Increme
     row.metrics = task_metrics(live)
     row.launch_time = _time(live.get("launch_time"))
     row.last_update_time = _time(live.get("last_update_time")) or row.last_update_time
-    return counts
 
 
 @durable
@@ -384,4 +374,4 @@ def persist_task(rt: Runtime, tid: int) -> None:
     with rt.sessions.begin() as session:
         row = session.get(TaskExecution, tid)
         if row is not None:
-            counter.add(session, _copy_task(row, live))
+            _copy_task(row, live)

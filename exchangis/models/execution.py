@@ -76,6 +76,9 @@ class TaskExecution(Base):
     run: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
     """Which run of the task (a resume or restart of a completed execution starts the next):
     with the execution and task ids, the key of its entry in the sink's ledger."""
+    counted: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    """Whether this run's end is in the /metrics counters (added when its execution's record
+    is completed: models/counter.py)."""
     metrics: Mapped[dict[str, Any] | None]
     error: Mapped[str | None] = mapped_column(Text)
     create_time: Mapped[datetime] = mapped_column(default=utcnow)

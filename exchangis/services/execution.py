@@ -30,7 +30,6 @@ from exchangis.services.access import Caller, Privilege, fetch, privileges, requ
 from exchangis.services.job import check_endpoint
 from exchangis.state.machine import (
     EXECUTION_FINAL,
-    TASK_FINAL,
     Control,
     ExecutionStatus,
     TaskStatus,
@@ -260,11 +259,10 @@ def _fail_unstarted(rt: Runtime, eid: str, error: str) -> None:
             ("exchangis_executions_total", {"status": row.status}, 1.0)
         ]
         for task in row.tasks:
-            counts += finalize.final_counts(
-                task.status, TaskStatus.FAILED, TASK_FINAL, "exchangis_tasks_total"
-            )
+            counts.append(("exchangis_tasks_total", {"status": TaskStatus.FAILED}, 1.0))
             task.status = TaskStatus.FAILED
             task.error = error
+            task.counted = True
         counter.add(session, counts)
         task_ids = [task.id for task in row.tasks]
     try:  # a message already queued then finds no task to claim
