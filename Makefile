@@ -3,11 +3,12 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+FUZZ_STAMP := $(VENV)/.fuzz-installed
 HOST ?= 127.0.0.1
 EXCHANGIS_PORT ?= 8080
 export EXCHANGIS_PORT
 
-.PHONY: help install run test test-pg drills test-deploy lint api worker migrate services-up bench-logs \
+.PHONY: help install install-fuzz run test test-pg drills test-deploy lint api worker migrate services-up bench-logs \
 	bench-history bench-gen bench-deploy bench-transfer fuzz clean
 
 help:  ## list the targets
@@ -68,8 +69,13 @@ bench-deploy: $(STAMP)  ## throughput of docs/deploy.md's layout on 1, 2, 3 host
 bench-transfer: $(STAMP)  ## transfers vs mariadb/psql pipes, channels, orchestration (BENCH_ARGS=...)
 	$(PY) bench/transfer.py $(BENCH_ARGS)
 
-fuzz: $(STAMP)  ## schemathesis over every endpoint: no 5xx, every answer in the envelope (needs Redis)
+$(FUZZ_STAMP): $(STAMP)
 	$(PY) -m pip install -q -e '.[fuzz]'
+	touch $(FUZZ_STAMP)
+
+install-fuzz: $(FUZZ_STAMP)  ## add schemathesis to .venv (once: make fuzz needs it)
+
+fuzz: $(FUZZ_STAMP)  ## schemathesis over every endpoint: no 5xx, every answer in the envelope (needs Redis)
 	$(PY) scripts/fuzz.py $(FUZZ_ARGS)
 
 clean:
