@@ -403,6 +403,15 @@ def test_a_missing_url_or_token_is_a_usage_error_naming_what_to_set(cli: Cli) ->
         assert "Traceback" not in done.stderr and done.stdout == ""
 
 
+AS_FROM_A_TERMINAL = (
+    "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+    "os.execv(sys.executable, [sys.executable, '-m', 'exchangis.cli', *sys.argv[1:]])"
+)
+"""Run the CLI with SIGINT at its default, as from a terminal: a test runner started in the
+background (``cmd &`` in a script) ignores SIGINT, and passes that on; a Python that starts
+with SIGINT ignored never raises KeyboardInterrupt."""
+
+
 def test_ctrl_c_off_a_terminal_leaves_the_execution_running_and_exits_130(
     cli: Cli, client: FlaskClient, memory: int, tmp_path: Path, run_id: str
 ) -> None:
@@ -413,7 +422,7 @@ def test_ctrl_c_off_a_terminal_leaves_the_execution_running_and_exits_130(
         {"setting.speed.record": 500},
     )
     process = subprocess.Popen(
-        [sys.executable, "-m", "exchangis.cli", "run", job_file(tmp_path, job), "--follow"],
+        [sys.executable, "-c", AS_FROM_A_TERMINAL, "run", job_file(tmp_path, job), "--follow"],
         cwd=ROOT,
         env=cli_env(cli.home, EXCHANGIS_URL=cli.url, EXCHANGIS_TOKEN=cli.token),
         stdin=subprocess.DEVNULL,
