@@ -15,17 +15,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 from flask import Flask
 from flask.testing import FlaskClient
 from redis import Redis
 
 from exchangis.app import create_app
+from exchangis.embedded import free_port
 from exchangis.migrations import upgrade
 from exchangis.runtime import Runtime
 from exchangis.services import user as users
 from exchangis.settings import Settings, load_settings
 from tests import data, metadata
-from tests.helpers import datasource, signed_in
+from tests.helpers import API, datasource, signed_in
 from tests.services import mysql_params, postgres_params, redis_url
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -137,6 +139,39 @@ def settings_file(settings: Settings, path: Path) -> Path:
     }
     path.write_text(json.dumps(data))
     return path
+
+
+@contextlib.contextmanager
+def api_process(settings: Settings, workdir: Path) -> Iterator[str]:
+    """Run the API as a process of its own (``exchangis api``) on ``settings`` and a free
+    port; yield its URL once it answers; stop it at the end."""
+    port = free_port()
+    workdir.mkdir(parents=True, exist_ok=True)
+    config = settings_file(settings.with_overrides({"port": port}), workdir / "api.json")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EXCHANGIS_")}
+    with (workdir / "api.log").open("ab") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "exchangis.cli", "api"],
+            cwd=ROOT,
+            env={**env, "EXCHANGIS_CONFIG": str(config)},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                requests.get(f"{url}{API}/openapi.json", timeout=1)
+                break
+            except OSError:
+                if time.monotonic() > deadline or process.poll() is not None:
+                    raise RuntimeError("the API process did not answer") from None
+                time.sleep(0.2)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(10)
 
 
 class WorkerProcess:

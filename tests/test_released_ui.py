@@ -10,9 +10,6 @@ signs every call. Each answer is read with the fields the UI's code reads, statu
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -21,13 +18,12 @@ import pytest
 import requests
 from flask.testing import FlaskClient
 
-from exchangis.embedded import free_port
 from exchangis.runtime import Runtime
 from exchangis.services import user as users
 from exchangis.settings import Settings
 from tests import data
-from tests.conftest import ROOT, settings_file
-from tests.helpers import API, BASE, DSS, bound_data_source, config_items, ok
+from tests.conftest import api_process
+from tests.helpers import BASE, DSS, bound_data_source, config_items, ok
 from tests.proxy import HostRewritingProxy
 from tests.services import mysql_params, postgres_params
 
@@ -43,36 +39,9 @@ RATE = "3000"
 @pytest.fixture(scope="module")
 def server(migrated: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The API as a process of its own, trusting only the proxy's address; its URL."""
-    port = free_port()
-    workdir = tmp_path_factory.mktemp("api")
-    config = settings_file(
-        migrated.with_overrides({"port": port, "trusted_proxies": (PROXY_ADDRESS,)}),
-        workdir / "api.json",
-    )
-    base = {k: v for k, v in os.environ.items() if not k.startswith("EXCHANGIS_")}
-    with (workdir / "api.log").open("ab") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "exchangis.cli", "api"],
-            cwd=ROOT,
-            env={**base, "EXCHANGIS_CONFIG": str(config)},
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                requests.get(f"{url}{API}/openapi.json", timeout=1)
-                break
-            except OSError:
-                if time.monotonic() > deadline or process.poll() is not None:
-                    raise RuntimeError("the API process did not answer") from None
-                time.sleep(0.2)
+    trusting = migrated.with_overrides({"trusted_proxies": (PROXY_ADDRESS,)})
+    with api_process(trusting, tmp_path_factory.mktemp("api")) as url:
         yield url
-    finally:
-        process.terminate()
-        process.wait(10)
 
 
 class Browser:

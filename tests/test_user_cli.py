@@ -19,14 +19,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
 from flask.testing import FlaskClient
 
 from exchangis.client import sub_job
 from exchangis.embedded import free_port
 from exchangis.settings import Settings
 from tests import data
-from tests.conftest import ROOT, settings_file
+from tests.conftest import ROOT, api_process
 from tests.helpers import API, datasource, ok, wait_for
 from tests.services import mysql_params, postgres_params
 
@@ -36,33 +35,8 @@ pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("worker")]
 @pytest.fixture(scope="module")
 def server(migrated: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The API as a process of its own (``exchangis api``) on the session's settings; its URL."""
-    port = free_port()
-    workdir = tmp_path_factory.mktemp("cli-api")
-    config = settings_file(migrated.with_overrides({"port": port}), workdir / "api.json")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("EXCHANGIS_")}
-    with (workdir / "api.log").open("ab") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "exchangis.cli", "api"],
-            cwd=ROOT,
-            env={**env, "EXCHANGIS_CONFIG": str(config)},
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                requests.get(f"{url}{API}/openapi.json", timeout=1)
-                break
-            except OSError:
-                if time.monotonic() > deadline or process.poll() is not None:
-                    raise RuntimeError("the API process did not answer") from None
-                time.sleep(0.2)
+    with api_process(migrated, tmp_path_factory.mktemp("cli-api")) as url:
         yield url
-    finally:
-        process.terminate()
-        process.wait(10)
 
 
 def cli_env(home: Path, **values: str) -> dict[str, str]:

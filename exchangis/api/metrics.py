@@ -24,13 +24,12 @@ from prometheus_client.core import (
     Metric,
 )
 from prometheus_client.registry import Collector, CollectorRegistry
-from sqlalchemy import select
 
 from exchangis.api.common import public, require_caller, runtime
-from exchangis.engine.finalize import NOT_FINAL
-from exchangis.models import JobExecution, counter
+from exchangis.models import counter
 from exchangis.runtime import Runtime
-from exchangis.state.machine import EXECUTION_FINAL, TASK_FINAL, TaskStatus
+from exchangis.services import metrics
+from exchangis.state.machine import EXECUTION_FINAL, TASK_FINAL
 
 logger = logging.getLogger(__name__)
 
@@ -87,7 +86,6 @@ HISTOGRAMS = {
     counter.TASK_DURATION: "How long tasks' last attempts ran, by task that ended",
     counter.QUEUE_WAIT: "How long tasks' last attempts waited for a worker after being sent",
 }
-WAITING = (TaskStatus.INITED.value, TaskStatus.SCHEDULED.value)
 
 
 class EngineCollector(Collector):
@@ -99,7 +97,7 @@ class EngineCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         """Yield the metric families (called once per scrape)."""
         try:
-            rows, unfinished = self.rt.durable(self._read_sql)
+            rows, unfinished = metrics.durable_figures(self.rt)
             sql_up = 1.0
         except Exception:
             logger.warning("/metrics: the metadata database could not be read", exc_info=True)
@@ -114,17 +112,9 @@ class EngineCollector(Collector):
             )
         yield from self._live(unfinished)
 
-    def _read_sql(self) -> tuple[list[tuple[str, dict[str, str], float]], list[str]]:
-        with self.rt.sessions() as session:
-            rows = counter.read_all(session)
-            unfinished = session.scalars(
-                select(JobExecution.id).where(JobExecution.status.in_(list(NOT_FINAL)))
-            ).all()
-        return rows, list(unfinished)
-
     def _live(self, unfinished: list[str]) -> Iterator[Metric]:
         try:
-            live = self.rt.store.gauges(unfinished, WAITING)
+            live = metrics.live_figures(self.rt, unfinished)
         except Exception:
             logger.warning("/metrics: the live state could not be read", exc_info=True)
             yield _gauge("exchangis_live_state_up", "1 when the live state answered", 0)
